@@ -1,0 +1,122 @@
+//! What the user typed for `mpscan scan`, before it is checked and resolved into a
+//! [`crate::scan::config::ScanConfig`].
+use clap::{Args, ValueEnum};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+/// Which MP_CAPABLE version(s) to put in the probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VersionArg {
+    /// RFC 6824 (12-byte option with a per-probe key).
+    #[value(name = "0")]
+    V0,
+    /// RFC 8684 (4-byte option, no key). The default.
+    #[value(name = "1")]
+    V1,
+    /// Two probes per target, v1 and v0, reported as separate rows.
+    #[value(name = "both")]
+    Both,
+}
+
+/// `mpscan scan [OPTIONS] <TARGETS>...`
+#[derive(Debug, Args)]
+#[command(after_help = "EXAMPLES (run only against networks you are allowed to scan):\n  \
+    mpscan scan -p 443 -r 10000 0.0.0.0/0 -o scan.csv -m scan.json\n  \
+    mpscan scan -p 80,443 --mptcp-version both @targets.txt\n  \
+    mpscan scan -p 443 --dry-run -n 5 198.51.100.0/24 -b my-blocklist.txt")]
+pub struct ScanArgs {
+    /// Targets: CIDR prefixes (198.51.100.0/24), single addresses, or @FILE (one per line, # comments).
+    #[arg(required = true, value_name = "TARGETS")]
+    pub targets: Vec<String>,
+
+    /// Target port(s): 443, 80,443 or 8000-8100.
+    #[arg(short = 'p', long = "port", value_name = "PORTS")]
+    pub port: String,
+
+    /// Send rate in packets per second (0: as fast as the machine goes).
+    #[arg(short = 'r', long, default_value_t = 10_000, value_name = "PPS")]
+    pub rate: u64,
+
+    /// Interface to send on (default: the one the route to the first target uses).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// Source address (default: the interface's address the kernel would use).
+    #[arg(short = 'S', long = "source-ip", value_name = "ADDR")]
+    pub source_ip: Option<IpAddr>,
+
+    /// Gateway MAC address (default: from the neighbour table).
+    #[arg(short = 'G', long = "gateway-mac", value_name = "MAC")]
+    pub gateway_mac: Option<String>,
+
+    /// Blocklist: one CIDR per line, # comments. Default: the shipped IANA special-purpose list.
+    #[arg(short = 'b', long, value_name = "FILE")]
+    pub blocklist: Option<PathBuf>,
+
+    /// Do not apply any blocklist (needed with --i-know-what-i-am-doing for 0.0.0.0/0).
+    #[arg(long)]
+    pub no_blocklist: bool,
+
+    /// Allowlist: only addresses inside these CIDRs are scanned.
+    #[arg(short = 'w', long, value_name = "FILE")]
+    pub allowlist: Option<PathBuf>,
+
+    /// MP_CAPABLE version of the probes: 0, 1 or both.
+    #[arg(long = "mptcp-version", value_enum, default_value = "1")]
+    pub mptcp_version: VersionArg,
+
+    /// Probes sent to each target (and version); repeats guard against loss.
+    #[arg(short = 'P', long, default_value_t = 1, value_name = "N")]
+    pub probes: u32,
+
+    /// Seconds to keep receiving after the last probe.
+    #[arg(short = 'c', long, default_value_t = 8.0, value_name = "SECS")]
+    pub cooldown: f64,
+
+    /// Seed of the permutation and of the validation secret (random if not given).
+    #[arg(short = 'e', long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Total number of shards the scan is split into.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub shards: u32,
+
+    /// This machine's shard, 0-based.
+    #[arg(long, default_value_t = 0, value_name = "I")]
+    pub shard: u32,
+
+    /// Stop after this many targets (of this shard).
+    #[arg(short = 'n', long = "max-targets", value_name = "N")]
+    pub max_targets: Option<u64>,
+
+    /// Result CSV (default: standard output).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Metadata JSON file.
+    #[arg(short = 'm', long, value_name = "FILE")]
+    pub metadata: Option<PathBuf>,
+
+    /// Print the probes that would be sent, one per line; needs no root and sends nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// No progress output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Sender threads.
+    #[arg(short = 'T', long = "sender-threads", default_value_t = 1, value_name = "N")]
+    pub sender_threads: u32,
+
+    /// Allow scanning 0.0.0.0/0 (or ::/0) without a blocklist.
+    #[arg(long = "i-know-what-i-am-doing")]
+    pub i_know_what_i_am_doing: bool,
+
+    /// Contact of the person running the scan, recorded in the metadata.
+    #[arg(long, value_name = "TEXT")]
+    pub contact: Option<String>,
+}
+
+/// The default source address is unknown until routes are read; this is the placeholder for dry runs.
+pub const DRY_RUN_SOURCE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
