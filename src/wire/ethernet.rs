@@ -1,0 +1,192 @@
+//! Ethernet II frames (IEEE 802.3, untagged).
+//!
+//! ```text
+//!  0                   6                  12      14
+//! +-------------------+------------------+-------+---------
+//! | destination MAC   | source MAC       | type  | payload
+//! +-------------------+------------------+-------+---------
+//! ```
+
+use super::{need, Result};
+
+mod field {
+    use std::ops::Range;
+    pub const DST: Range<usize> = 0..6;
+    pub const SRC: Range<usize> = 6..12;
+    pub const ETHERTYPE: Range<usize> = 12..14;
+    pub const PAYLOAD: usize = 14;
+}
+
+/// Length of the Ethernet II header.
+pub const HEADER_LEN: usize = field::PAYLOAD;
+
+/// The EtherTypes a scan cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtherType {
+    /// 0x0800
+    Ipv4,
+    /// 0x86dd
+    Ipv6,
+    /// 0x0806
+    Arp,
+    /// Anything else.
+    Other(u16),
+}
+
+impl From<u16> for EtherType {
+    fn from(v: u16) -> Self {
+        match v {
+            0x0800 => EtherType::Ipv4,
+            0x86dd => EtherType::Ipv6,
+            0x0806 => EtherType::Arp,
+            o => EtherType::Other(o),
+        }
+    }
+}
+
+impl From<EtherType> for u16 {
+    fn from(v: EtherType) -> u16 {
+        match v {
+            EtherType::Ipv4 => 0x0800,
+            EtherType::Ipv6 => 0x86dd,
+            EtherType::Arp => 0x0806,
+            EtherType::Other(o) => o,
+        }
+    }
+}
+
+/// A view of an Ethernet II frame.
+#[derive(Debug, Clone, Copy)]
+pub struct EthernetFrame<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    /// Wraps a buffer without checking its length (for emitting into a sized buffer).
+    pub fn new_unchecked(buffer: T) -> Self {
+        EthernetFrame { buffer }
+    }
+
+    /// Wraps a buffer, checking it holds at least a full header.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        need("ethernet header", HEADER_LEN, buffer.as_ref().len())?;
+        Ok(EthernetFrame { buffer })
+    }
+
+    /// Destination MAC address.
+    pub fn dst(&self) -> [u8; 6] {
+        self.buffer.as_ref()[field::DST].try_into().unwrap()
+    }
+
+    /// Source MAC address.
+    pub fn src(&self) -> [u8; 6] {
+        self.buffer.as_ref()[field::SRC].try_into().unwrap()
+    }
+
+    /// The EtherType.
+    pub fn ethertype(&self) -> EtherType {
+        let b = &self.buffer.as_ref()[field::ETHERTYPE];
+        u16::from_be_bytes([b[0], b[1]]).into()
+    }
+
+    /// The bytes after the header.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::PAYLOAD..]
+    }
+
+    /// The underlying buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    /// Sets the destination MAC address.
+    pub fn set_dst(&mut self, mac: [u8; 6]) {
+        self.buffer.as_mut()[field::DST].copy_from_slice(&mac);
+    }
+
+    /// Sets the source MAC address.
+    pub fn set_src(&mut self, mac: [u8; 6]) {
+        self.buffer.as_mut()[field::SRC].copy_from_slice(&mac);
+    }
+
+    /// Sets the EtherType.
+    pub fn set_ethertype(&mut self, t: EtherType) {
+        self.buffer.as_mut()[field::ETHERTYPE].copy_from_slice(&u16::from(t).to_be_bytes());
+    }
+
+    /// The bytes after the header, writable.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[field::PAYLOAD..]
+    }
+}
+
+/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: [u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+    )
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`), giving `None` for anything else.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.trim().split([':', '-']);
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static FRAME: [u8; 16] = [
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // dst
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // src
+        0x08, 0x00, // IPv4
+        0xaa, 0xbb,
+    ];
+
+    #[test]
+    fn deconstruct() {
+        let f = EthernetFrame::new_checked(&FRAME[..]).unwrap();
+        assert_eq!(f.dst(), [2, 0, 0, 0, 0, 1]);
+        assert_eq!(f.src(), [2, 0, 0, 0, 0, 2]);
+        assert_eq!(f.ethertype(), EtherType::Ipv4);
+        assert_eq!(f.payload(), &[0xaa, 0xbb]);
+    }
+
+    #[test]
+    fn construct() {
+        let mut buf = [0u8; 16];
+        let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
+        f.set_dst([2, 0, 0, 0, 0, 1]);
+        f.set_src([2, 0, 0, 0, 0, 2]);
+        f.set_ethertype(EtherType::Ipv4);
+        f.payload_mut().copy_from_slice(&[0xaa, 0xbb]);
+        assert_eq!(buf, FRAME);
+    }
+
+    #[test]
+    fn truncated() {
+        assert!(EthernetFrame::new_checked(&FRAME[..13]).is_err());
+    }
+
+    #[test]
+    fn mac_parse_and_format() {
+        assert_eq!(parse_mac("02:00:0a:FF:00:01"), Some([2, 0, 10, 255, 0, 1]));
+        assert_eq!(format_mac([2, 0, 10, 255, 0, 1]), "02:00:0a:ff:00:01");
+        assert_eq!(parse_mac("02:00:0a:ff:00"), None);
+        assert_eq!(parse_mac("02:00:0a:ff:00:01:02"), None);
+        assert_eq!(parse_mac("zz:00:0a:ff:00:01"), None);
+        assert_eq!(parse_mac(""), None);
+    }
+}

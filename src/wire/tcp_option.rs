@@ -1,0 +1,302 @@
+//! TCP options (RFC 9293 §3.2, RFC 7323, RFC 2018, RFC 8684), parsed one at a time.
+//!
+//! An option is either a single byte (End of Option List, kind 0; No-Operation, kind 1) or
+//! `kind, length, data...` where the length counts the kind and length bytes. The walker never
+//! trusts a length: a length below 2 or one that runs past the option area is an error (the
+//! "loops forever on a zero length" bug of earlier tools is impossible here, since every step
+//! consumes at least one byte), and after an error the iterator ends.
+//!
+//! Every kind-30 (Multipath TCP) option is surfaced: MP_CAPABLE (subtype 0) of a valid length
+//! becomes [`TcpOption::MpCapable`]; any other kind-30 option, including an MP_CAPABLE of an
+//! impossible length, stays [`TcpOption::Mptcp`] with its raw bytes, so that the classifier sees
+//! it rather than a walker that takes "the first kind-30 option whatever its subtype".
+
+use super::{mptcp::MpCapable, Error, Result};
+
+/// Option kinds used here.
+pub mod kind {
+    /// End of option list.
+    pub const END: u8 = 0;
+    /// No-operation (padding).
+    pub const NOP: u8 = 1;
+    /// Maximum segment size.
+    pub const MSS: u8 = 2;
+    /// Window scale.
+    pub const WSCALE: u8 = 3;
+    /// SACK permitted.
+    pub const SACK_PERM: u8 = 4;
+    /// SACK blocks.
+    pub const SACK: u8 = 5;
+    /// Timestamps.
+    pub const TIMESTAMPS: u8 = 8;
+    /// Multipath TCP.
+    pub const MPTCP: u8 = 30;
+}
+
+/// One TCP option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpOption<'a> {
+    /// Kind 0: the end of the option list; what follows is padding.
+    EndOfList,
+    /// Kind 1: padding.
+    NoOperation,
+    /// Kind 2, length 4.
+    MaxSegmentSize(u16),
+    /// Kind 3, length 3: the shift count.
+    WindowScale(u8),
+    /// Kind 4, length 2.
+    SackPermitted,
+    /// Kind 5: SACK blocks, raw.
+    Sack(&'a [u8]),
+    /// Kind 8, length 10.
+    Timestamps {
+        /// The sender's clock.
+        tsval: u32,
+        /// The echoed peer clock.
+        tsecr: u32,
+    },
+    /// Kind 30, subtype 0, of a valid length.
+    MpCapable(MpCapable),
+    /// Any other kind-30 option (other subtypes, or an MP_CAPABLE of an impossible length).
+    Mptcp {
+        /// The subtype nibble (0 for a malformed MP_CAPABLE).
+        subtype: u8,
+        /// The whole option, kind and length included.
+        bytes: &'a [u8],
+    },
+    /// A known kind with the wrong length, or an unknown kind: raw.
+    Unknown {
+        /// The kind.
+        kind: u8,
+        /// The data after kind and length.
+        data: &'a [u8],
+    },
+}
+
+impl<'a> TcpOption<'a> {
+    /// Parses the option at the start of `buf`, returning it and the rest of the buffer.
+    pub fn parse(buf: &'a [u8]) -> Result<(TcpOption<'a>, &'a [u8])> {
+        let Some(&k) = buf.first() else {
+            return Err(Error::Truncated { what: "tcp option", need: 1, have: 0 });
+        };
+        match k {
+            kind::END => return Ok((TcpOption::EndOfList, &buf[1..])),
+            kind::NOP => return Ok((TcpOption::NoOperation, &buf[1..])),
+            _ => {}
+        }
+        let Some(&len) = buf.get(1) else {
+            return Err(Error::BadOptionLength { kind: k, len: 0 });
+        };
+        if len < 2 || len as usize > buf.len() {
+            return Err(Error::BadOptionLength { kind: k, len });
+        }
+        let (opt, rest) = buf.split_at(len as usize);
+        let data = &opt[2..];
+        let parsed = match (k, len) {
+            (kind::MSS, 4) => TcpOption::MaxSegmentSize(u16::from_be_bytes([data[0], data[1]])),
+            (kind::WSCALE, 3) => TcpOption::WindowScale(data[0]),
+            (kind::SACK_PERM, 2) => TcpOption::SackPermitted,
+            (kind::SACK, _) => TcpOption::Sack(data),
+            (kind::TIMESTAMPS, 10) => TcpOption::Timestamps {
+                tsval: u32::from_be_bytes(data[0..4].try_into().unwrap()),
+                tsecr: u32::from_be_bytes(data[4..8].try_into().unwrap()),
+            },
+            (kind::MPTCP, _) => {
+                let subtype = data.first().map_or(0xff, |b| b >> 4);
+                match MpCapable::parse(opt) {
+                    Some(m) => TcpOption::MpCapable(m),
+                    None => TcpOption::Mptcp { subtype, bytes: opt },
+                }
+            }
+            _ => TcpOption::Unknown { kind: k, data },
+        };
+        Ok((parsed, rest))
+    }
+
+    /// Bytes this option takes on the wire.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            TcpOption::EndOfList | TcpOption::NoOperation => 1,
+            TcpOption::MaxSegmentSize(_) => 4,
+            TcpOption::WindowScale(_) => 3,
+            TcpOption::SackPermitted => 2,
+            TcpOption::Sack(d) => 2 + d.len(),
+            TcpOption::Timestamps { .. } => 10,
+            TcpOption::MpCapable(m) => m.buffer_len(),
+            TcpOption::Mptcp { bytes, .. } => bytes.len(),
+            TcpOption::Unknown { data, .. } => 2 + data.len(),
+        }
+    }
+
+    /// Writes the option at the start of `buf` (which must hold [`Self::buffer_len`] bytes) and
+    /// returns the number of bytes written.
+    pub fn emit(&self, buf: &mut [u8]) -> usize {
+        let len = self.buffer_len();
+        let b = &mut buf[..len];
+        match *self {
+            TcpOption::EndOfList => b[0] = kind::END,
+            TcpOption::NoOperation => b[0] = kind::NOP,
+            TcpOption::MaxSegmentSize(v) => {
+                b[..2].copy_from_slice(&[kind::MSS, 4]);
+                b[2..].copy_from_slice(&v.to_be_bytes());
+            }
+            TcpOption::WindowScale(v) => b.copy_from_slice(&[kind::WSCALE, 3, v]),
+            TcpOption::SackPermitted => b.copy_from_slice(&[kind::SACK_PERM, 2]),
+            TcpOption::Sack(d) => {
+                b[..2].copy_from_slice(&[kind::SACK, len as u8]);
+                b[2..].copy_from_slice(d);
+            }
+            TcpOption::Timestamps { tsval, tsecr } => {
+                b[..2].copy_from_slice(&[kind::TIMESTAMPS, 10]);
+                b[2..6].copy_from_slice(&tsval.to_be_bytes());
+                b[6..].copy_from_slice(&tsecr.to_be_bytes());
+            }
+            TcpOption::MpCapable(m) => {
+                m.emit(b);
+            }
+            TcpOption::Mptcp { bytes, .. } => b.copy_from_slice(bytes),
+            TcpOption::Unknown { kind, data } => {
+                b[..2].copy_from_slice(&[kind, len as u8]);
+                b[2..].copy_from_slice(data);
+            }
+        }
+        len
+    }
+}
+
+/// An iterator over an option area. Yields each option in order, stops after End of Option
+/// List, and yields at most one error (then ends).
+#[derive(Debug, Clone)]
+pub struct TcpOptions<'a> {
+    rest: &'a [u8],
+    done: bool,
+}
+
+impl<'a> TcpOptions<'a> {
+    /// Walks `options` (the bytes between the fixed TCP header and the data offset).
+    pub fn new(options: &'a [u8]) -> Self {
+        TcpOptions { rest: options, done: false }
+    }
+}
+
+impl<'a> Iterator for TcpOptions<'a> {
+    type Item = Result<TcpOption<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.rest.is_empty() {
+            return None;
+        }
+        match TcpOption::parse(self.rest) {
+            Ok((opt, rest)) => {
+                self.rest = rest;
+                if opt == TcpOption::EndOfList {
+                    self.done = true;
+                }
+                Some(Ok(opt))
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Writes `options` one after another into `buf`, pads with NOPs to a multiple of 4, and returns
+/// the padded length. `buf` must be large enough.
+pub fn emit_all(options: &[TcpOption<'_>], buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    for o in options {
+        n += o.emit(&mut buf[n..]);
+    }
+    while n % 4 != 0 {
+        buf[n] = kind::NOP;
+        n += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asserts that `bytes` parse to `opt` with nothing left, and that `opt` emits `bytes`.
+    macro_rules! round_trip {
+        ($bytes:expr, $opt:expr) => {{
+            let bytes: &[u8] = &$bytes;
+            let (parsed, rest) = TcpOption::parse(bytes).unwrap();
+            assert_eq!(parsed, $opt);
+            assert!(rest.is_empty());
+            let mut buf = vec![0u8; bytes.len()];
+            assert_eq!($opt.emit(&mut buf), bytes.len());
+            assert_eq!(buf, bytes);
+        }};
+    }
+
+    #[test]
+    fn known_options() {
+        round_trip!([1], TcpOption::NoOperation);
+        round_trip!([0], TcpOption::EndOfList);
+        round_trip!([2, 4, 0x05, 0xb4], TcpOption::MaxSegmentSize(1460));
+        round_trip!([3, 3, 7], TcpOption::WindowScale(7));
+        round_trip!([4, 2], TcpOption::SackPermitted);
+        round_trip!(
+            [8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
+            TcpOption::Timestamps { tsval: 1, tsecr: 2 }
+        );
+        round_trip!([5, 10, 1, 2, 3, 4, 5, 6, 7, 8], TcpOption::Sack(&[1, 2, 3, 4, 5, 6, 7, 8]));
+        round_trip!([0xfd, 4, 0xab, 0xcd], TcpOption::Unknown { kind: 0xfd, data: &[0xab, 0xcd] });
+    }
+
+    #[test]
+    fn mptcp_options() {
+        round_trip!(
+            [0x1e, 0x04, 0x01, 0x01],
+            TcpOption::MpCapable(MpCapable { version: 1, flags: 0x01, sender_key: None, receiver_key: None })
+        );
+        // MP_JOIN (subtype 1) is kind 30 but not MP_CAPABLE: it must not be taken for one.
+        let join = [0x1e, 0x0c, 0x10, 0x00, 1, 2, 3, 4, 5, 6, 7, 8];
+        round_trip!(join, TcpOption::Mptcp { subtype: 1, bytes: &join });
+        // An MP_CAPABLE of length 8 does not exist.
+        let odd = [0x1e, 0x08, 0x00, 0x81, 1, 2, 3, 4];
+        round_trip!(odd, TcpOption::Mptcp { subtype: 0, bytes: &odd });
+        // A kind-30 option with no subtype byte at all.
+        let bare = [0x1e, 0x02];
+        round_trip!(bare, TcpOption::Mptcp { subtype: 0xff, bytes: &bare });
+    }
+
+    #[test]
+    fn wrong_length_known_kind_is_unknown() {
+        round_trip!([2, 3, 5], TcpOption::Unknown { kind: 2, data: &[5] });
+    }
+
+    #[test]
+    fn malformed_lengths_end_the_walk() {
+        // Zero length: the classic infinite loop.
+        let v: Vec<_> = TcpOptions::new(&[2, 0, 1, 1]).collect();
+        assert_eq!(v, vec![Err(Error::BadOptionLength { kind: 2, len: 0 })]);
+        // Length 1.
+        let v: Vec<_> = TcpOptions::new(&[30, 1, 1, 1]).collect();
+        assert_eq!(v, vec![Err(Error::BadOptionLength { kind: 30, len: 1 })]);
+        // Overflowing the area.
+        let v: Vec<_> = TcpOptions::new(&[1, 30, 12, 0, 0x81]).collect();
+        assert_eq!(v, vec![Ok(TcpOption::NoOperation), Err(Error::BadOptionLength { kind: 30, len: 12 })]);
+        // A kind with no length byte.
+        let v: Vec<_> = TcpOptions::new(&[1, 8]).collect();
+        assert_eq!(v, vec![Ok(TcpOption::NoOperation), Err(Error::BadOptionLength { kind: 8, len: 0 })]);
+    }
+
+    #[test]
+    fn end_of_list_stops() {
+        let v: Vec<_> = TcpOptions::new(&[1, 0, 2, 4, 5, 0xb4]).collect();
+        assert_eq!(v, vec![Ok(TcpOption::NoOperation), Ok(TcpOption::EndOfList)]);
+    }
+
+    #[test]
+    fn emit_all_pads() {
+        let mut buf = [0xffu8; 8];
+        let n = emit_all(&[TcpOption::WindowScale(7), TcpOption::SackPermitted], &mut buf);
+        assert_eq!(n, 8);
+        assert_eq!(buf, [3, 3, 7, 4, 2, 1, 1, 1]);
+    }
+}
