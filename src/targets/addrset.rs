@@ -189,8 +189,67 @@ struct Span6 {
 pub struct AddrSet {
     v4: Vec<Span4>,
     v6: Vec<Span6>,
+    b4: Buckets,
+    b6: Buckets,
     v4_len: u64,
     len: u64,
+}
+
+/// A radix index over one family's intervals, so `nth` touches two cache lines rather than a
+/// whole binary-search path: with a hitlist of a million single addresses the intervals fill
+/// 16 MiB and a plain binary search costs ~20 cache misses (measured: ~190 ns per lookup).
+///
+/// Indices are cut into buckets of `2^shift` (the largest power of two not above the average
+/// interval length, so there are between one and two buckets per interval). `first[b]` is the
+/// interval holding the bucket's first index; a lookup binary-searches only the intervals from
+/// `first[b]` to `first[b + 1]`, usually one or two.
+#[derive(Debug, Clone, Default)]
+struct Buckets {
+    /// Index of this family's first address (0 for IPv4, the IPv4 count for IPv6).
+    base: u64,
+    shift: u32,
+    first: Vec<u32>,
+}
+
+impl Buckets {
+    /// Below this many intervals a plain binary search over the (cache-resident) intervals is
+    /// faster than the extra table lookup (measured: the full IPv4 space minus the default
+    /// blocklist, 14 intervals: 8-10 ns per (address, port) without the table, 14 ns with it).
+    const MIN_INTERVALS: usize = 256;
+
+    /// Builds the index for `n` intervals holding `count` addresses, `before(i)` being the
+    /// absolute index of interval `i`'s first address.
+    fn new(base: u64, count: u64, n: usize, before: impl Fn(usize) -> u64) -> Buckets {
+        if n < Self::MIN_INTERVALS || count == 0 {
+            return Buckets { base, shift: 0, first: Vec::new() };
+        }
+        let avg = (count / n as u64).max(1);
+        let shift = 63 - avg.leading_zeros();
+        let buckets = ((count - 1) >> shift) + 1;
+        let mut first = Vec::with_capacity(buckets as usize);
+        let mut j = 0usize;
+        for b in 0..buckets {
+            let x = base + (b << shift);
+            while j + 1 < n && before(j + 1) <= x {
+                j += 1;
+            }
+            first.push(j as u32);
+        }
+        Buckets { base, shift, first }
+    }
+
+    /// The inclusive range of intervals that can hold absolute index `index` (all of them when
+    /// the set is too small to have a table).
+    #[inline]
+    fn candidates(&self, index: u64, n: usize) -> (usize, usize) {
+        if self.first.is_empty() {
+            return (0, n - 1);
+        }
+        let b = ((index - self.base) >> self.shift) as usize;
+        let lo = self.first[b] as usize;
+        let hi = self.first.get(b + 1).map_or(n - 1, |&h| h as usize);
+        (lo, hi)
+    }
 }
 
 impl AddrSet {
@@ -210,7 +269,9 @@ impl AddrSet {
             let n = u64::try_from(u128::span(lo, hi)).ok()?;
             before = before.checked_add(n)?;
         }
-        Some(AddrSet { v4: s4, v6: s6, v4_len, len: before })
+        let b4 = Buckets::new(0, v4_len, s4.len(), |i| s4[i].before);
+        let b6 = Buckets::new(v4_len, before - v4_len, s6.len(), |i| s6[i].before);
+        Some(AddrSet { v4: s4, v6: s6, b4, b6, v4_len, len: before })
     }
 
     /// Number of addresses in the set.
@@ -234,7 +295,8 @@ impl AddrSet {
         self.v4.len() + self.v6.len()
     }
 
-    /// The `index`-th address of the set (0-based, IPv4 first). O(log intervals).
+    /// The `index`-th address of the set (0-based, IPv4 first). One bucket lookup, then a binary
+    /// search over the few intervals of that bucket (O(log intervals) at worst).
     ///
     /// # Panics
     /// If `index >= len()`: callers get indices from a permutation of `0..len()`.
@@ -242,11 +304,13 @@ impl AddrSet {
     pub fn nth(&self, index: u64) -> IpAddr {
         assert!(index < self.len, "AddrSet::nth({index}) out of range (len {})", self.len);
         if index < self.v4_len {
-            let i = self.v4.partition_point(|s| s.before <= index) - 1;
+            let (lo, hi) = self.b4.candidates(index, self.v4.len());
+            let i = lo + self.v4[lo..=hi].partition_point(|s| s.before <= index) - 1;
             let s = &self.v4[i];
             IpAddr::V4(Ipv4Addr::from(s.lo + (index - s.before) as u32))
         } else {
-            let i = self.v6.partition_point(|s| s.before <= index) - 1;
+            let (lo, hi) = self.b6.candidates(index, self.v6.len());
+            let i = lo + self.v6[lo..=hi].partition_point(|s| s.before <= index) - 1;
             let s = &self.v6[i];
             IpAddr::V6(Ipv6Addr::from(s.lo + u128::from(index - s.before)))
         }
@@ -386,6 +450,37 @@ mod tests {
         let a = IntervalSet::from_ranges(vec![(0u32, 5), (10, 15), (20, 25)]);
         let b = IntervalSet::from_ranges(vec![(3u32, 22)]);
         assert_eq!(a.subtract(&b).ranges(), &[(0, 2), (23, 25)]);
+    }
+
+    #[test]
+    fn nth_with_uneven_intervals() {
+        // One big interval and many singletons, in both families: buckets then hold many
+        // intervals each, and the search inside a bucket must still find the right one.
+        let mut r4 = vec![(1u32 << 30, (1u32 << 30) + (1 << 24) - 1)];
+        let mut r6 = vec![(0u128, 5u128)];
+        for k in 0..1000u32 {
+            r4.push((k * 2, k * 2));
+            r4.push((u32::MAX - k * 3, u32::MAX - k * 3));
+            r6.push((100 + u128::from(k) * 7, 100 + u128::from(k) * 7));
+        }
+        r6.push((1 << 100, (1 << 100) + (1 << 20)));
+        let (v4, v6) = (IntervalSet::from_ranges(r4), IntervalSet::from_ranges(r6));
+        let set = AddrSet::new(&v4, &v6).unwrap();
+        let mut index = 0u64;
+        for &(lo, hi) in v4.ranges() {
+            for x in [lo, lo + (hi - lo) / 2, hi] {
+                assert_eq!(set.nth(index + u64::from(x - lo)), IpAddr::V4(x.into()));
+            }
+            index += u64::from(hi - lo) + 1;
+        }
+        assert_eq!(index, set.len_v4());
+        for &(lo, hi) in v6.ranges() {
+            for x in [lo, lo + (hi - lo) / 2, hi] {
+                assert_eq!(set.nth(index + (x - lo) as u64), IpAddr::V6(x.into()));
+            }
+            index += (hi - lo) as u64 + 1;
+        }
+        assert_eq!(index, set.len());
     }
 
     #[test]

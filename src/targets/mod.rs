@@ -568,5 +568,31 @@ mod tests {
                 cursor_only.as_nanos() as f64 / n as f64,
             );
         }
+        // A hitlist: one million scattered single addresses (a million intervals).
+        let mut rng = cyclic::SplitMix64::new(5);
+        let v4 = IntervalSet::from_ranges((0..1_000_000).map(|_| {
+            let a = rng.next_u64() as u32;
+            (a, a)
+        }).collect());
+        let addrs = AddrSet::new(&v4, &IntervalSet::new()).unwrap();
+        let perm = Permutation::new(addrs.len(), 1);
+        let n = 20_000_000u64;
+        let start = std::time::Instant::now();
+        let mut acc = 0u64;
+        let mut done = 0u64;
+        while done < n {
+            for i in perm.cursor(0, 1, 0, 1, 0).unwrap() {
+                if let IpAddr::V4(a) = addrs.nth(i) {
+                    acc = acc.wrapping_add(u64::from(u32::from(a)));
+                }
+                done += 1;
+            }
+        }
+        let t = start.elapsed();
+        println!(
+            "hitlist of {} intervals: cursor+nth {:.2} ns/target [{acc:x}]",
+            addrs.intervals(),
+            t.as_nanos() as f64 / done as f64
+        );
     }
 }
