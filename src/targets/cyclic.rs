@@ -378,6 +378,28 @@ mod tests {
     }
 
     #[test]
+    fn large_spaces_get_a_primitive_generator() {
+        // Full IPv4 x all ports, the IPv4 space, and the largest supported space.
+        for n in [(1u64 << 32) * 65535, 1 << 32, (1 << 32) - 1, Group::MAX_N] {
+            let g = Group::new(n, 9);
+            assert!(g.p > n && is_prime(g.p));
+            assert!((n + 1..g.p).all(|c| !is_prime(c)), "not the smallest prime above {n}");
+            for q in prime_factors(g.p - 1) {
+                assert!(is_prime(q));
+                assert_ne!(pow_mod(g.generator, (g.p - 1) / q, g.p), 1, "n={n}");
+            }
+            // The factors really are all of p - 1's prime factors.
+            let mut rest = g.p - 1;
+            for q in prime_factors(g.p - 1) {
+                while rest % q == 0 {
+                    rest /= q;
+                }
+            }
+            assert_eq!(rest, 1);
+        }
+    }
+
+    #[test]
     fn below_is_in_range() {
         let mut r = SplitMix64::new(7);
         for bound in [1u64, 2, 3, 1000, u64::MAX] {

@@ -213,7 +213,7 @@ impl fmt::Display for TargetError {
             ),
             FullSpaceUnblocked => f.write_str(
                 "refusing to scan the whole IPv4 space without a blocklist: drop --no-blocklist \
-                 (or pass -b FILE), or add the explicit override flag if you really mean it",
+                 (or pass -b FILE), or add --i-know-what-i-am-doing if you really mean it",
             ),
             NothingLeft { after_blocklist } => write!(
                 f,

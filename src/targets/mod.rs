@@ -17,6 +17,7 @@
 //! (primes, primitive roots, Montgomery arithmetic), [`shard`] (permutation and cursors),
 //! [`error`]. Nothing here does I/O except reading the list files named by the user.
 
+#![warn(missing_docs)]
 pub mod addrset;
 pub mod cyclic;
 pub mod error;
