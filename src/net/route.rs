@@ -311,7 +311,17 @@ fn provoke_resolution(next_hop: IpAddr, src: IpAddr, ifindex: u32) -> io::Result
         }
         ip => SocketAddr::new(ip, DISCARD_PORT),
     };
-    let sock = UdpSocket::bind(SocketAddr::new(src, 0))?;
+    // Bind to the source if it is ours (it need not be: -S may name any address).
+    let sock = UdpSocket::bind(SocketAddr::new(src, 0)).or_else(|_| {
+        UdpSocket::bind(SocketAddr::new(
+            if src.is_ipv4() {
+                Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                Ipv6Addr::UNSPECIFIED.into()
+            },
+            0,
+        ))
+    })?;
     sock.send_to(&[], to)?;
     Ok(())
 }
