@@ -98,17 +98,18 @@ impl ScanConfig {
         let seed = a.seed.unwrap_or_else(rand::random);
 
         let gw_mac = match &a.gateway_mac {
-            Some(s) => Some(crate::wire::ethernet::parse_mac(s).with_context(|| {
-                format!("-G {s:?} is not a MAC address: write it as aa:bb:cc:dd:ee:ff")
-            })?),
+            Some(s) => Some(route::parse_mac(s).with_context(|| format!("-G {s:?}: write the MAC as aa:bb:cc:dd:ee:ff"))?),
             None => None,
         };
-        let (has_v4, has_v6) = space.families();
+        let set = space.address_set();
+        let n4 = set.len_v4();
+        let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
         let route_for = |want_v4: bool| -> anyhow::Result<Option<Route>> {
-            let dst = if want_v4 { space.first_v4() } else { space.first_v6() };
-            let Some(dst) = dst else { return Ok(None) };
+            let dst = set.nth(if want_v4 { 0 } else { n4 });
             let src = a.source_ip.filter(|s| s.is_ipv4() == want_v4);
-            match route::resolve(dst, a.interface.as_deref(), src, gw_mac, !a.dry_run) {
+            // A dry run must send nothing, not even the datagram that provokes neighbour resolution.
+            let gw = if a.dry_run { gw_mac.or(Some([0; 6])) } else { gw_mac };
+            match route::resolve(dst, a.interface.as_deref(), src, gw) {
                 Ok(r) => Ok(Some(r)),
                 Err(e) if a.dry_run => {
                     eprintln!("mpscan: dry run: {e}; using placeholder addresses");
@@ -117,7 +118,7 @@ impl ScanConfig {
                 Err(e) => Err(e.into()),
             }
         };
-        if !a.dry_run && !crate::net::is_root() {
+        if !a.dry_run && !crate::net::caps::is_root() {
             bail!("sending raw packets needs root (or CAP_NET_RAW): run as root, or use --dry-run to print the probes");
         }
         let r4 = if has_v4 { route_for(true)? } else { None };
@@ -165,7 +166,7 @@ impl ScanConfig {
             sender_threads: a.sender_threads,
             interface: interface.clone(),
             source_ip: link.src_v4.map(|s| s.to_string()).into_iter().chain(link.src_v6.map(|s| s.to_string())).collect(),
-            gateway_mac: crate::wire::ethernet::format_mac(link.dst_mac),
+            gateway_mac: route::format_mac(&link.dst_mac),
             blocklist: match &blocklist {
                 BlockSource::Default => Some("builtin".into()),
                 BlockSource::File(p) => Some(p.display().to_string()),

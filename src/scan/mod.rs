@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod recv;
 pub mod send;
 
+use crate::net;
 use crate::output::csv::CsvSink;
 use crate::output::metadata::Metadata;
 use crate::probe::ProbeBuilder;
@@ -52,7 +53,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
         };
         let mut tx = dry_run::DryRunTx::new(std::io::BufWriter::new(out));
         for t in 0..cfg.threads {
-            let mut stream = stream_for(&cfg, &perm, &builder, &validator, t);
+            let mut stream = stream_for(&cfg, &perm, &builder, &validator, t)?;
             send::send_loop(&mut tx, &mut stream, 0, &counters)?;
         }
         return Ok(ExitCode::SUCCESS);
@@ -60,10 +61,18 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
 
     // Open everything that can fail before the first probe.
     let mut sink = CsvSink::create(cfg.output.as_deref())?;
-    let mut rx = crate::net::open_receiver(&cfg.interface, crate::validate::SPORT_LO..=crate::validate::SPORT_HI)?;
+    let filter = net::bpf::filter_for(crate::validate::SPORT_LO..=crate::validate::SPORT_HI);
+    let mut rx: Box<dyn net::Receive + Send> = Box::new(
+        net::AfPacketRx::open(&cfg.interface, Some(&filter), net::RxConfig::default())
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.interface))?,
+    );
     let mut txs = (0..cfg.threads)
-        .map(|_| crate::net::open_transmitter(&cfg.interface))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|_| {
+            net::AfPacketTx::open(&cfg.interface, net::TxConfig::default())
+                .map(|t| Box::new(t) as Box<dyn net::Transmit + Send>)
+                .map_err(|e| anyhow::anyhow!("cannot send on {}: {e}", cfg.interface))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let signals = install_signal_handlers(counters)?;
 
     let ctx = Context {
@@ -84,7 +93,8 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
             .map(|(t, tx)| {
                 let (cfg, perm, builder, validator, counters) = (&cfg, &perm, &builder, &validator, &counters);
                 s.spawn(move || {
-                    let mut stream = stream_for(cfg, perm, builder, validator, t as u32);
+                    let mut stream = stream_for(cfg, perm, builder, validator, t as u32)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
                     let rate = if cfg.rate == 0 { 0 } else { (cfg.rate / cfg.threads as u64).max(1) };
                     send::send_loop(tx.as_mut(), &mut stream, rate, counters)
                 })
@@ -165,10 +175,12 @@ fn stream_for<'a>(
     builder: &'a ProbeBuilder,
     validator: &'a Validator,
     t: u32,
-) -> ProbeStream<'a> {
-    let cursor = perm.cursor(cfg.shard, cfg.shards, t, cfg.threads, 0);
-    let max = cfg.max_targets.map(|m| m / cfg.threads as u64 + u64::from((t as u64) < m % cfg.threads as u64));
-    ProbeStream::new(&cfg.space, cursor, builder, validator, &cfg.versions, cfg.probes, &cfg.link, max)
+) -> anyhow::Result<ProbeStream<'a>> {
+    let mut cursor = perm.cursor(cfg.shard, cfg.shards, t, cfg.threads, 0)?;
+    if let Some(m) = cfg.max_targets {
+        cursor = cursor.limit(crate::targets::share(m, cfg.threads, t));
+    }
+    Ok(ProbeStream::new(&cfg.space, cursor, builder, validator, &cfg.versions, cfg.probes, &cfg.link))
 }
 
 /// About how many targets this shard sends to (for the progress bar).

@@ -29,7 +29,6 @@ pub struct ProbeStream<'a> {
     probes: u32,
     src_v4: Option<IpAddr>,
     src_v6: Option<IpAddr>,
-    remaining_targets: u64,
     current: Option<(IpAddr, u16)>,
     next_version: usize,
     next_repeat: u32,
@@ -38,8 +37,7 @@ pub struct ProbeStream<'a> {
 }
 
 impl<'a> ProbeStream<'a> {
-    /// A stream over `cursor`, stopping after `max_targets` targets if given.
-    #[allow(clippy::too_many_arguments)]
+    /// A stream over `cursor` (which carries any target limit).
     pub fn new(
         space: &'a TargetSpace,
         cursor: Cursor,
@@ -48,7 +46,6 @@ impl<'a> ProbeStream<'a> {
         versions: &'a [ProbeVersion],
         probes: u32,
         link: &crate::probe::Link,
-        max_targets: Option<u64>,
     ) -> Self {
         ProbeStream {
             space,
@@ -59,7 +56,6 @@ impl<'a> ProbeStream<'a> {
             probes,
             src_v4: link.src_v4.map(IpAddr::V4),
             src_v6: link.src_v6.map(IpAddr::V6),
-            remaining_targets: max_targets.unwrap_or(u64::MAX),
             current: None,
             next_version: 0,
             next_repeat: 0,
@@ -78,11 +74,7 @@ impl<'a> ProbeStream<'a> {
     pub fn next_probe(&mut self, buf: &mut [u8]) -> Option<(usize, IpAddr, u16, ProbeVersion)> {
         loop {
             if self.current.is_none() {
-                if self.remaining_targets == 0 {
-                    return None;
-                }
                 let index = self.cursor.next()?;
-                self.remaining_targets -= 1;
                 self.current = Some(self.space.get(index));
                 self.next_version = 0;
                 self.next_repeat = 0;
