@@ -13,6 +13,7 @@
 //! * [`state`]: what a run made, so that exactly that is removed, even after a crash.
 //! * [`serve`], [`responder`]: the processes that answer inside the namespaces.
 //! * [`connect`]: kernel connects from inside a namespace (readiness, MPTCP checks).
+//! * [`probe`]: the project's own SYN probes sent from the scanner namespace (test support).
 //! * [`netns`], [`sys`]: the tools and system calls underneath.
 //!
 //! The CLI is `mpscan lab up|down|status` (see [`LabCommand`]); docs/LAB.md has the diagram.
@@ -21,6 +22,7 @@ pub mod connect;
 pub mod ground_truth;
 pub mod netns;
 pub mod plan;
+pub mod probe;
 pub mod responder;
 pub mod serve;
 pub mod state;
@@ -97,6 +99,32 @@ pub enum LabCommand {
         #[arg(long)]
         prefix: Option<Ipv4Net>,
     },
+    /// (internal) Send one MP_CAPABLE SYN probe to each ADDR:PORT and print the frames that come
+    /// back as hex; test support, run in the scanner namespace.
+    #[command(hide = true)]
+    Probe {
+        /// Interface to send on.
+        #[arg(long, default_value = "v-rtr")]
+        iface: String,
+        /// Source address.
+        #[arg(long, default_value = "192.0.2.2")]
+        src: std::net::Ipv4Addr,
+        /// Next hop's MAC address.
+        #[arg(long)]
+        gateway_mac: String,
+        /// Probe version: v0 or v1.
+        #[arg(long, value_parser = parse_version)]
+        version: crate::probe::ProbeVersion,
+        /// Seed of the probes' keyed values.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How long to collect answers.
+        #[arg(long, default_value_t = 1000)]
+        wait_ms: u64,
+        /// Targets.
+        #[arg(required = true)]
+        targets: Vec<SocketAddrV4>,
+    },
     /// (internal) Connect to each ADDR:PORT and print the outcome; used inside namespaces.
     #[command(hide = true)]
     Connect {
@@ -166,6 +194,9 @@ pub fn run(a: &LabArgs) -> anyhow::Result<()> {
         }
         LabCommand::Status { name } => status(name.as_deref()),
         LabCommand::Serve { kind, ports, iface, prefix } => serve::serve(*kind, ports, iface.as_deref(), *prefix),
+        LabCommand::Probe { iface, src, gateway_mac, version, seed, wait_ms, targets } => {
+            probe::probe(iface, *src, gateway_mac, *version, *seed, targets, Duration::from_millis(*wait_ms))
+        }
         LabCommand::Connect { mptcp, timeout_ms, targets } => {
             for t in targets {
                 let o = connect::connect(*t, *mptcp, Duration::from_millis(*timeout_ms));
@@ -173,6 +204,14 @@ pub fn run(a: &LabArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn parse_version(s: &str) -> Result<crate::probe::ProbeVersion, String> {
+    match s {
+        "v0" | "0" => Ok(crate::probe::ProbeVersion::V0),
+        "v1" | "1" => Ok(crate::probe::ProbeVersion::V1),
+        _ => Err(format!("{s:?} is not a probe version (v0 or v1)")),
     }
 }
 

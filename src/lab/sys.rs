@@ -68,6 +68,11 @@ impl PacketSocket {
         Ok(PacketSocket { fd })
     }
 
+    /// Makes [`Self::recv`] give up after `t` (an error of kind `WouldBlock`/`TimedOut`).
+    pub fn set_read_timeout(&self, t: std::time::Duration) -> io::Result<()> {
+        socket2::SockRef::from(&self.fd).set_read_timeout(Some(t))
+    }
+
     /// Receives one frame into `buf` (blocking); returns its length (truncated to `buf`).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: the pointer and length describe `buf`, writable for the whole call.
