@@ -1,0 +1,304 @@
+//! The ground truth: for every lab range, port and probe version, what a correct scan reports.
+//!
+//! `lab up` writes it as JSON next to the lab's state; tests and the demo load it with
+//! [`GroundTruth::load`] and ask [`GroundTruth::expected`] about each CSV row (and about every
+//! address that should have produced one). It is derived from the [`Plan`], the same data the
+//! topology is built from.
+//!
+//! Classes follow the result CSV: `mptcp`, `echo`, `malformed`, `tcp`, `closed`, `unreachable`;
+//! a silent target (no row at all) has no expectation (`None`).
+
+use super::plan::{Kind, Plan, Size, PORTS, ROUTER_ADDR};
+use crate::probe::ProbeVersion;
+use anyhow::Context;
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+/// A class a scan can report, as in the CSV's `class` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// A real MPTCP server.
+    Mptcp,
+    /// The probe's MP_CAPABLE came back.
+    Echo,
+    /// An MPTCP option that is not a valid MP_CAPABLE answer.
+    Malformed,
+    /// A SYN-ACK without MP_CAPABLE.
+    Tcp,
+    /// A RST.
+    Closed,
+    /// An ICMP destination-unreachable quoting the probe.
+    Unreachable,
+}
+
+impl Class {
+    /// The CSV spelling.
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::Mptcp => "mptcp",
+            Class::Echo => "echo",
+            Class::Malformed => "malformed",
+            Class::Tcp => "tcp",
+            Class::Closed => "closed",
+            Class::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// What one (address, port, probe version) must produce: a row with these values. Fields that
+/// are `None` are not constrained (or, for `mptcp_version`/`mpc_flags`, must be empty in the CSV
+/// when the class is not `mptcp`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expected {
+    /// The class.
+    pub class: Class,
+    /// Who answers: `None` means the probed address itself; the ICMP range's answers come from
+    /// the router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responder: Option<Ipv4Addr>,
+    /// MP_CAPABLE version of a real server's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mptcp_version: Option<u8>,
+    /// MP_CAPABLE flags of a real server's answer, as in the CSV (`0x01`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpc_flags: Option<String>,
+    /// Whether the whole option list comes back (only stated for middleboxes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirrored: Option<bool>,
+    /// Whether our TSval comes back as TSval (only stated for middleboxes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts_echoed: Option<bool>,
+}
+
+impl Expected {
+    fn class(class: Class) -> Expected {
+        Expected { class, responder: None, mptcp_version: None, mpc_flags: None, mirrored: None, ts_echoed: None }
+    }
+
+    fn mptcp(version: u8, flags: u8) -> Expected {
+        Expected { mptcp_version: Some(version), mpc_flags: Some(format!("0x{flags:02x}")), ..Expected::class(Class::Mptcp) }
+    }
+
+    fn echo(mirrored: bool) -> Expected {
+        Expected { mirrored: Some(mirrored), ts_echoed: Some(mirrored), ..Expected::class(Class::Echo) }
+    }
+}
+
+/// Expectations for both probe versions; `None` = silent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByVersion {
+    /// For a v0 probe.
+    pub v0: Option<Expected>,
+    /// For a v1 probe.
+    pub v1: Option<Expected>,
+}
+
+impl ByVersion {
+    fn same(e: Option<Expected>) -> ByVersion {
+        ByVersion { v0: e.clone(), v1: e }
+    }
+
+    /// The expectation for `v`.
+    pub fn get(&self, v: ProbeVersion) -> Option<&Expected> {
+        match v {
+            ProbeVersion::V0 => self.v0.as_ref(),
+            ProbeVersion::V1 => self.v1.as_ref(),
+        }
+    }
+}
+
+/// Expectations for one port of a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortTruth {
+    /// The port.
+    pub port: u16,
+    /// What each probe version gets.
+    #[serde(flatten)]
+    pub expect: ByVersion,
+}
+
+/// One range of the lab and what it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeTruth {
+    /// Population name.
+    pub name: String,
+    /// How it is built.
+    pub kind: Kind,
+    /// Its addresses.
+    #[serde(with = "prefix_text")]
+    pub prefix: Ipv4Net,
+    /// What it stands for on the Internet.
+    pub stands_for: String,
+    /// The server ports ([`PORTS`]).
+    pub ports: Vec<PortTruth>,
+    /// Every other port.
+    pub other_ports: ByVersion,
+}
+
+impl RangeTruth {
+    /// Expectations for `port`.
+    pub fn for_port(&self, port: u16) -> &ByVersion {
+        self.ports.iter().find(|p| p.port == port).map_or(&self.other_ports, |p| &p.expect)
+    }
+}
+
+/// The whole ground truth of one lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroundTruth {
+    /// The lab run it describes.
+    pub run: String,
+    /// Its size.
+    pub size: Size,
+    /// The server ports.
+    pub ports: Vec<u16>,
+    /// Every range.
+    pub ranges: Vec<RangeTruth>,
+}
+
+mod prefix_text {
+    use ipnet::Ipv4Net;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Ipv4Net, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(p)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|e| serde::de::Error::custom(format!("bad prefix {s:?}: {e}")))
+    }
+}
+
+impl GroundTruth {
+    /// The ground truth of a lab built from `plan`.
+    pub fn from_plan(run: &str, plan: &Plan) -> GroundTruth {
+        let ranges = plan
+            .populations
+            .iter()
+            .map(|p| {
+                let (on_ports, other) = expectations(p.kind);
+                RangeTruth {
+                    name: p.name.to_string(),
+                    kind: p.kind,
+                    prefix: p.prefix,
+                    stands_for: p.stands_for.to_string(),
+                    ports: PORTS.iter().map(|&port| PortTruth { port, expect: on_ports.clone() }).collect(),
+                    other_ports: other,
+                }
+            })
+            .collect();
+        GroundTruth { run: run.to_string(), size: plan.size, ports: PORTS.to_vec(), ranges }
+    }
+
+    /// Reads a ground-truth JSON file.
+    pub fn load(path: &Path) -> anyhow::Result<GroundTruth> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading ground truth {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing ground truth {}", path.display()))
+    }
+
+    /// Writes it as pretty JSON.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing ground truth {}", path.display()))
+    }
+
+    /// The range `ip` belongs to.
+    pub fn range_of(&self, ip: IpAddr) -> Option<&RangeTruth> {
+        let IpAddr::V4(ip) = ip else { return None };
+        self.ranges.iter().find(|r| r.prefix.contains(&ip))
+    }
+
+    /// What a probe of `version` to `ip:port` must produce, or `None` if it must produce no row
+    /// (a silent address, or one outside the lab).
+    pub fn expected(&self, ip: IpAddr, port: u16, version: ProbeVersion) -> Option<&Expected> {
+        self.range_of(ip)?.for_port(port).get(version)
+    }
+
+    /// The expected class (a shorthand for [`Self::expected`]).
+    pub fn expected_class(&self, ip: IpAddr, port: u16, version: ProbeVersion) -> Option<Class> {
+        self.expected(ip, port, version).map(|e| e.class)
+    }
+
+    /// The prefixes, one per line with the range name as a comment: a `@FILE` target list for
+    /// `mpscan scan`.
+    pub fn targets_text(&self) -> String {
+        let mut s = String::from("# mpscan lab targets (every population range)\n");
+        for r in &self.ranges {
+            s.push_str(&format!("{}  # {}\n", r.prefix, r.name));
+        }
+        s
+    }
+}
+
+/// (server ports, other ports) expectations of a kind.
+fn expectations(kind: Kind) -> (ByVersion, ByVersion) {
+    use Class::*;
+    let closed = ByVersion::same(Some(Expected::class(Closed)));
+    let tcp = ByVersion::same(Some(Expected::class(Tcp)));
+    match kind {
+        // Linux is v1 only: v0 SYNs fall back to plain TCP.
+        Kind::KernelMptcp => (ByVersion { v0: Some(Expected::class(Tcp)), v1: Some(Expected::mptcp(1, 0x01)) }, closed),
+        Kind::LoadBalancedMptcp => {
+            (ByVersion { v0: Some(Expected::class(Tcp)), v1: Some(Expected::mptcp(1, 0x21)) }, closed)
+        }
+        Kind::KernelTcp | Kind::Synproxy => (tcp, closed),
+        Kind::Closed => (closed.clone(), closed),
+        Kind::Dropped => (ByVersion::same(None), ByVersion::same(None)),
+        Kind::IcmpRejected => {
+            let e = ByVersion::same(Some(Expected { responder: Some(ROUTER_ADDR), ..Expected::class(Unreachable) }));
+            (e.clone(), e)
+        }
+        Kind::Echo => (ByVersion::same(Some(Expected::echo(false))), closed),
+        Kind::Mirror => (ByVersion::same(Some(Expected::echo(true))), closed),
+        // RFC 8684 §3.1: a responder signals a version no higher than offered; v0-only means 0.
+        Kind::V0Server => (ByVersion::same(Some(Expected::mptcp(0, 0x81))), closed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ProbeVersion::{V0, V1};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn expectations_per_population() {
+        let gt = GroundTruth::from_plan("t1", &Plan::new(Size::Small));
+        assert_eq!(gt.expected_class(ip("198.18.0.5"), 443, V1), Some(Class::Mptcp));
+        assert_eq!(gt.expected(ip("198.18.0.5"), 443, V1).unwrap().mpc_flags.as_deref(), Some("0x01"));
+        assert_eq!(gt.expected_class(ip("198.18.0.5"), 443, V0), Some(Class::Tcp));
+        assert_eq!(gt.expected_class(ip("198.18.0.5"), 22, V1), Some(Class::Closed));
+        assert_eq!(gt.expected(ip("203.0.113.130"), 80, V1).unwrap().mpc_flags.as_deref(), Some("0x21"));
+        assert_eq!(gt.expected_class(ip("203.0.113.1"), 80, V1), Some(Class::Tcp));
+        assert_eq!(gt.expected_class(ip("198.19.3.1"), 80, V1), None);
+        assert_eq!(gt.expected_class(ip("198.19.3.1"), 8080, V0), None);
+        let icmp = gt.expected(ip("198.19.4.9"), 8080, V0).unwrap();
+        assert_eq!((icmp.class, icmp.responder), (Class::Unreachable, Some(ROUTER_ADDR)));
+        let m = gt.expected(ip("198.51.100.65"), 80, V0).unwrap();
+        assert_eq!((m.class, m.mirrored, m.ts_echoed), (Class::Echo, Some(true), Some(true)));
+        let e = gt.expected(ip("198.51.100.1"), 443, V1).unwrap();
+        assert_eq!((e.class, e.mirrored, e.ts_echoed), (Class::Echo, Some(false), Some(false)));
+        let v0 = gt.expected(ip("198.51.100.129"), 443, V1).unwrap();
+        assert_eq!((v0.class, v0.mptcp_version, v0.mpc_flags.as_deref()), (Class::Mptcp, Some(0), Some("0x81")));
+        assert_eq!(gt.expected_class(ip("198.51.100.129"), 81, V1), Some(Class::Closed));
+        assert_eq!(gt.expected_class(ip("10.0.0.1"), 80, V1), None);
+        assert_eq!(gt.expected_class(ip("2001:db8::1"), 80, V1), None);
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let gt = GroundTruth::from_plan("t2", &Plan::new(Size::Full));
+        let text = serde_json::to_string(&gt).unwrap();
+        let back: GroundTruth = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, gt);
+        assert!(text.contains("\"prefix\":\"198.18.0.0/16\""), "{text}");
+        assert!(serde_json::from_str::<GroundTruth>(&text.replace("198.18.0.0/16", "198.18.0.0/33")).is_err());
+        assert_eq!(gt.targets_text().lines().count(), 1 + gt.ranges.len());
+    }
+}

@@ -1,0 +1,300 @@
+//! The lab's address plan: which populations exist, where they live, what they stand for, and
+//! what a correct scan must report for each of them.
+//!
+//! Everything here is pure data, computed from a [`Size`]: the topology code turns it into
+//! namespaces and the ground truth is derived from it, so the two can never disagree.
+//!
+//! Addresses come only from the special-purpose ranges reserved for documentation and
+//! benchmarking (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 198.18.0.0/15), which the
+//! default blocklist keeps out of real scans.
+//!
+//! ```text
+//! 192.0.2.0/24     lab infrastructure: scanner link 192.0.2.0/30 (router .1, scanner .2),
+//!                  then one /30 per population namespace (router .4k+1, population .4k+2)
+//! 198.18.0.0/16    kernel MPTCP servers (small: 198.18.0.0/25)
+//! 198.19.1.0/24    plain TCP servers           198.19.2.0/24  closed (RST)
+//! 198.19.3.0/24    silently dropped            198.19.4.0/24  ICMP admin-prohibited
+//! 203.0.113.0/25   SYNPROXY in front of MPTCP  203.0.113.128/25 load-balanced MPTCP (C flag)
+//! 198.51.100.0/26  echoing middlebox           198.51.100.64/26 mirroring middlebox
+//! 198.51.100.128/26 v0-only MPTCP server       198.51.100.254/32 load balancer's direct address
+//! ```
+//! (small: every population but the first is a /28 at the same base address.)
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// The ports every lab server listens on. Other ports answer RST (or as their range's
+/// firewall says).
+pub const PORTS: [u16; 2] = [80, 443];
+
+/// The router's address on the scanner link: the scanner's gateway, and the source of the ICMP
+/// errors of the rejecting firewall.
+pub const ROUTER_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// The scanner's source address.
+pub const SCANNER_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// The prefix of the lab's own links (router and transit addresses): the lab blocklist lists it
+/// so that a scan of the lab never probes its infrastructure.
+pub const INFRA_PREFIX: &str = "192.0.2.0/24";
+/// The load-balanced server's direct address, announced with ADD_ADDR (`ip mptcp endpoint ...
+/// signal`); not a scan target.
+pub const LB_DIRECT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 254);
+
+/// How big a lab to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Size {
+    /// A few hundred addresses: fast tests.
+    #[default]
+    Small,
+    /// Tens of thousands of addresses: benchmarks and the demo.
+    Full,
+}
+
+impl Size {
+    /// `small` or `full`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Size::Small => "small",
+            Size::Full => "full",
+        }
+    }
+}
+
+/// What answers for a range, and how it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Linux listeners opened with IPPROTO_MPTCP (v1 only): MP_CAPABLE v1 to v1 probes, plain
+    /// SYN-ACK to v0 probes.
+    KernelMptcp,
+    /// Like [`Kind::KernelMptcp`] with `net.mptcp.allow_join_initial_addr_port=0`: the SYN-ACK
+    /// carries the C flag, and the server announces a direct address (ADD_ADDR).
+    LoadBalancedMptcp,
+    /// Plain TCP listeners.
+    KernelTcp,
+    /// A local route and no listener: every SYN gets a RST.
+    Closed,
+    /// The router drops every packet to the range.
+    Dropped,
+    /// The router rejects every packet to the range with ICMP admin-prohibited.
+    IcmpRejected,
+    /// nftables SYNPROXY in front of an MPTCP listener: the SYN is answered by the firewall,
+    /// without MP_CAPABLE.
+    Synproxy,
+    /// Userspace responder that copies the probe's MP_CAPABLE into its SYN-ACK.
+    Echo,
+    /// Userspace responder that returns the probe's whole option list.
+    Mirror,
+    /// Userspace v0-only MPTCP server: answers MP_CAPABLE v0 with its own key.
+    V0Server,
+}
+
+impl Kind {
+    /// The `lab serve --kind` this range needs in its namespace, if any.
+    pub fn serve_kind(self) -> Option<&'static str> {
+        match self {
+            Kind::KernelMptcp | Kind::LoadBalancedMptcp | Kind::Synproxy => Some("mptcp"),
+            Kind::KernelTcp => Some("tcp"),
+            Kind::Echo => Some("echo"),
+            Kind::Mirror => Some("mirror"),
+            Kind::V0Server => Some("v0"),
+            Kind::Closed | Kind::Dropped | Kind::IcmpRejected => None,
+        }
+    }
+
+    /// Whether the namespace's own kernel answers for the range (a local route), as opposed to
+    /// a userspace responder reading frames from the wire.
+    pub fn kernel_answers(self) -> bool {
+        !matches!(self, Kind::Echo | Kind::Mirror | Kind::V0Server)
+    }
+}
+
+/// One population: a prefix that answers one way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Population {
+    /// Short name, used in namespace (`mps-RUN-NAME`) and interface (`v-NAME`) names.
+    pub name: &'static str,
+    /// How it answers.
+    pub kind: Kind,
+    /// The addresses it answers for.
+    pub prefix: Ipv4Net,
+    /// The namespace it lives in (several populations may share one: the dropped and
+    /// ICMP-rejected ranges are plain TCP servers behind the router's firewall).
+    pub namespace: &'static str,
+    /// What it stands for on the Internet.
+    pub stands_for: &'static str,
+}
+
+/// The whole plan for one size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The size it was made for.
+    pub size: Size,
+    /// Every population, in a fixed order.
+    pub populations: Vec<Population>,
+}
+
+fn net(s: &str) -> Ipv4Net {
+    s.parse().expect("the plan's prefixes are valid")
+}
+
+impl Plan {
+    /// The plan for `size`.
+    pub fn new(size: Size) -> Plan {
+        let full = size == Size::Full;
+        let big = if full { "/16" } else { "/25" };
+        // Full size: the listed lengths; small: /28 at the same bases.
+        let p = |addr: &str, full_len: u8| -> Ipv4Net {
+            let len = if full { full_len } else { 28 };
+            net(&format!("{addr}/{len}"))
+        };
+        let populations = vec![
+            Population {
+                name: "mptcp",
+                kind: Kind::KernelMptcp,
+                prefix: net(&format!("198.18.0.0{big}")),
+                namespace: "mptcp",
+                stands_for: "Linux (upstream, v1) MPTCP servers, e.g. a CDN or a hybrid-access aggregation proxy",
+            },
+            Population {
+                name: "tcp",
+                kind: Kind::KernelTcp,
+                prefix: p("198.19.1.0", 24),
+                namespace: "tcp",
+                stands_for: "ordinary web servers without MPTCP (most of the Internet)",
+            },
+            Population {
+                name: "closed",
+                kind: Kind::Closed,
+                prefix: p("198.19.2.0", 24),
+                namespace: "closed",
+                stands_for: "hosts with the port closed (RST)",
+            },
+            Population {
+                name: "drop",
+                kind: Kind::Dropped,
+                prefix: p("198.19.3.0", 24),
+                namespace: "tcp",
+                stands_for: "a firewall that silently drops (no answer at all)",
+            },
+            Population {
+                name: "icmp",
+                kind: Kind::IcmpRejected,
+                prefix: p("198.19.4.0", 24),
+                namespace: "tcp",
+                stands_for: "a firewall that rejects with ICMP administratively prohibited",
+            },
+            Population {
+                name: "synp",
+                kind: Kind::Synproxy,
+                prefix: p("203.0.113.0", 25),
+                namespace: "synp",
+                stands_for: "an option-stripping middlebox (SYN proxy / DDoS scrubber) in front of an MPTCP server",
+            },
+            Population {
+                name: "lb",
+                kind: Kind::LoadBalancedMptcp,
+                prefix: p("203.0.113.128", 25),
+                namespace: "lb",
+                stands_for: "MPTCP behind a load balancer (Apple-style: C flag, ADD_ADDR of a direct address)",
+            },
+            Population {
+                name: "echo",
+                kind: Kind::Echo,
+                prefix: p("198.51.100.0", 26),
+                namespace: "echo",
+                stands_for: "a middlebox that echoes the probe's MP_CAPABLE (the ~77k false positives of 2018)",
+            },
+            Population {
+                name: "mirror",
+                kind: Kind::Mirror,
+                prefix: p("198.51.100.64", 26),
+                namespace: "mirror",
+                stands_for: "a middlebox that mirrors the probe's whole TCP option list",
+            },
+            Population {
+                name: "v0",
+                kind: Kind::V0Server,
+                prefix: p("198.51.100.128", 26),
+                namespace: "v0",
+                stands_for: "a v0-only MPTCP server (multipath-tcp.org kernel, RFC 6824)",
+            },
+        ];
+        Plan { size, populations }
+    }
+
+    /// The population namespaces (without scanner and router), each once, in plan order.
+    pub fn namespaces(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = Vec::new();
+        for p in &self.populations {
+            if !v.contains(&p.namespace) {
+                v.push(p.namespace);
+            }
+        }
+        v
+    }
+
+    /// The transit link of the `i`-th population namespace (0-based): (router side,
+    /// population side), both in a /30 of 192.0.2.0/24.
+    pub fn transit(i: usize) -> (Ipv4Addr, Ipv4Addr) {
+        let base = 4 * (i as u32 + 1);
+        let net = u32::from(Ipv4Addr::new(192, 0, 2, 0));
+        (Ipv4Addr::from(net + base + 1), Ipv4Addr::from(net + base + 2))
+    }
+
+    /// Total number of target addresses.
+    pub fn address_count(&self) -> u64 {
+        self.populations.iter().map(|p| 1u64 << (32 - p.prefix.prefix_len())).sum()
+    }
+
+    /// The population `ip` belongs to.
+    pub fn population_of(&self, ip: Ipv4Addr) -> Option<&Population> {
+        self.populations.iter().find(|p| p.prefix.contains(&ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_special_purpose_and_disjoint() {
+        let special: Vec<Ipv4Net> =
+            ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "198.18.0.0/15"].iter().map(|s| net(s)).collect();
+        for size in [Size::Small, Size::Full] {
+            let plan = Plan::new(size);
+            for (i, a) in plan.populations.iter().enumerate() {
+                assert!(special.iter().any(|s| s.contains(&a.prefix)), "{} outside the special ranges", a.prefix);
+                assert!(!net(INFRA_PREFIX).contains(&a.prefix.network()));
+                for b in &plan.populations[i + 1..] {
+                    assert!(!a.prefix.contains(&b.prefix.network()) && !b.prefix.contains(&a.prefix.network()));
+                }
+                assert!(!a.prefix.contains(&LB_DIRECT_ADDR), "{} holds the LB direct address", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        let full = Plan::new(Size::Full);
+        let small = Plan::new(Size::Small);
+        assert!(full.address_count() > 60_000, "{}", full.address_count());
+        assert!(small.address_count() < 500 && small.address_count() > 200, "{}", small.address_count());
+        assert_eq!(full.population_of("198.18.200.7".parse().unwrap()).unwrap().name, "mptcp");
+        assert!(small.population_of("198.18.200.7".parse().unwrap()).is_none());
+        assert_eq!(small.population_of("198.51.100.70".parse().unwrap()).unwrap().name, "mirror");
+    }
+
+    #[test]
+    fn transit_links_fit_and_names_are_short() {
+        let plan = Plan::new(Size::Full);
+        let n = plan.namespaces().len();
+        let (r, p) = Plan::transit(n - 1);
+        assert!(net(INFRA_PREFIX).contains(&r) && net(INFRA_PREFIX).contains(&p));
+        assert_ne!(Plan::transit(0).0, ROUTER_ADDR);
+        for ns in plan.namespaces() {
+            assert!(format!("v-{ns}").len() <= 15);
+        }
+    }
+}

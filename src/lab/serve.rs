@@ -1,0 +1,132 @@
+//! `lab serve`: the long-running processes `up` starts inside population namespaces.
+//!
+//! * `--kind mptcp` / `--kind tcp`: kernel listeners on 0.0.0.0 for each port (IPPROTO_MPTCP for
+//!   `mptcp`); with a local route for a prefix, every address in it is a real server. Accepted
+//!   connections are closed at once. With `--iface`, transmit checksum offload is turned off on
+//!   that link first, so that the kernel's SYN-ACKs leave with complete checksums.
+//! * `--kind echo|mirror|v0`: a [`Responder`] on an AF_PACKET socket.
+//!
+//! Each prints `ready` on standard output once it is listening (that is what `up` waits for),
+//! then runs until killed.
+
+use super::responder::{Fresh, Responder, ResponderKind, MAX_ANSWER_LEN};
+use super::sys::{self, PacketSocket};
+use anyhow::{bail, Context};
+use ipnet::Ipv4Net;
+use rand::Rng;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Instant;
+
+/// What `lab serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeKind {
+    /// Kernel listeners opened with IPPROTO_MPTCP.
+    Mptcp,
+    /// Plain kernel TCP listeners.
+    Tcp,
+    /// Userspace echoing middlebox.
+    Echo,
+    /// Userspace mirroring middlebox.
+    Mirror,
+    /// Userspace v0-only MPTCP server.
+    V0,
+}
+
+/// Listen backlog of the kernel listeners (capped by net.core.somaxconn, which `up` raises).
+const BACKLOG: i32 = 65535;
+
+/// Runs a server of `kind` until killed.
+pub fn serve(kind: ServeKind, ports: &[u16], iface: Option<&str>, prefix: Option<Ipv4Net>) -> anyhow::Result<()> {
+    match kind {
+        ServeKind::Mptcp | ServeKind::Tcp => {
+            if let Some(i) = iface {
+                // Kernel SYN-ACKs over a veth otherwise carry checksums left to an absent NIC.
+                sys::disable_tx_checksum_offload(i).with_context(|| format!("turning off checksum offload on {i}"))?;
+            }
+            listen(kind == ServeKind::Mptcp, ports)
+        }
+        ServeKind::Echo | ServeKind::Mirror | ServeKind::V0 => {
+            let rk = match kind {
+                ServeKind::Echo => ResponderKind::Echo,
+                ServeKind::Mirror => ResponderKind::Mirror,
+                _ => ResponderKind::V0Server,
+            };
+            let iface = iface.context("--iface is required for a userspace responder")?;
+            let prefix = prefix.context("--prefix is required for a userspace responder")?;
+            respond(rk, iface, prefix, ports)
+        }
+    }
+}
+
+fn ready() -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn listen(mptcp: bool, ports: &[u16]) -> anyhow::Result<()> {
+    if ports.is_empty() {
+        bail!("no ports to listen on");
+    }
+    let proto = if mptcp { Protocol::from(sys::IPPROTO_MPTCP) } else { Protocol::TCP };
+    let mut threads = Vec::new();
+    for &port in ports {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, Some(proto))
+            .with_context(|| format!("socket(AF_INET, SOCK_STREAM, {proto:?}) (is MPTCP enabled?)"))?;
+        s.set_reuse_address(true)?;
+        s.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)))
+            .with_context(|| format!("binding port {port}"))?;
+        s.listen(BACKLOG)?;
+        threads.push(std::thread::spawn(move || loop {
+            // Close at once: the lab's servers only need to complete handshakes.
+            if let Err(e) = s.accept() {
+                eprintln!("accept on port {port}: {e}");
+            }
+        }));
+    }
+    ready()?;
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+fn respond(kind: ResponderKind, iface: &str, prefix: Ipv4Net, ports: &[u16]) -> anyhow::Result<()> {
+    let mac_text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
+        .with_context(|| format!("reading the MAC address of {iface}"))?;
+    let mac = crate::wire::ethernet::parse_mac(mac_text.trim()).with_context(|| format!("bad MAC {mac_text:?}"))?;
+    let sock = PacketSocket::open(iface).with_context(|| format!("opening an AF_PACKET socket on {iface}"))?;
+    let responder = Responder::new(kind, mac, prefix, ports.to_vec());
+    let mut rng = rand::thread_rng();
+    let start = Instant::now();
+    let ts_base: u32 = rng.gen();
+    let mut buf = [0u8; 2048];
+    let mut out = [0u8; MAX_ANSWER_LEN];
+    let mut ignored: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let (mut answered, mut last_report) = (0u64, Instant::now());
+    ready()?;
+    loop {
+        let n = sock.recv(&mut buf).context("receiving")?;
+        let fresh = Fresh {
+            isn: rng.gen(),
+            tsval: ts_base.wrapping_add(start.elapsed().as_millis() as u32),
+            key: rng.gen(),
+            ident: rng.gen(),
+        };
+        match responder.answer(&buf[..n], fresh, &mut out) {
+            Ok(len) => {
+                sock.send(&out[..len]).context("sending")?;
+                answered += 1;
+            }
+            Err(why) => *ignored.entry(why.reason()).or_default() += 1,
+        }
+        if last_report.elapsed().as_secs() >= 10 {
+            eprintln!("answered {answered}, ignored {ignored:?}");
+            last_report = Instant::now();
+        }
+    }
+}

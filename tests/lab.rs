@@ -1,0 +1,440 @@
+//! Integration tests of the lab itself: bringing labs up and down (also in parallel, also after
+//! crashes), isolation, the kernel MPTCP servers, and what every range answers to the
+//! project's own v0 and v1 probes compared with the ground truth.
+//!
+//! They need root and network namespaces. Without them they skip with a message, unless
+//! `MPSCAN_REQUIRE_LAB=1` (set by `.ci/run`), which makes a missing capability a failure.
+//! Every lab has a unique name and is torn down by its `Lab` guard, even when a test fails.
+
+use mpscan::lab::connect::Outcome;
+use mpscan::lab::state::{ProcRef, State};
+use mpscan::lab::topology::{random_run_name, reap_stale};
+use mpscan::lab::{down, preflight, Class, GroundTruth, Lab, LabOptions, Size};
+use mpscan::probe::{options_of, ProbeVersion};
+use mpscan::validate::Validator;
+use mpscan::wire::{icmp, ipv4, EthernetFrame, IcmpPacket, Ipv4Packet, MpCapable, TcpOption, TcpPacket};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
+
+/// Whether the lab can run here; skips (or, with MPSCAN_REQUIRE_LAB=1, fails) if not.
+fn lab_possible(test: &str) -> bool {
+    match preflight() {
+        Ok(()) => true,
+        Err(e) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => {
+            panic!("{test}: the lab is required (MPSCAN_REQUIRE_LAB=1) but cannot run: {e:#}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test}: {e:#} (set MPSCAN_REQUIRE_LAB=1 to make this a failure)");
+            false
+        }
+    }
+}
+
+fn opts(name: &str) -> LabOptions {
+    LabOptions { name: Some(name.to_string()), size: Size::Small, exe: Some(PathBuf::from(EXE)) }
+}
+
+fn up() -> Lab {
+    Lab::up(opts(&random_run_name())).expect("lab up")
+}
+
+fn mpscan(args: &[&str]) -> (bool, String) {
+    let out = Command::new(EXE).args(args).output().expect("running mpscan");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+fn ns_exists(n: &str) -> bool {
+    Path::new("/run/netns").join(n).exists()
+}
+
+fn assert_gone(run: &str, namespaces: &[String], procs: &[ProcRef]) {
+    for n in namespaces {
+        assert!(!ns_exists(n), "namespace {n} still exists");
+    }
+    for p in procs {
+        assert!(!p.alive(), "process {} still runs", p.pid);
+    }
+    assert!(!Path::new("/run/mpscan-lab").join(run).exists(), "state of {run} left behind");
+}
+
+#[test]
+fn up_status_down() {
+    if !lab_possible("up_status_down") {
+        return;
+    }
+    let lab = up();
+    let info = lab.info.clone();
+    assert_eq!(info.namespaces.len(), 10);
+    for n in &info.namespaces {
+        assert!(ns_exists(n), "{n}");
+        assert!(n.starts_with(&format!("mps-{}-", info.run)));
+    }
+    let procs: Vec<ProcRef> = lab.processes().iter().map(|p| p.proc).collect();
+    assert_eq!(procs.len(), 7, "{:?}", lab.processes());
+    assert!(procs.iter().all(|p| p.alive()));
+    let gt = lab.ground_truth().unwrap();
+    assert_eq!(gt.run, info.run);
+    assert_eq!(gt.ranges.len(), info.ranges.len());
+    let targets = std::fs::read_to_string(&info.targets).unwrap();
+    for r in &info.ranges {
+        assert!(targets.contains(&r.prefix), "{} missing from the targets file", r.prefix);
+    }
+    let (ok, text) = mpscan(&["lab", "status", "--name", &info.run]);
+    assert!(ok, "{text}");
+    assert!(text.contains("complete") && text.contains("held by pid"), "{text}");
+    for bad in ["DEAD", "MISSING", "NOT ISOLATED", "STALE"] {
+        assert!(!text.contains(bad), "{bad} in status:\n{text}");
+    }
+    lab.down().unwrap();
+    assert_gone(&info.run, &info.namespaces, &procs);
+    let (ok, text) = mpscan(&["lab", "down", "--name", &info.run]);
+    assert!(ok && text.contains("was not up"), "{text}");
+}
+
+#[test]
+fn parallel_labs_and_idempotent_up() {
+    if !lab_possible("parallel_labs_and_idempotent_up") {
+        return;
+    }
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(up);
+        let b = s.spawn(up);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_ne!(a.info.run, b.info.run);
+    let old: Vec<ProcRef> = a.processes().iter().map(|p| p.proc).collect();
+    let run_a = a.info.run.clone();
+    // Bringing up a lab of the same name replaces it (the old handle must not tear down the
+    // new lab: forget it).
+    std::mem::forget(a);
+    let a2 = Lab::up(opts(&run_a)).expect("second up of the same name");
+    assert!(old.iter().all(|p| !p.alive()), "the first lab's processes survived");
+    for lab in [&a2, &b] {
+        lab.info.isolation().unwrap();
+        let to = SocketAddrV4::new("198.18.0.9".parse().unwrap(), 443);
+        let got = lab.info.connect_from_scanner(lab.exe(), &[to], true, 3000).unwrap();
+        assert_eq!(got[0].1, Outcome::Mptcp, "lab {}", lab.info.run);
+    }
+    let b_ns = b.info.namespaces.clone();
+    drop(b);
+    for n in &b_ns {
+        assert!(!ns_exists(n), "{n}");
+    }
+    assert!(a2.info.namespaces.iter().all(|n| ns_exists(n)), "dropping one lab touched the other");
+}
+
+#[test]
+fn cleanup_after_responders_are_killed() {
+    if !lab_possible("cleanup_after_responders_are_killed") {
+        return;
+    }
+    let lab = up();
+    let info = lab.info.clone();
+    let procs: Vec<ProcRef> = lab.processes().iter().map(|p| p.proc).collect();
+    for p in &procs {
+        assert!(p.kill());
+    }
+    // `up` of the same name over the broken lab works...
+    let lab2 = Lab::up(opts(&info.run)).expect("up over a broken lab");
+    std::mem::forget(lab);
+    let procs2: Vec<ProcRef> = lab2.processes().iter().map(|p| p.proc).collect();
+    // ...and `down` after the new one's responders die removes everything.
+    for p in &procs2 {
+        assert!(p.kill());
+    }
+    lab2.down().unwrap();
+    assert_gone(&info.run, &info.namespaces, &procs2);
+}
+
+#[test]
+fn cleanup_after_up_process_dies() {
+    if !lab_possible("cleanup_after_up_process_dies") {
+        return;
+    }
+    let run = random_run_name();
+    let mut child = Command::new(EXE)
+        .args(["lab", "up", "--name", &run, "--size", "small", "--hold"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the lab to be up: `up` prints its description, whose last line is the command.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            panic!("lab up --hold ended early:\n{text}");
+        }
+        text.push_str(&line);
+        if line.contains("scan -i") {
+            break;
+        }
+    }
+    let st = State::load(&run).unwrap().expect("state of a held lab");
+    assert!(st.complete && st.owner.is_some_and(|o| o.pid == child.id()), "{st:?}");
+    assert!(!st.is_stale());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(st.is_stale(), "the owner died: the lab is stale");
+    let procs: Vec<ProcRef> = st.processes.iter().map(|p| p.proc).collect();
+    assert!(procs.iter().all(|p| p.alive()), "responders outlive their owner until reaped");
+    let removed = reap_stale(false);
+    let mine = removed.iter().find(|(r, _)| *r == run).expect("the stale lab was reaped");
+    assert!(mine.1.is_ok(), "{:?}", mine.1);
+    assert_gone(&run, &st.namespaces, &procs);
+}
+
+#[test]
+fn lab_is_isolated() {
+    if !lab_possible("lab_is_isolated") {
+        return;
+    }
+    let lab = up();
+    let checks = lab.info.isolation().expect("isolated");
+    assert!(checks.len() >= 3, "{checks:?}");
+    // An address of the reserved ranges that no population holds: nothing answers (the
+    // router has no route for it and no default route).
+    let outside: Ipv4Addr = "198.19.200.1".parse().unwrap();
+    let got = lab.info.connect_from_scanner(lab.exe(), &[SocketAddrV4::new(outside, 80)], false, 1500).unwrap();
+    assert!(matches!(got[0].1, Outcome::Timeout | Outcome::Unreachable(_)), "{:?}", got[0].1);
+    let rtr = Command::new("ip").args(["-n", &lab.info.router_ns, "route", "get", &outside.to_string()]).output().unwrap();
+    assert!(!rtr.status.success(), "the router has a route out: {}", String::from_utf8_lossy(&rtr.stdout));
+    assert!(String::from_utf8_lossy(&rtr.stderr).contains("unreachable"));
+    for ns in [&lab.info.scanner_ns, &lab.info.router_ns] {
+        let r = Command::new("ip").args(["-n", ns, "route", "show", "default"]).output().unwrap();
+        let text = String::from_utf8_lossy(&r.stdout).to_string();
+        if ns == &lab.info.router_ns {
+            assert!(text.trim().is_empty(), "router default route: {text}");
+        } else {
+            assert!(text.contains("via 192.0.2.1 dev v-rtr"), "scanner default route: {text}");
+        }
+    }
+}
+
+#[test]
+fn kernel_mptcp_servers_are_mptcp() {
+    if !lab_possible("kernel_mptcp_servers_are_mptcp") {
+        return;
+    }
+    let lab = up();
+    let t = |a: &str, p: u16| SocketAddrV4::new(a.parse().unwrap(), p);
+    let cases = [
+        (t("198.18.0.1", 80), "mptcp"),
+        (t("198.18.0.126", 443), "mptcp"),
+        (t("203.0.113.140", 443), "mptcp"),
+        (t("203.0.113.3", 443), "tcp"),
+        (t("198.19.1.5", 80), "tcp"),
+        (t("198.18.0.5", 22), "refused"),
+        (t("198.19.2.5", 443), "refused"),
+    ];
+    let targets: Vec<_> = cases.iter().map(|c| c.0).collect();
+    let got = lab.info.connect_from_scanner(lab.exe(), &targets, true, 3000).unwrap();
+    for ((to, o), (_, want)) in got.iter().zip(&cases) {
+        assert_eq!(o.label(), *want, "{to}: {o:?}");
+    }
+}
+
+/// A response to one probe, read with the wire layer.
+#[derive(Debug)]
+struct Answer {
+    class: Class,
+    responder: Ipv4Addr,
+    mpc: Option<MpCapable>,
+    options: Vec<u8>,
+}
+
+/// Sends `version` probes to `targets` from the scanner namespace (`lab probe`) and reads the
+/// answers, keyed by (target, port).
+fn probe(lab: &Lab, version: ProbeVersion, targets: &[SocketAddrV4]) -> (BTreeMap<SocketAddrV4, Answer>, Vec<Vec<u8>>) {
+    let v = version.label();
+    let mut args = vec!["lab", "probe", "--gateway-mac", &lab.info.gateway_mac, "--version", v, "--seed", "7"];
+    args.extend(["--wait-ms", "1500"]);
+    let ts: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+    args.extend(ts.iter().map(String::as_str));
+    let out = lab.info.exec_in_scanner(lab.exe(), &args).unwrap();
+    let validator = Validator::from_seed(7);
+    let mut answers = BTreeMap::new();
+    let mut frames = Vec::new();
+    for line in out.lines() {
+        let bytes: Vec<u8> = (0..line.len() / 2).map(|i| u8::from_str_radix(&line[2 * i..2 * i + 2], 16).unwrap()).collect();
+        frames.push(bytes.clone());
+        let eth = EthernetFrame::new_checked(&bytes[..]).unwrap();
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        let responder = ip.src_addr();
+        if ip.protocol() == ipv4::protocol::ICMP {
+            let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
+            assert_eq!(icmp.msg_type(), icmp::V4_DEST_UNREACHABLE);
+            let q = Ipv4Packet::new_quoted(icmp.payload()).unwrap();
+            let port = u16::from_be_bytes([q.payload()[2], q.payload()[3]]);
+            let key = SocketAddrV4::new(q.dst_addr(), port);
+            answers.insert(key, Answer { class: Class::Unreachable, responder, mpc: None, options: vec![] });
+            continue;
+        }
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum_v4(ip.src_addr(), ip.dst_addr()), "bad checksum from {responder}");
+        let key = SocketAddrV4::new(responder, tcp.src_port());
+        let tag = validator.tag(IpAddr::V4(lab.info.source_ip), IpAddr::V4(responder), tcp.src_port(), version);
+        assert_eq!(tcp.ack(), tag.seq.wrapping_add(1), "{key}: ack is not our seq + 1");
+        let mpc = tcp.option_iter().find_map(|o| match o {
+            Ok(TcpOption::MpCapable(m)) => Some(m),
+            _ => None,
+        });
+        let class = if tcp.flags().rst() {
+            Class::Closed
+        } else {
+            match mpc {
+                None => Class::Tcp,
+                Some(m) if m == version.syn_option(tag.key) => Class::Echo,
+                Some(m) if m.sender_key.is_some() => Class::Mptcp,
+                Some(_) => Class::Malformed,
+            }
+        };
+        answers.insert(key, Answer { class, responder, mpc, options: tcp.options().to_vec() });
+    }
+    (answers, frames)
+}
+
+#[test]
+fn every_range_answers_as_the_ground_truth_says() {
+    if !lab_possible("every_range_answers_as_the_ground_truth_says") {
+        return;
+    }
+    let lab = up();
+    let gt: GroundTruth = lab.ground_truth().unwrap();
+    // The first, a middle and the last address of every range, on both server ports and a
+    // closed one.
+    let mut targets = Vec::new();
+    for r in &gt.ranges {
+        let n = u32::from(r.prefix.network());
+        let size = 1u32 << (32 - r.prefix.prefix_len());
+        for off in [0, size / 2 + 1, size - 1] {
+            for port in [80, 443, 8080] {
+                targets.push(SocketAddrV4::new(Ipv4Addr::from(n + off), port));
+            }
+        }
+    }
+    for version in [ProbeVersion::V1, ProbeVersion::V0] {
+        let (answers, _) = probe(&lab, version, &targets);
+        let validator = Validator::from_seed(7);
+        for t in &targets {
+            let want = gt.expected(IpAddr::V4(*t.ip()), t.port(), version);
+            let got = answers.get(t);
+            match (want, got) {
+                (None, None) => {}
+                (None, Some(a)) => panic!("{version} {t}: expected silence, got {a:?}"),
+                (Some(w), None) => panic!("{version} {t}: expected {:?}, got nothing", w.class),
+                (Some(w), Some(a)) => {
+                    assert_eq!(a.class, w.class, "{version} {t}: {a:?}");
+                    assert_eq!(a.responder, w.responder.unwrap_or(*t.ip()), "{version} {t}");
+                    if w.class == Class::Mptcp {
+                        let m = a.mpc.unwrap();
+                        assert_eq!(Some(m.version), w.mptcp_version, "{version} {t}");
+                        assert_eq!(Some(format!("0x{:02x}", m.flags)), w.mpc_flags, "{version} {t}");
+                    }
+                    if let Some(mirrored) = w.mirrored {
+                        let tag = validator.tag(IpAddr::V4(lab.info.source_ip), IpAddr::V4(*t.ip()), t.port(), version);
+                        let (sent, n) = options_of(version, &tag);
+                        assert_eq!(a.options == sent[..n], mirrored, "{version} {t}: mirrored");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn tshark_decodes_responder_answers() {
+    if !lab_possible("tshark_decodes_responder_answers") {
+        return;
+    }
+    if Command::new("tshark").arg("--version").output().is_err() {
+        assert!(std::env::var("MPSCAN_REQUIRE_LAB").as_deref() != Ok("1"), "tshark is required");
+        eprintln!("SKIPPED tshark_decodes_responder_answers: no tshark");
+        return;
+    }
+    let lab = up();
+    let t = |a: &str| SocketAddrV4::new(a.parse().unwrap(), 443);
+    let mut rows = Vec::new();
+    for version in [ProbeVersion::V1, ProbeVersion::V0] {
+        // echo, mirror, v0 server, kernel MPTCP, load-balanced MPTCP.
+        let targets = [t("198.51.100.5"), t("198.51.100.70"), t("198.51.100.130"), t("198.18.0.4"), t("203.0.113.131")];
+        let (_, frames) = probe(&lab, version, &targets);
+        assert_eq!(frames.len(), targets.len(), "{version}: one answer each");
+        let pcap = lab.info.dir.join(format!("answers-{}.pcap", version.label()));
+        write_pcap(&pcap, &frames);
+        let out = Command::new("tshark")
+            .args(["-r", pcap.to_str().unwrap(), "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE"])
+            .args(["-T", "fields", "-E", "separator=,", "-e", "ip.src", "-e", "tcp.checksum.status"])
+            .args(["-e", "ip.checksum.status", "-e", "tcp.options.mptcp.version", "-e", "tcp.options.mptcp.flags"])
+            .args(["-e", "tcp.options.mptcp.sendkey", "-e", "tcp.options.timestamp.tsval"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            rows.push((version, line.to_string()));
+        }
+    }
+    let row = |v: ProbeVersion, ip: &str| -> Vec<String> {
+        let line = &rows.iter().find(|(rv, l)| *rv == v && l.starts_with(&format!("{ip},"))).unwrap().1;
+        line.split(',').map(str::to_string).collect()
+    };
+    for v in [ProbeVersion::V1, ProbeVersion::V0] {
+        for ip in ["198.51.100.5", "198.51.100.70", "198.51.100.130", "198.18.0.4", "203.0.113.131"] {
+            let r = row(v, ip);
+            assert_eq!((r[1].as_str(), r[2].as_str()), ("1", "1"), "{v} {ip}: checksums not good: {r:?}");
+        }
+        // The v0 server answers v0, flags 0x81, with a key.
+        let r = row(v, "198.51.100.130");
+        assert_eq!((r[3].as_str(), r[4].as_str()), ("0", "0x81"), "{v}: {r:?}");
+        assert!(!r[5].is_empty());
+        // The echo returns exactly what was sent: version and flags of the probe.
+        let r = row(v, "198.51.100.5");
+        let sent = if v == ProbeVersion::V1 { ("1", "0x01") } else { ("0", "0x81") };
+        assert_eq!((r[3].as_str(), r[4].as_str()), sent, "{v}: {r:?}");
+    }
+    let r = row(ProbeVersion::V1, "198.18.0.4");
+    assert_eq!((r[3].as_str(), r[4].as_str()), ("1", "0x01"), "{r:?}");
+    assert!(!r[5].is_empty(), "a real v1 server sends its key");
+    let r = row(ProbeVersion::V1, "203.0.113.131");
+    assert_eq!((r[3].as_str(), r[4].as_str()), ("1", "0x21"), "{r:?}");
+    // The mirror's TSval is the probe's own.
+    let tag = Validator::from_seed(7).tag(
+        IpAddr::V4(lab.info.source_ip),
+        IpAddr::V4("198.51.100.70".parse().unwrap()),
+        443,
+        ProbeVersion::V1,
+    );
+    assert_eq!(row(ProbeVersion::V1, "198.51.100.70")[6], tag.tsval.to_string());
+}
+
+/// Writes Ethernet frames as a classic pcap file.
+fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let mut b = Vec::new();
+    for v in [0xa1b2c3d4u32.to_le_bytes(), [2, 0, 4, 0], [0; 4], [0; 4], 65535u32.to_le_bytes(), 1u32.to_le_bytes()] {
+        b.extend_from_slice(&v);
+    }
+    for (i, f) in frames.iter().enumerate() {
+        for v in [(i as u32).to_le_bytes(), [0; 4], (f.len() as u32).to_le_bytes(), (f.len() as u32).to_le_bytes()] {
+            b.extend_from_slice(&v);
+        }
+        b.extend_from_slice(f);
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn down_of_an_unknown_lab_is_harmless() {
+    if !lab_possible("down_of_an_unknown_lab_is_harmless") {
+        return;
+    }
+    assert!(!down(&random_run_name()).unwrap());
+    assert!(down("../etc").is_err());
+}
