@@ -8,7 +8,7 @@
 
 use mpscan::lab::connect::Outcome;
 use mpscan::lab::state::{ProcRef, State};
-use mpscan::lab::topology::{random_run_name, reap_stale};
+use mpscan::lab::topology::random_run_name;
 use mpscan::lab::{down, preflight, Class, GroundTruth, Lab, LabOptions, Size};
 use mpscan::probe::{options_of, ProbeVersion};
 use mpscan::validate::Validator;
@@ -187,11 +187,8 @@ fn cleanup_after_up_process_dies() {
     let procs: Vec<ProcRef> = st.processes.iter().map(|p| p.proc).collect();
     assert!(procs.iter().all(|p| p.alive()), "responders outlive their owner until reaped");
     // Another test's `up` may reap it first (any `up` removes stale labs); either way it goes.
-    for (r, result) in reap_stale(false) {
-        if r == run {
-            assert!(result.is_ok(), "{result:?}");
-        }
-    }
+    let (ok, text) = mpscan(&["lab", "down", "--all-stale"]);
+    assert!(ok, "{text}");
     assert_gone(&run, &st.namespaces, &procs);
 }
 
@@ -348,6 +345,11 @@ fn every_range_answers_as_the_ground_truth_says() {
                         let tag = validator.tag(IpAddr::V4(lab.info.source_ip), IpAddr::V4(*t.ip()), t.port(), version);
                         let (sent, n) = options_of(version, &tag);
                         assert_eq!(a.options == sent[..n], mirrored, "{version} {t}: mirrored");
+                        let tsval = mpscan::wire::TcpOptions::new(&a.options).find_map(|o| match o {
+                            Ok(TcpOption::Timestamps { tsval, .. }) => Some(tsval),
+                            _ => None,
+                        });
+                        assert_eq!(Some(tsval == Some(tag.tsval)), w.ts_echoed, "{version} {t}: ts_echoed");
                     }
                 }
             }
