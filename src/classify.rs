@@ -1,1 +1,287 @@
-//! TODO
+//! What a validated response means: one [`Class`] per response, decided on parsed options, never
+//! on raw bytes alone.
+//!
+//! The rule every MPTCP scan must apply (DOMAIN.md): the MP_CAPABLE that comes back must differ
+//! from the one that was sent. The probe's own option bytes are recomputed from the hash (see
+//! [`crate::probe::write_options`]) and compared:
+//!
+//! | response | class |
+//! |---|---|
+//! | SYN-ACK, MP_CAPABLE byte-identical to the probe's, our own v0 key back, or a 4-byte MP_CAPABLE answering a v1 probe | `echo` |
+//! | SYN-ACK, 12-byte MP_CAPABLE, version 0 or 1 not above the probe's, key not ours | `mptcp` |
+//! | SYN-ACK, any other kind-30 option (wrong length, other subtype, impossible version, or a broken option list around it) | `malformed` |
+//! | SYN-ACK without any kind-30 option | `tcp` |
+//! | RST | `closed` |
+//! | ICMP destination unreachable quoting our probe | `unreachable` |
+//!
+//! Besides the class, two facts about middleboxes are recorded: whether the whole option list
+//! came back byte-identical (a mirroring box), and whether our TSval came back as TSval (a box
+//! that copies options rather than a TCP stack, which would put it in TSecr).
+
+use crate::probe::{options_of, ProbeVersion};
+use crate::response::{Kind, Response};
+use crate::wire::{MpCapable, TcpOption, TcpOptions};
+
+/// The class of a response (the CSV's `class` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// A real MPTCP server: a well-formed MP_CAPABLE that is not the probe's.
+    Mptcp,
+    /// A middlebox echoing the probe's MP_CAPABLE.
+    Echo,
+    /// An MPTCP option that is not a valid MP_CAPABLE answer.
+    Malformed,
+    /// A SYN-ACK without MP_CAPABLE: plain TCP, or a box that stripped the option.
+    Tcp,
+    /// A RST.
+    Closed,
+    /// An ICMP destination unreachable quoting our probe.
+    Unreachable,
+}
+
+impl Class {
+    /// Every class, in table order.
+    pub const ALL: [Class; 6] = [Class::Mptcp, Class::Echo, Class::Malformed, Class::Tcp, Class::Closed, Class::Unreachable];
+
+    /// The CSV spelling.
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::Mptcp => "mptcp",
+            Class::Echo => "echo",
+            Class::Malformed => "malformed",
+            Class::Tcp => "tcp",
+            Class::Closed => "closed",
+            Class::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl std::fmt::Display for Class {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The verdict on one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// The class.
+    pub class: Class,
+    /// The first MP_CAPABLE seen (for `mptcp`, `echo`; and `malformed` when one parsed).
+    pub mpc: Option<MpCapable>,
+    /// The whole option list came back byte-identical to the probe's.
+    pub mirrored: bool,
+    /// Our TSval came back in the TSval field.
+    pub ts_echoed: bool,
+    /// Why, for `malformed` (and the ICMP code for `unreachable`): a short stable token.
+    pub detail: &'static str,
+}
+
+/// Classifies a validated response.
+pub fn classify(r: &Response<'_>) -> Verdict {
+    let mut v = Verdict { class: Class::Tcp, mpc: None, mirrored: false, ts_echoed: false, detail: "" };
+    match r.kind {
+        Kind::Rst => {
+            v.class = Class::Closed;
+            return v;
+        }
+        Kind::Unreachable { .. } => {
+            v.class = Class::Unreachable;
+            return v;
+        }
+        Kind::SynAck => {}
+    }
+    let (probe_opts, probe_len) = options_of(r.version, &r.tag);
+    let probe_opts = &probe_opts[..probe_len];
+    v.mirrored = r.options == probe_opts;
+
+    // One pass over the options: timestamps, the first MP_CAPABLE, any other kind-30 option,
+    // and whether the list is broken around a kind-30 option.
+    let mut other_mptcp = false;
+    let mut broken_mptcp = false;
+    let mut mpc_bytes: Option<&[u8]> = None;
+    let mut rest = r.options;
+    for item in TcpOptions::new(r.options) {
+        match item {
+            Ok(opt) => {
+                let len = opt.buffer_len();
+                let here = &rest[..len.min(rest.len())];
+                rest = &rest[len.min(rest.len())..];
+                match opt {
+                    TcpOption::Timestamps { tsval, .. } => v.ts_echoed |= tsval == r.tag.tsval,
+                    TcpOption::MpCapable(m) if v.mpc.is_none() => {
+                        v.mpc = Some(m);
+                        mpc_bytes = Some(here);
+                    }
+                    TcpOption::MpCapable(_) => {} // a second MP_CAPABLE: the first decides
+                    TcpOption::Mptcp { .. } => other_mptcp = true,
+                    _ => {}
+                }
+            }
+            Err(crate::wire::Error::BadOptionLength { kind: 30, .. }) => broken_mptcp = true,
+            Err(_) => {}
+        }
+    }
+
+    let Some(m) = v.mpc else {
+        if other_mptcp || broken_mptcp {
+            v.class = Class::Malformed;
+            v.detail = if broken_mptcp { "mptcp-option-overflows" } else { "not-mp-capable" };
+        }
+        return v;
+    };
+    let probe_mpc = &probe_opts[probe_len - r.version.syn_option(r.tag.key).buffer_len()..];
+    let ours_key = m.sender_key == Some(r.tag.key) && r.version == ProbeVersion::V0;
+    (v.class, v.detail) = if mpc_bytes == Some(probe_mpc) || ours_key {
+        (Class::Echo, "")
+    } else if m.sender_key.is_none() {
+        // A 4-byte MP_CAPABLE is a SYN's, never a SYN-ACK's: a box replaying a SYN option.
+        if r.version == ProbeVersion::V1 && m.version == 1 {
+            (Class::Echo, "")
+        } else {
+            (Class::Malformed, "mpc-without-key")
+        }
+    } else if m.receiver_key.is_some() {
+        (Class::Malformed, "mpc-third-ack-shape")
+    } else if m.version > r.version as u8 {
+        // RFC 8684 §3.1: the answer's version must not exceed the one offered.
+        (Class::Malformed, "mpc-version-above-offer")
+    } else if m.flags & crate::wire::mptcp::FLAG_B_EXTENSIBILITY != 0 {
+        (Class::Malformed, "mpc-flag-b-set")
+    } else if other_mptcp || broken_mptcp {
+        (Class::Malformed, "extra-mptcp-option")
+    } else {
+        (Class::Mptcp, "")
+    };
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::ProbeVersion::{V0, V1};
+    use crate::response::tests::{ctx, tcp_reply, TARGET, US};
+    use crate::response::Context;
+    use crate::wire::tcp_option;
+    use crate::wire::TcpOption as O;
+
+    /// Builds a validated SYN-ACK for `version` carrying `options` and classifies it.
+    fn verdict_with(c: &Context, version: ProbeVersion, options: impl Fn(&crate::validate::ProbeTag) -> Vec<u8>) -> Verdict {
+        let tag = c.validator.tag(US.into(), TARGET.into(), 443, version);
+        let mut f = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
+        let opts = options(&tag);
+        assert_eq!(opts.len() % 4, 0);
+        // Splice the raw options in (the helper builds none), fixing lengths and data offset.
+        f.extend_from_slice(&opts);
+        let ip_len = (f.len() - 14) as u16;
+        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        f[46] = (((20 + opts.len()) / 4) as u8) << 4;
+        let r = c.parse(&f).expect("validates");
+        classify(&r)
+    }
+
+    fn emit(opts: &[O]) -> Vec<u8> {
+        let mut b = [0u8; 40];
+        let n = tcp_option::emit_all(opts, &mut b);
+        b[..n].to_vec()
+    }
+
+    fn linux_syn_ack(tag: &crate::validate::ProbeTag, mpc: MpCapable) -> Vec<u8> {
+        emit(&[
+            O::MaxSegmentSize(1460),
+            O::SackPermitted,
+            O::Timestamps { tsval: 99, tsecr: tag.tsval },
+            O::NoOperation,
+            O::WindowScale(7),
+            O::MpCapable(mpc),
+        ])
+    }
+
+    fn server_mpc(version: u8, flags: u8) -> MpCapable {
+        MpCapable { version, flags, sender_key: Some(0xfeed_f00d_dead_beef), receiver_key: None }
+    }
+
+    #[test]
+    fn real_v1_server() {
+        let c = ctx(&[V1]);
+        let v = verdict_with(&c, V1, |t| linux_syn_ack(t, server_mpc(1, 0x01)));
+        assert_eq!((v.class, v.mirrored, v.ts_echoed), (Class::Mptcp, false, false));
+        assert_eq!(v.mpc.unwrap().sender_key, Some(0xfeed_f00d_dead_beef));
+        // Load-balanced deployment: C flag.
+        assert_eq!(verdict_with(&c, V1, |t| linux_syn_ack(t, server_mpc(1, 0x21))).class, Class::Mptcp);
+        // A v0-only server answering a v1 probe with version 0 (RFC 8684 §3.1 allows it).
+        assert_eq!(verdict_with(&c, V1, |t| linux_syn_ack(t, server_mpc(0, 0x81))).class, Class::Mptcp);
+    }
+
+    #[test]
+    fn real_v0_server() {
+        let c = ctx(&[V0]);
+        let v = verdict_with(&c, V0, |t| linux_syn_ack(t, server_mpc(0, 0x81)));
+        assert_eq!(v.class, Class::Mptcp);
+        // Answering a v0 offer with v1 is not allowed.
+        let v = verdict_with(&c, V0, |t| linux_syn_ack(t, server_mpc(1, 0x01)));
+        assert_eq!((v.class, v.detail), (Class::Malformed, "mpc-version-above-offer"));
+    }
+
+    #[test]
+    fn echoes() {
+        let c = ctx(&[V0, V1]);
+        // v1: the 4-byte option copied into an otherwise normal SYN-ACK.
+        let v = verdict_with(&c, V1, |t| linux_syn_ack(t, MpCapable::v1_syn()));
+        assert_eq!((v.class, v.mirrored), (Class::Echo, false));
+        // v0: our key back, even with other flags.
+        let v = verdict_with(&c, V0, |t| {
+            linux_syn_ack(t, MpCapable { version: 0, flags: 0x01, sender_key: Some(t.key), receiver_key: None })
+        });
+        assert_eq!(v.class, Class::Echo);
+        // Mirror: the whole option list, TSval in TSval.
+        for ver in [V0, V1] {
+            let v = verdict_with(&c, ver, |t| options_of(ver, t).0[..options_of(ver, t).1].to_vec());
+            assert_eq!((v.class, v.mirrored, v.ts_echoed), (Class::Echo, true, true), "{ver}");
+        }
+    }
+
+    #[test]
+    fn plain_tcp_and_stripped() {
+        let c = ctx(&[V1]);
+        let v = verdict_with(&c, V1, |t| {
+            emit(&[O::MaxSegmentSize(1460), O::SackPermitted, O::Timestamps { tsval: 5, tsecr: t.tsval }, O::NoOperation, O::WindowScale(7)])
+        });
+        assert_eq!((v.class, v.mpc, v.ts_echoed), (Class::Tcp, None, false));
+        assert_eq!(verdict_with(&c, V1, |_| vec![]).class, Class::Tcp);
+    }
+
+    #[test]
+    fn malformed_cases() {
+        let c = ctx(&[V0, V1]);
+        let cases: Vec<(ProbeVersion, Vec<u8>, &str)> = vec![
+            (V1, vec![0x1e, 0x08, 0x01, 0x01, 1, 2, 3, 4], "not-mp-capable"), // length 8
+            (V1, vec![0x1e, 0x0c, 0x10, 0x00, 1, 2, 3, 4, 5, 6, 7, 8], "not-mp-capable"), // MP_JOIN
+            (V1, vec![0x01, 0x1e, 0x28, 0x01], "mptcp-option-overflows"), // length 40 in a 4-byte area
+            (V1, vec![0x1e, 0x00, 0x01, 0x01], "mptcp-option-overflows"), // zero length
+            (V1, { let mut b = emit(&[O::MpCapable(MpCapable { version: 1, flags: 1, sender_key: Some(1), receiver_key: Some(2) })]); b.truncate(20); b }, "mpc-third-ack-shape"),
+            (V0, vec![0x1e, 0x04, 0x00, 0x81], "mpc-without-key"), // 4 bytes to a 12-byte probe
+            (V1, emit(&[O::MpCapable(server_mpc(5, 0x01))]), "mpc-version-above-offer"),
+            (V1, emit(&[O::MpCapable(server_mpc(1, 0x41))]), "mpc-flag-b-set"),
+        ];
+        for (ver, opts, why) in cases {
+            let v = verdict_with(&c, ver, |_| opts.clone());
+            assert_eq!((v.class, v.detail), (Class::Malformed, why), "{opts:02x?}");
+        }
+    }
+
+    #[test]
+    fn first_mp_capable_decides_not_the_first_kind_30() {
+        let c = ctx(&[V1]);
+        // An MP_JOIN-shaped option before a real MP_CAPABLE: reported, but as malformed
+        // (a SYN-ACK carrying two MPTCP options is not a clean answer), never as the key.
+        let v = verdict_with(&c, V1, |_| {
+            let mut o = vec![0x1e, 0x04, 0x10, 0x00];
+            o.extend(emit(&[O::MpCapable(server_mpc(1, 0x01))]));
+            o
+        });
+        assert_eq!((v.class, v.detail), (Class::Malformed, "extra-mptcp-option"));
+        assert_eq!(v.mpc.unwrap().sender_key, Some(0xfeed_f00d_dead_beef));
+    }
+}

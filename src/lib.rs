@@ -24,6 +24,7 @@ pub mod lab;
 pub mod net;
 pub mod output;
 pub mod probe;
+pub mod response;
 pub mod scan;
 pub mod targets;
 pub mod validate;

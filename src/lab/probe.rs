@@ -8,7 +8,7 @@
 use super::sys::PacketSocket;
 use crate::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
 use crate::validate::Validator;
-use crate::wire::{ethernet, to_hex};
+use crate::wire::to_hex;
 use anyhow::Context;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -26,8 +26,8 @@ pub fn probe(
 ) -> anyhow::Result<()> {
     let mac_text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
         .with_context(|| format!("reading the MAC address of {iface}"))?;
-    let src_mac = ethernet::parse_mac(mac_text.trim()).context("bad interface MAC")?;
-    let dst_mac = ethernet::parse_mac(gateway_mac).with_context(|| format!("bad gateway MAC {gateway_mac:?}"))?;
+    let src_mac = crate::net::route::parse_mac(mac_text.trim()).context("bad interface MAC")?;
+    let dst_mac = crate::net::route::parse_mac(gateway_mac).with_context(|| format!("bad gateway MAC {gateway_mac:?}"))?;
     let sock = PacketSocket::open(iface).with_context(|| format!("opening an AF_PACKET socket on {iface}"))?;
     let builder = ProbeBuilder::new(&Link { src_mac, dst_mac, src_v4: Some(src), src_v6: None }, &[version]);
     let validator = Validator::from_seed(seed);

@@ -98,7 +98,7 @@ fn listen(mptcp: bool, ports: &[u16]) -> anyhow::Result<()> {
 fn respond(kind: ResponderKind, iface: &str, prefix: Ipv4Net, ports: &[u16]) -> anyhow::Result<()> {
     let mac_text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
         .with_context(|| format!("reading the MAC address of {iface}"))?;
-    let mac = crate::wire::ethernet::parse_mac(mac_text.trim()).with_context(|| format!("bad MAC {mac_text:?}"))?;
+    let mac = crate::net::route::parse_mac(mac_text.trim()).with_context(|| format!("bad MAC {mac_text:?}"))?;
     let sock = PacketSocket::open(iface).with_context(|| format!("opening an AF_PACKET socket on {iface}"))?;
     let responder = Responder::new(kind, mac, prefix, ports.to_vec());
     let mut rng = rand::thread_rng();

@@ -1,1 +1,142 @@
-//! TODO
+//! The operating system: raw Ethernet frames in and out, and where to send them.
+//!
+//! The scan pipeline sees two traits and nothing else of the kernel:
+//!
+//! * [`Transmit`]: hand frames to the wire in batches. The real back end is an AF_PACKET socket
+//!   with a `PACKET_TX_RING` ([`AfPacketTx`]): frames are written straight into memory shared with
+//!   the kernel and a whole batch leaves with one `send()`; no allocation, lock or per-frame
+//!   syscall on the hot path. [`PcapWriter`] and [`MemoryTx`] stand in for it in tests.
+//! * [`Receive`]: take candidate responses off the wire. The real back end is an AF_PACKET
+//!   socket with a `TPACKET_V3` receive ring ([`AfPacketRx`]) and a classic BPF filter
+//!   ([`bpf::filter_for`]) so that only SYN/RST segments to our source ports and ICMP
+//!   unreachables reach userspace. [`PcapReader`] and [`MemoryRx`] stand in for it in tests.
+//!
+//! [`route`] finds the interface, source address and next-hop MAC for a destination, and
+//! [`caps`] says whether the process may open raw sockets at all.
+//!
+//! Files that make syscalls (`packet_socket`, `tx_ring`, `tx_mmsg`, `rx_ring`, `ifaddrs`) are
+//! the only ones allowed `unsafe`; each block carries a `// SAFETY:` comment.
+
+pub mod bpf;
+pub mod caps;
+mod ifaddrs;
+pub mod memory;
+mod packet_socket;
+pub mod pcap;
+pub mod route;
+mod rx_ring;
+mod tx_mmsg;
+mod tx_ring;
+
+use std::time::Duration;
+
+pub use memory::{MemoryRx, MemoryTx};
+pub use pcap::{PcapReader, PcapWriter};
+pub use route::{resolve, Route, RouteError};
+pub use rx_ring::{AfPacketRx, RxConfig};
+pub use tx_mmsg::MmsgTx;
+pub use tx_ring::{AfPacketTx, TxConfig, TxRing};
+
+/// Smallest frame slot a [`Transmit`] back end hands to its `fill` callback, in bytes: room for
+/// Ethernet + IPv6 + TCP with a full 40-byte option block (14 + 40 + 60 = 114).
+pub const MIN_SLOT: usize = 128;
+
+/// Counters of a transmit back end. Monotonic over the life of the back end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxStats {
+    /// Frames handed to the kernel (or the file, or memory).
+    pub queued: u64,
+    /// Frames the kernel has finished with (its slot came back as available).
+    pub sent: u64,
+    /// Frames refused: by us (a `fill` length that is not a valid frame) or by the kernel.
+    pub failed: u64,
+    /// Times a batch found the ring full and had to wait for the kernel.
+    pub ring_full_waits: u64,
+}
+
+/// Counters of a receive back end. Monotonic over the life of the back end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxStats {
+    /// Frames that passed the filter and were put in the ring by the kernel.
+    pub received: u64,
+    /// Frames that passed the filter but were dropped by the kernel because the ring was full.
+    pub dropped: u64,
+    /// Frames handed to a `handle` callback.
+    pub handled: u64,
+}
+
+/// A way to put Ethernet frames on the wire, in batches.
+///
+/// The scan's send loop calls [`Transmit::send_batch`] with a closure that writes one probe
+/// per call; the back end decides where the bytes live (a ring slot shared with the kernel, a
+/// file buffer, a vector) so that the probe is written exactly once.
+pub trait Transmit {
+    /// Fills up to `n` free frame slots by calling `fill(slot) -> frame_len` at most `n` times,
+    /// then hands them to the kernel in one go. Returns how many frames were queued.
+    ///
+    /// `slot` is a zeroed-or-stale buffer of at least [`MIN_SLOT`] bytes; the callee writes a
+    /// whole frame (Ethernet header first) and returns its length. Returning `0` means "no more
+    /// frames now": the batch ends there and the slot is not used. A length below 14 or above
+    /// what the slot or the interface can carry is counted in [`TxStats::failed`] and the slot
+    /// is offered again to the next call.
+    ///
+    /// When every slot is busy the call waits for the kernel to free some, so the result is
+    /// below `n` only when `fill` returned 0 or refused lengths.
+    fn send_batch(
+        &mut self,
+        n: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> std::io::Result<usize>;
+
+    /// Waits until every queued frame has left (called at the end of the scan).
+    fn flush(&mut self) -> std::io::Result<()>;
+
+    /// Frames queued, sent and failed so far.
+    fn stats(&self) -> TxStats;
+}
+
+/// A way to take Ethernet frames off the wire, in batches.
+pub trait Receive {
+    /// Waits at most `timeout` for frames, calls `handle(frame)` for each frame available
+    /// (zero-copy where the back end allows), returns how many were handled.
+    fn recv_batch(
+        &mut self,
+        timeout: Duration,
+        handle: &mut dyn FnMut(&[u8]),
+    ) -> std::io::Result<usize>;
+
+    /// Counters: frames received, dropped by the kernel, handled.
+    fn stats(&mut self) -> RxStats;
+}
+
+/// Smallest valid Ethernet frame we accept from a `fill` callback: a bare Ethernet header.
+pub(crate) const ETH_HEADER_LEN: usize = 14;
+
+impl<T: Transmit + ?Sized> Transmit for Box<T> {
+    fn send_batch(
+        &mut self,
+        n: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> std::io::Result<usize> {
+        (**self).send_batch(n, fill)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (**self).flush()
+    }
+    fn stats(&self) -> TxStats {
+        (**self).stats()
+    }
+}
+
+impl<T: Receive + ?Sized> Receive for Box<T> {
+    fn recv_batch(
+        &mut self,
+        timeout: Duration,
+        handle: &mut dyn FnMut(&[u8]),
+    ) -> std::io::Result<usize> {
+        (**self).recv_batch(timeout, handle)
+    }
+    fn stats(&mut self) -> RxStats {
+        (**self).stats()
+    }
+}

@@ -1,5 +1,206 @@
-//! The scan pipeline (placeholder).
+//! The scan pipeline: a finished [`config::ScanConfig`] builds the workers, then
+//!
+//! ```text
+//!  permutation cursor ─► send loop(s) ─► AF_PACKET TX        (one thread per sender)
+//!  AF_PACKET RX ─► validate ─► dedup ─► classify ─► CSV       (one receiver thread)
+//!  atomic counters ─► monitor (progress on stderr)            (one thread)
+//! ```
+//!
+//! The receiver starts before the first probe and runs until the cooldown after the last one
+//! ends. SIGINT/SIGTERM stop the senders (the receiver still waits out the cooldown); a second
+//! signal ends the cooldown too. Results already written are kept in every case.
+
+pub mod config;
+pub mod counters;
+pub mod dedup;
+pub mod dry_run;
+pub mod monitor;
+pub mod recv;
+pub mod send;
+
+use crate::net;
+use crate::output::csv::CsvSink;
+use crate::output::metadata::Metadata;
+use crate::probe::ProbeBuilder;
+use crate::response::Context;
+use crate::validate::Validator;
+use config::ScanConfig;
+use counters::Counters;
+use send::ProbeStream;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Exit code of a scan stopped by a signal (its results and metadata are complete up to then).
+pub const EXIT_INTERRUPTED: u8 = 3;
 
 /// Runs `mpscan scan`.
-pub fn run(_a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> { anyhow::bail!("not yet") }
+pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
+    let cfg = ScanConfig::resolve(a)?;
+    let validator = Validator::from_seed(cfg.seed);
+    let builder = ProbeBuilder::new(&cfg.link, &cfg.versions);
+    let perm = cfg.space.permutation(cfg.seed);
+    let counters = Arc::new(Counters::default());
+    let counters = &counters;
+    let start = SystemTime::now();
+
+    if cfg.dry_run {
+        let out: Box<dyn std::io::Write> = match &cfg.output {
+            Some(p) => Box::new(std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?),
+            None => Box::new(std::io::stdout().lock()),
+        };
+        let mut tx = dry_run::DryRunTx::new(std::io::BufWriter::new(out));
+        for t in 0..cfg.threads {
+            let mut stream = stream_for(&cfg, &perm, &builder, &validator, t)?;
+            send::send_loop(&mut tx, &mut stream, 0, &counters)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // Open everything that can fail before the first probe.
+    let mut sink = CsvSink::create(cfg.output.as_deref())?;
+    let filter = net::bpf::filter_for(crate::validate::SPORT_LO..=crate::validate::SPORT_HI);
+    let mut rx: Box<dyn net::Receive + Send> = Box::new(
+        net::AfPacketRx::open(&cfg.interface, Some(&filter), net::RxConfig::default())
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.interface))?,
+    );
+    let mut txs = (0..cfg.threads)
+        .map(|_| {
+            net::AfPacketTx::open(&cfg.interface, net::TxConfig::default())
+                .map(|t| Box::new(t) as Box<dyn net::Transmit + Send>)
+                .map_err(|e| anyhow::anyhow!("cannot send on {}: {e}", cfg.interface))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let signals = install_signal_handlers(counters)?;
+
+    let ctx = Context {
+        validator: validator.clone(),
+        src_v4: cfg.link.src_v4,
+        src_v6: cfg.link.src_v6,
+        versions: cfg.versions.clone(),
+    };
+    let total = expected_targets(&cfg);
+    let monitor_done = AtomicBool::new(false);
+    let mut send_errors = Vec::new();
+    let report = std::thread::scope(|s| {
+        let recv = s.spawn(|| recv::recv_loop(rx.as_mut(), &ctx, &mut sink, &counters));
+        let monitor = (!cfg.quiet).then(|| s.spawn(|| monitor::monitor(&counters, total, &monitor_done)));
+        let senders: Vec<_> = txs
+            .iter_mut()
+            .enumerate()
+            .map(|(t, tx)| {
+                let (cfg, perm, builder, validator, counters) = (&cfg, &perm, &builder, &validator, &counters);
+                s.spawn(move || {
+                    let mut stream = stream_for(cfg, perm, builder, validator, t as u32)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    let rate = if cfg.rate == 0 { 0 } else { (cfg.rate / cfg.threads as u64).max(1) };
+                    send::send_loop(tx.as_mut(), &mut stream, rate, counters)
+                })
+            })
+            .collect();
+        for h in senders {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => send_errors.push(format!("sending failed: {e}")),
+                Err(_) => send_errors.push("a sender thread panicked".to_string()),
+            }
+        }
+        if !send_errors.is_empty() {
+            counters.stop_sending.store(true, Relaxed);
+        }
+        // Cooldown: late answers still count. A second signal (or an error) ends it early.
+        let end = Instant::now() + cfg.cooldown;
+        while Instant::now() < end && !counters.stop_receiving.load(Relaxed) && send_errors.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        counters.stop_receiving.store(true, Relaxed);
+        let report = recv.join().unwrap_or_default();
+        monitor_done.store(true, Relaxed);
+        if let Some(m) = monitor {
+            let _ = m.join();
+        }
+        report
+    });
+    signals.close();
+
+    let interrupted = counters.stop_sending.load(Relaxed) || report.error.is_some() || !send_errors.is_empty();
+    let mut classes: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    for v in &cfg.versions {
+        let per = classes.entry(v.label()).or_default();
+        for c in crate::classify::Class::ALL {
+            per.insert(c.label(), report.classes.get(&(*v, c)).copied().unwrap_or(0));
+        }
+    }
+    let invalid: u64 = report.invalid.values().sum();
+    let md = Metadata {
+        tool: "mpscan",
+        version: env!("CARGO_PKG_VERSION"),
+        command_line: std::env::args().collect(),
+        config: cfg.record.clone(),
+        start_time: humantime::format_rfc3339_micros(start).to_string(),
+        end_time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        interrupted,
+        targets_total: cfg.space.len(),
+        addresses_blocked: cfg.space.blocked(),
+        targets_probed: Counters::get(&counters.targets_done),
+        probes_sent: Counters::get(&counters.sent),
+        responses_received: Counters::get(&counters.received),
+        responses_validated: Counters::get(&counters.validated),
+        responses_invalid: invalid,
+        invalid_reasons: report.invalid.clone(),
+        duplicates: report.duplicates,
+        kernel_drops: report.kernel_drops,
+        classes,
+        rows: Counters::get(&counters.rows),
+    };
+    if let Some(p) = &cfg.metadata {
+        md.write(p)?;
+    }
+    if let Some(e) = report.error.iter().chain(send_errors.iter()).next() {
+        anyhow::bail!("{e} (results so far are kept)");
+    }
+    if interrupted {
+        eprintln!("mpscan: interrupted; results and metadata written up to here");
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The probe stream of sender thread `t`.
+fn stream_for<'a>(
+    cfg: &'a ScanConfig,
+    perm: &crate::targets::Permutation,
+    builder: &'a ProbeBuilder,
+    validator: &'a Validator,
+    t: u32,
+) -> anyhow::Result<ProbeStream<'a>> {
+    let mut cursor = perm.cursor(cfg.shard, cfg.shards, t, cfg.threads, 0)?;
+    if let Some(m) = cfg.max_targets {
+        cursor = cursor.limit(crate::targets::share(m, cfg.threads, t));
+    }
+    Ok(ProbeStream::new(&cfg.space, cursor, builder, validator, &cfg.versions, cfg.probes, &cfg.link))
+}
+
+/// About how many targets this shard sends to (for the progress bar).
+fn expected_targets(cfg: &ScanConfig) -> u64 {
+    let per_shard = cfg.space.len().div_ceil(cfg.shards as u64);
+    cfg.max_targets.map_or(per_shard, |m| m.min(per_shard))
+}
+
+/// First SIGINT/SIGTERM: stop sending. Second: stop receiving too.
+fn install_signal_handlers(counters: &Arc<Counters>) -> anyhow::Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let handle = signals.handle();
+    let c = Arc::clone(counters);
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            if c.stop_sending.swap(true, Relaxed) {
+                c.stop_receiving.store(true, Relaxed);
+            }
+        }
+    });
+    Ok(handle)
+}

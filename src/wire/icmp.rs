@@ -82,6 +82,13 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     }
 }
 
+impl<'a> IcmpPacket<&'a [u8]> {
+    /// The quoted datagram, borrowed for as long as the underlying buffer (not the view).
+    pub fn into_payload(self) -> &'a [u8] {
+        &self.buffer[field::QUOTE..]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     /// Sets type and code.
     pub fn set_type_code(&mut self, t: u8, c: u8) {

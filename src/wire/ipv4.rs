@@ -155,6 +155,15 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// The payload, borrowed for as long as the underlying buffer (not the view).
+    pub fn into_payload(self) -> &'a [u8] {
+        let b = self.buffer;
+        let end = (self.total_len() as usize).min(b.len());
+        &b[self.header_len()..end]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets version 4 and the header length in bytes (a multiple of 4).
     pub fn set_version_and_header_len(&mut self, header_len: usize) {

@@ -96,6 +96,15 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 }
 
+impl<'a> Ipv6Packet<&'a [u8]> {
+    /// The payload, borrowed for as long as the underlying buffer (not the view).
+    pub fn into_payload(self) -> &'a [u8] {
+        let b = self.buffer;
+        let end = (HEADER_LEN + self.payload_len() as usize).min(b.len());
+        &b[HEADER_LEN..end]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     /// Sets version 6, traffic class 0 and flow label 0.
     pub fn set_version(&mut self) {

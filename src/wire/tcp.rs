@@ -168,6 +168,13 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 }
 
+impl<'a> TcpPacket<&'a [u8]> {
+    /// The option bytes, borrowed for as long as the underlying buffer (not the view).
+    pub fn into_options(self) -> &'a [u8] {
+        &self.buffer[field::OPTIONS..self.header_len()]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     /// Sets the source port.
     pub fn set_src_port(&mut self, v: u16) {

@@ -1,0 +1,167 @@
+//! The fallback transmit path: an AF_PACKET socket and one `sendmmsg()` per batch of up to
+//! [`MMSG_BATCH`] frames, from buffers allocated once. Slower than the ring (each frame is copied
+//! into an skb) but works wherever raw sockets do.
+#![allow(unsafe_code)]
+
+use super::ifaddrs::{if_index, if_mtu};
+use super::packet_socket::{ctx, PacketSocket};
+use super::{Transmit, TxStats, ETH_HEADER_LEN};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Frames per `sendmmsg()` call.
+pub const MMSG_BATCH: usize = 256;
+/// Bytes per frame buffer.
+const SLOT: usize = 2048;
+/// How long a send may keep failing with ENOBUFS before we give up.
+const STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// A [`Transmit`] over `sendmmsg()`.
+pub struct MmsgTx {
+    sock: PacketSocket,
+    bufs: Box<[u8]>,
+    iovs: Box<[libc::iovec]>,
+    msgs: Box<[libc::mmsghdr]>,
+    max_len: usize,
+    stats: TxStats,
+}
+
+// SAFETY: the raw pointers inside `iovs`/`msgs` point into `bufs`/`iovs`, heap blocks owned by
+// the same struct that move with it; nothing else aliases them.
+unsafe impl Send for MmsgTx {}
+
+impl std::fmt::Debug for MmsgTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MmsgTx")
+            .field("fd", &self.sock.as_raw_fd())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl MmsgTx {
+    /// Opens a raw socket bound to `ifname` for sending.
+    pub fn open(ifname: &str, qdisc_bypass: bool) -> io::Result<Self> {
+        let ifindex = if_index(ifname).map_err(|e| ctx(&format!("interface {ifname}"), e))?;
+        let mtu = if_mtu(ifname).map_err(|e| ctx(&format!("MTU of {ifname}"), e))? as usize;
+        let sock = PacketSocket::open()?;
+        if qdisc_bypass {
+            sock.set_packet_int(
+                libc::PACKET_QDISC_BYPASS,
+                1,
+                "setsockopt(PACKET_QDISC_BYPASS)",
+            )?;
+        }
+        sock.bind(ifindex, 0)?;
+        let mut bufs = vec![0u8; MMSG_BATCH * SLOT].into_boxed_slice();
+        let mut iovs: Box<[libc::iovec]> = (0..MMSG_BATCH)
+            // SAFETY: offset i*SLOT stays inside `bufs` (MMSG_BATCH * SLOT bytes).
+            .map(|i| libc::iovec {
+                iov_base: unsafe { bufs.as_mut_ptr().add(i * SLOT) }.cast(),
+                iov_len: 0,
+            })
+            .collect();
+        let mut msgs: Box<[libc::mmsghdr]> = (0..MMSG_BATCH)
+            .map(|_| {
+                // SAFETY: mmsghdr is plain old data; all-zero is valid (no name, no control).
+                unsafe { std::mem::zeroed::<libc::mmsghdr>() }
+            })
+            .collect();
+        for (i, m) in msgs.iter_mut().enumerate() {
+            // SAFETY: i < MMSG_BATCH = iovs.len().
+            m.msg_hdr.msg_iov = unsafe { iovs.as_mut_ptr().add(i) };
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        Ok(MmsgTx {
+            sock,
+            bufs,
+            iovs,
+            msgs,
+            max_len: (mtu + ETH_HEADER_LEN).min(SLOT),
+            stats: TxStats::default(),
+        })
+    }
+
+    /// Sends messages `0..count`, retrying on EINTR / ENOBUFS / partial sends.
+    fn send_filled(&mut self, count: usize) -> io::Result<()> {
+        let mut done = 0;
+        let mut stuck_since: Option<Instant> = None;
+        while done < count {
+            // SAFETY: msgs[done..count] are initialised mmsghdrs whose iovecs point into `bufs`
+            // with lengths within their slots; the kernel only reads them during the call.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.sock.as_raw_fd(),
+                    self.msgs.as_mut_ptr().add(done),
+                    (count - done) as u32,
+                    0,
+                )
+            };
+            if r >= 0 {
+                done += r as usize;
+                self.stats.sent += r as u64;
+                stuck_since = None;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::ENOBUFS) | Some(libc::EAGAIN) => {
+                    // The device queue is full: give it a moment to drain.
+                    self.stats.ring_full_waits += 1;
+                    let since = *stuck_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > STUCK_AFTER {
+                        return Err(ctx("sendmmsg(AF_PACKET): device queue full for 10 s", e));
+                    }
+                    self.sock.poll(libc::POLLOUT, Duration::from_millis(1))?;
+                }
+                _ => return Err(ctx("sendmmsg(AF_PACKET)", e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Transmit for MmsgTx {
+    fn send_batch(
+        &mut self,
+        n: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> io::Result<usize> {
+        let mut queued = 0;
+        let mut calls = 0;
+        let mut more = true;
+        while more && calls < n {
+            let mut count = 0;
+            while count < MMSG_BATCH && calls < n {
+                calls += 1;
+                let slot = &mut self.bufs[count * SLOT..(count + 1) * SLOT];
+                let len = fill(slot);
+                if len == 0 {
+                    more = false;
+                    break;
+                }
+                if !(ETH_HEADER_LEN..=self.max_len).contains(&len) {
+                    self.stats.failed += 1;
+                    continue;
+                }
+                self.iovs[count].iov_len = len;
+                count += 1;
+            }
+            self.stats.queued += count as u64;
+            self.send_filled(count)?;
+            queued += count;
+        }
+        Ok(queued)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // sendmmsg() returns once the frames are in the kernel; nothing of ours is pending.
+        Ok(())
+    }
+
+    fn stats(&self) -> TxStats {
+        self.stats
+    }
+}

@@ -1,0 +1,424 @@
+//! The fast transmit path: an AF_PACKET socket with a `PACKET_TX_RING` (TPACKET_V2), as
+//! trafgen uses it.
+//!
+//! The ring is an array of fixed-size frame slots in memory shared with the kernel. Each slot
+//! starts with a `struct tpacket2_hdr`, whose `tp_status` says who owns the slot:
+//!
+//! ```text
+//!  slot i:  | tpacket2_hdr (32 bytes, tp_status, tp_len, ...) | frame bytes ... |
+//!  tp_status: AVAILABLE (ours) -> we write the frame, tp_len, then SEND_REQUEST (kernel's)
+//!             -> send() -> SENDING -> AVAILABLE again once the driver freed the skb
+//! ```
+//!
+//! A batch writes probes straight into the slots, marks them, and makes one `send()` with
+//! `MSG_DONTWAIT`: no copy, no allocation, one syscall per batch. `head` is the next slot we fill,
+//! `tail` the oldest slot still owned by the kernel; slots come back in order, so reclaiming walks
+//! from `tail`. When the ring is full we `poll()` for POLLOUT. `PACKET_QDISC_BYPASS` skips the
+//! qdisc layer (the driver queue is our only queue), and `PACKET_LOSS` makes the kernel skip a
+//! malformed frame instead of stopping the ring on it; we check lengths ourselves first, so that
+//! failures are counted.
+#![allow(unsafe_code)]
+
+use super::ifaddrs::{if_index, if_mtu};
+use super::packet_socket::{ctx, Mmap, PacketSocket};
+use super::tx_mmsg::MmsgTx;
+use super::{Transmit, TxStats, ETH_HEADER_LEN, MIN_SLOT};
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// TPACKET_V2 (enum tpacket_versions).
+const TPACKET_V2: i32 = 1;
+/// Where frame data starts in a V2 TX slot: TPACKET_ALIGN(sizeof(struct tpacket2_hdr)).
+const TX_DATA_OFFSET: usize = 32;
+const TP_STATUS_AVAILABLE: u32 = 0;
+const TP_STATUS_SEND_REQUEST: u32 = 1;
+const TP_STATUS_WRONG_FORMAT: u32 = 4;
+/// How long flush() and a full ring may wait without any slot coming back before giving up.
+const STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// Shape of the transmit ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxConfig {
+    /// Bytes per slot, header included: a multiple of 16, at least 32 + [`MIN_SLOT`].
+    pub frame_size: usize,
+    /// Number of slots.
+    pub frame_count: usize,
+    /// Skip the qdisc layer (`PACKET_QDISC_BYPASS`).
+    pub qdisc_bypass: bool,
+}
+
+impl Default for TxConfig {
+    /// 16,384 slots of 256 bytes (4 MiB): room for any SYN probe, and enough in flight to
+    /// keep the driver busy while the sender computes the next batch.
+    fn default() -> Self {
+        TxConfig {
+            frame_size: 256,
+            frame_count: 16_384,
+            qdisc_bypass: true,
+        }
+    }
+}
+
+/// An AF_PACKET socket with a `PACKET_TX_RING`.
+#[derive(Debug)]
+pub struct TxRing {
+    ring: Mmap,
+    sock: PacketSocket,
+    frame_size: usize,
+    frames_per_block: usize,
+    block_size: usize,
+    frame_count: usize,
+    /// Largest frame the interface takes: MTU + Ethernet header, capped by the slot.
+    max_len: usize,
+    head: usize,
+    tail: usize,
+    in_flight: usize,
+    /// Slots marked SEND_REQUEST that no successful send() has yet covered.
+    unkicked: bool,
+    stats: TxStats,
+}
+
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+impl TxRing {
+    /// Opens a TX ring on interface `ifname` (in the calling thread's network namespace).
+    pub fn open(ifname: &str, cfg: TxConfig) -> io::Result<Self> {
+        if !cfg.frame_size.is_multiple_of(16)
+            || cfg.frame_size < TX_DATA_OFFSET + MIN_SLOT
+            || cfg.frame_size > 1 << 16
+            || cfg.frame_count == 0
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad TX ring shape {cfg:?}"),
+            ));
+        }
+        let ifindex = if_index(ifname).map_err(|e| ctx(&format!("interface {ifname}"), e))?;
+        let mtu = if_mtu(ifname).map_err(|e| ctx(&format!("MTU of {ifname}"), e))? as usize;
+        let page = 4096;
+        let frames_per_block = ((1usize << 16) / cfg.frame_size).max(1);
+        let block_size = round_up(frames_per_block * cfg.frame_size, page);
+        let block_count = cfg.frame_count.div_ceil(frames_per_block);
+        let frame_count = block_count * frames_per_block;
+
+        let sock = PacketSocket::open()?;
+        sock.set_packet_int(
+            libc::PACKET_VERSION,
+            TPACKET_V2,
+            "setsockopt(PACKET_VERSION, TPACKET_V2)",
+        )?;
+        sock.set_packet_int(libc::PACKET_LOSS, 1, "setsockopt(PACKET_LOSS)")?;
+        if cfg.qdisc_bypass {
+            sock.set_packet_int(
+                libc::PACKET_QDISC_BYPASS,
+                1,
+                "setsockopt(PACKET_QDISC_BYPASS)",
+            )?;
+        }
+        // Every frame in flight is charged to the send buffer; the default (~200 KiB) would
+        // stop a non-blocking send() after a few hundred frames.
+        let sndbuf = i32::try_from(frame_count * 1024).unwrap_or(i32::MAX);
+        if sock
+            .set_opt(
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUFFORCE,
+                &sndbuf,
+                "SO_SNDBUFFORCE",
+            )
+            .is_err()
+        {
+            sock.set_opt(
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                &sndbuf,
+                "setsockopt(SO_SNDBUF)",
+            )?;
+        }
+        let req = libc::tpacket_req {
+            tp_block_size: block_size as u32,
+            tp_block_nr: block_count as u32,
+            tp_frame_size: cfg.frame_size as u32,
+            tp_frame_nr: frame_count as u32,
+        };
+        sock.set_opt(
+            libc::SOL_PACKET,
+            libc::PACKET_TX_RING,
+            &req,
+            "setsockopt(PACKET_TX_RING)",
+        )?;
+        let ring = sock.mmap(block_size * block_count)?;
+        // Protocol 0: this socket sends only and never has frames queued for reading.
+        sock.bind(ifindex, 0)?;
+        Ok(TxRing {
+            ring,
+            sock,
+            frame_size: cfg.frame_size,
+            frames_per_block,
+            block_size,
+            frame_count,
+            max_len: (mtu + ETH_HEADER_LEN).min(cfg.frame_size - TX_DATA_OFFSET),
+            head: 0,
+            tail: 0,
+            in_flight: 0,
+            unkicked: false,
+            stats: TxStats::default(),
+        })
+    }
+
+    /// Number of slots in the ring.
+    pub fn capacity(&self) -> usize {
+        self.frame_count
+    }
+
+    /// Offset of slot `i` in the mapping.
+    fn slot_offset(&self, i: usize) -> usize {
+        (i / self.frames_per_block) * self.block_size
+            + (i % self.frames_per_block) * self.frame_size
+    }
+
+    /// The status word of slot `i`, shared with the kernel.
+    fn status(&self, i: usize) -> &AtomicU32 {
+        let off = self.slot_offset(i);
+        debug_assert!(off + self.frame_size <= self.ring.len());
+        // SAFETY: `off` is the 16-aligned start of a slot inside the mapping (checked by the
+        // layout computed in `open`); tp_status is its first u32. The kernel accesses it
+        // concurrently, hence an atomic.
+        unsafe { &*(self.ring.base().add(off) as *const AtomicU32) }
+    }
+
+    /// Walks from `tail` over the slots the kernel has given back, counting them.
+    fn reclaim(&mut self) -> usize {
+        let mut n = 0;
+        while self.in_flight > 0 {
+            match self.status(self.tail).load(Ordering::Acquire) {
+                TP_STATUS_AVAILABLE => self.stats.sent += 1,
+                TP_STATUS_WRONG_FORMAT => {
+                    self.stats.failed += 1;
+                    self.status(self.tail)
+                        .store(TP_STATUS_AVAILABLE, Ordering::Relaxed);
+                }
+                _ => break,
+            }
+            self.tail = (self.tail + 1) % self.frame_count;
+            self.in_flight -= 1;
+            n += 1;
+        }
+        n
+    }
+
+    /// One `send(MSG_DONTWAIT)` over all SEND_REQUEST slots. A full device queue (ENOBUFS) or
+    /// send buffer (EAGAIN) is not an error: the slots stay marked and the next kick retries.
+    fn kick(&mut self) -> io::Result<()> {
+        loop {
+            match self.sock.kick(libc::MSG_DONTWAIT) {
+                Ok(_) => {
+                    self.unkicked = false;
+                    return Ok(());
+                }
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) | Some(libc::ENOBUFS) => return Ok(()),
+                    _ => return Err(ctx("send(PACKET_TX_RING)", e)),
+                },
+            }
+        }
+    }
+
+    /// Waits until at least one in-flight slot comes back; errors out if none does for
+    /// [`STUCK_AFTER`] (interface down, or a kernel that stopped draining the ring).
+    fn wait_for_slot(&mut self) -> io::Result<()> {
+        let start = Instant::now();
+        loop {
+            self.kick()?;
+            if self.reclaim() > 0 {
+                return Ok(());
+            }
+            if start.elapsed() > STUCK_AFTER {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "transmit ring stuck: no frame left in {} s ({} in flight)",
+                        STUCK_AFTER.as_secs(),
+                        self.in_flight
+                    ),
+                ));
+            }
+            // POLLOUT fires when the kernel's next slot is free again; the short timeout covers a
+            // missed wake-up and the retry after ENOBUFS.
+            self.sock.poll(libc::POLLOUT, Duration::from_millis(1))?;
+        }
+    }
+}
+
+impl Transmit for TxRing {
+    fn send_batch(
+        &mut self,
+        n: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> io::Result<usize> {
+        self.reclaim();
+        let mut queued = 0;
+        for _ in 0..n {
+            if self.in_flight == self.frame_count {
+                self.stats.ring_full_waits += 1;
+                self.wait_for_slot()?;
+            }
+            let off = self.slot_offset(self.head);
+            // SAFETY: slot `head` is not in flight (in_flight < frame_count and slots are used in
+            // ring order), so its status is AVAILABLE and the kernel does not touch its bytes until
+            // we mark it SEND_REQUEST below. The slice covers the data area of this slot only and
+            // does not outlive this iteration.
+            let data = unsafe {
+                std::slice::from_raw_parts_mut(
+                    self.ring.base().add(off + TX_DATA_OFFSET),
+                    self.frame_size - TX_DATA_OFFSET,
+                )
+            };
+            let len = fill(data);
+            if len == 0 {
+                break;
+            }
+            if !(ETH_HEADER_LEN..=self.max_len).contains(&len) {
+                self.stats.failed += 1;
+                continue;
+            }
+            // SAFETY: tp_len is the u32 at offset 4 of the slot's header, which we own (see above).
+            unsafe { (self.ring.base().add(off + 4) as *mut u32).write_volatile(len as u32) };
+            self.status(self.head)
+                .store(TP_STATUS_SEND_REQUEST, Ordering::Release);
+            self.head = (self.head + 1) % self.frame_count;
+            self.in_flight += 1;
+            self.unkicked = true;
+            queued += 1;
+            // A batch larger than the ring: hand over what we have before waiting for space.
+            if self.in_flight == self.frame_count {
+                self.kick()?;
+            }
+        }
+        if self.unkicked {
+            self.kick()?;
+        }
+        self.stats.queued += queued as u64;
+        Ok(queued)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while self.in_flight > 0 {
+            self.wait_for_slot()?;
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> TxStats {
+        self.stats
+    }
+}
+
+/// The transmit back end for real interfaces: a [`TxRing`] when the kernel lets us set one up,
+/// else [`MmsgTx`] (one `sendmmsg()` per batch, with a copy into the kernel).
+#[derive(Debug)]
+pub enum AfPacketTx {
+    /// PACKET_TX_RING.
+    Ring(TxRing),
+    /// sendmmsg fallback, with the reason the ring could not be used.
+    Mmsg(MmsgTx, String),
+}
+
+impl AfPacketTx {
+    /// Opens the fastest available back end on `ifname`.
+    pub fn open(ifname: &str, cfg: TxConfig) -> io::Result<Self> {
+        match TxRing::open(ifname, cfg) {
+            Ok(r) => Ok(AfPacketTx::Ring(r)),
+            // Permission and missing-interface problems will not go away with sendmmsg.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
+                ) =>
+            {
+                Err(e)
+            }
+            Err(e) => Ok(AfPacketTx::Mmsg(
+                MmsgTx::open(ifname, cfg.qdisc_bypass)?,
+                e.to_string(),
+            )),
+        }
+    }
+
+    /// A short description for the scan metadata: which back end, and why not the ring.
+    pub fn describe(&self) -> String {
+        match self {
+            AfPacketTx::Ring(r) => format!(
+                "PACKET_TX_RING ({} slots of {} bytes)",
+                r.frame_count, r.frame_size
+            ),
+            AfPacketTx::Mmsg(_, why) => format!("sendmmsg (TX ring unavailable: {why})"),
+        }
+    }
+}
+
+impl Transmit for AfPacketTx {
+    fn send_batch(
+        &mut self,
+        n: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> io::Result<usize> {
+        match self {
+            AfPacketTx::Ring(r) => r.send_batch(n, fill),
+            AfPacketTx::Mmsg(m, _) => m.send_batch(n, fill),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            AfPacketTx::Ring(r) => r.flush(),
+            AfPacketTx::Mmsg(m, _) => m.flush(),
+        }
+    }
+
+    fn stats(&self) -> TxStats {
+        match self {
+            AfPacketTx::Ring(r) => r.stats(),
+            AfPacketTx::Mmsg(m, _) => m.stats(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_shapes() {
+        for cfg in [
+            TxConfig {
+                frame_size: 100,
+                ..TxConfig::default()
+            },
+            TxConfig {
+                frame_size: 144,
+                ..TxConfig::default()
+            },
+            TxConfig {
+                frame_count: 0,
+                ..TxConfig::default()
+            },
+        ] {
+            assert_eq!(
+                TxRing::open("lo", cfg).unwrap_err().kind(),
+                io::ErrorKind::InvalidInput,
+                "{cfg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn layout_rounds_to_blocks() {
+        assert_eq!(round_up(1, 4096), 4096);
+        assert_eq!(round_up(65536, 4096), 65536);
+        assert_eq!(round_up(65537, 4096), 69632);
+    }
+}

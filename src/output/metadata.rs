@@ -1,0 +1,98 @@
+//! The scan's metadata JSON: the full configuration (seed and shard included), times, and every
+//! counter, so that a result file can be judged and reproduced.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The configuration as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigRecord {
+    /// Target arguments as given.
+    pub targets: Vec<String>,
+    /// Ports probed.
+    pub ports: Vec<u16>,
+    /// Packets per second asked (0: unlimited).
+    pub rate: u64,
+    /// `v0`/`v1`.
+    pub probe_versions: Vec<&'static str>,
+    /// Probes per target and version.
+    pub probes_per_target: u32,
+    /// Seconds of cooldown.
+    pub cooldown_secs: f64,
+    /// The seed.
+    pub seed: u64,
+    /// Number of shards.
+    pub shards: u32,
+    /// This shard.
+    pub shard: u32,
+    /// Sender threads.
+    pub sender_threads: u32,
+    /// Interface.
+    pub interface: String,
+    /// Source address(es).
+    pub source_ip: Vec<String>,
+    /// Gateway MAC.
+    pub gateway_mac: String,
+    /// Blocklist used (`builtin`, a path, or null).
+    pub blocklist: Option<String>,
+    /// Allowlist used.
+    pub allowlist: Option<String>,
+    /// Target limit.
+    pub max_targets: Option<u64>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Who ran the scan.
+    pub contact: Option<String>,
+}
+
+/// The whole metadata document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metadata {
+    /// Always `mpscan`.
+    pub tool: &'static str,
+    /// Tool version.
+    pub version: &'static str,
+    /// The command line.
+    pub command_line: Vec<String>,
+    /// Configuration.
+    pub config: ConfigRecord,
+    /// Start, RFC 3339.
+    pub start_time: String,
+    /// End, RFC 3339.
+    pub end_time: String,
+    /// Stopped early (signal or error).
+    pub interrupted: bool,
+    /// (address, port) pairs in the whole space after block/allow lists.
+    pub targets_total: u64,
+    /// Addresses the blocklist removed from the targets.
+    pub addresses_blocked: u64,
+    /// (address, port) pairs sent to by this shard.
+    pub targets_probed: u64,
+    /// Packets sent.
+    pub probes_sent: u64,
+    /// Frames that reached the receiver.
+    pub responses_received: u64,
+    /// Frames that validated as answers to our probes.
+    pub responses_validated: u64,
+    /// Frames rejected.
+    pub responses_invalid: u64,
+    /// Rejections by reason.
+    pub invalid_reasons: BTreeMap<String, u64>,
+    /// Validated answers for a (target, port, version) that already had a row.
+    pub duplicates: u64,
+    /// Frames the kernel dropped before we could read them.
+    pub kernel_drops: u64,
+    /// Rows per probe version and class.
+    pub classes: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    /// Rows written.
+    pub rows: u64,
+}
+
+impl Metadata {
+    /// Writes the document to `path` (pretty-printed).
+    pub fn write(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write the metadata file {}: {e}", path.display()))
+    }
+}

@@ -1,0 +1,200 @@
+//! From what the user typed ([`ScanArgs`]) to a finished, checked configuration that builds the
+//! workers. Every check that can fail happens here, before a single packet is sent, and each
+//! failure is one line naming the input and the fix.
+
+use crate::cli::{ScanArgs, VersionArg};
+use crate::net::route::{self, Route};
+use crate::output::metadata::ConfigRecord;
+use crate::probe::{Link, ProbeVersion};
+use crate::targets::{BlockSource, TargetSpace, TargetSpec};
+use anyhow::{bail, Context as _};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A rate above this on a real interface gets a warning about the networks being scanned.
+pub const LOUD_RATE: u64 = 100_000;
+
+/// Everything a scan needs, checked.
+pub struct ScanConfig {
+    /// What to scan.
+    pub space: TargetSpace,
+    /// Probe versions, in sending order.
+    pub versions: Vec<ProbeVersion>,
+    /// Probes per target and version.
+    pub probes: u32,
+    /// Packets per second (0: unlimited).
+    pub rate: u64,
+    /// Receive time after the last probe.
+    pub cooldown: Duration,
+    /// Permutation and validation seed.
+    pub seed: u64,
+    /// Number of shards.
+    pub shards: u32,
+    /// This shard.
+    pub shard: u32,
+    /// Sender threads.
+    pub threads: u32,
+    /// Stop after this many targets.
+    pub max_targets: Option<u64>,
+    /// Result CSV (stdout if none).
+    pub output: Option<PathBuf>,
+    /// Metadata JSON.
+    pub metadata: Option<PathBuf>,
+    /// Print probes instead of sending.
+    pub dry_run: bool,
+    /// No progress output.
+    pub quiet: bool,
+    /// Interface to send on and read from ("" in a dry run without a route).
+    pub interface: String,
+    /// Addresses and MACs of the probes.
+    pub link: Link,
+    /// The configuration as recorded in the metadata.
+    pub record: ConfigRecord,
+}
+
+impl ScanConfig {
+    /// Checks and resolves the arguments.
+    pub fn resolve(a: &ScanArgs) -> anyhow::Result<ScanConfig> {
+        if a.shards == 0 {
+            bail!("--shards 0: there must be at least one shard");
+        }
+        if a.shard >= a.shards {
+            bail!("--shard {} is out of range for --shards {}: shards are numbered 0 to {}", a.shard, a.shards, a.shards - 1);
+        }
+        if a.probes == 0 {
+            bail!("--probes 0: each target needs at least one probe");
+        }
+        if a.sender_threads == 0 || a.sender_threads > 64 {
+            bail!("--sender-threads {}: use 1 to 64", a.sender_threads);
+        }
+        if !a.cooldown.is_finite() || a.cooldown < 0.0 || a.cooldown > 3600.0 {
+            bail!("--cooldown {}: give a number of seconds between 0 and 3600", a.cooldown);
+        }
+        if a.blocklist.is_some() && a.no_blocklist {
+            bail!("--blocklist and --no-blocklist contradict each other: keep one");
+        }
+        let blocklist = match (&a.blocklist, a.no_blocklist) {
+            (Some(p), _) => BlockSource::File(p.clone()),
+            (None, true) => BlockSource::None,
+            (None, false) => BlockSource::Default,
+        };
+        let spec = TargetSpec {
+            targets: &a.targets,
+            ports: &a.port,
+            blocklist: blocklist.clone(),
+            allowlist: a.allowlist.as_deref(),
+            allow_unblocked_full_space: a.i_know_what_i_am_doing,
+        };
+        let space = TargetSpace::build(&spec)?;
+        if space.len() == 0 {
+            bail!("nothing to scan: every target is excluded by the blocklist or allowlist");
+        }
+        let versions = match a.mptcp_version {
+            VersionArg::V0 => vec![ProbeVersion::V0],
+            VersionArg::V1 => vec![ProbeVersion::V1],
+            VersionArg::Both => vec![ProbeVersion::V1, ProbeVersion::V0],
+        };
+        let seed = a.seed.unwrap_or_else(rand::random);
+
+        let gw_mac = match &a.gateway_mac {
+            Some(s) => Some(route::parse_mac(s).with_context(|| format!("-G {s:?}: write the MAC as aa:bb:cc:dd:ee:ff"))?),
+            None => None,
+        };
+        let set = space.address_set();
+        let n4 = set.len_v4();
+        let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
+        let route_for = |want_v4: bool| -> anyhow::Result<Option<Route>> {
+            let dst = set.nth(if want_v4 { 0 } else { n4 });
+            let src = a.source_ip.filter(|s| s.is_ipv4() == want_v4);
+            // A dry run must send nothing, not even the datagram that provokes neighbour resolution.
+            let gw = if a.dry_run { gw_mac.or(Some([0; 6])) } else { gw_mac };
+            match route::resolve(dst, a.interface.as_deref(), src, gw) {
+                Ok(r) => Ok(Some(r)),
+                Err(e) if a.dry_run => {
+                    eprintln!("mpscan: dry run: {e}; using placeholder addresses");
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        };
+        if !a.dry_run && !crate::net::caps::is_root() {
+            bail!("sending raw packets needs root (or CAP_NET_RAW): run as root, or use --dry-run to print the probes");
+        }
+        let r4 = if has_v4 { route_for(true)? } else { None };
+        let r6 = if has_v6 { route_for(false)? } else { None };
+        let main = r4.as_ref().or(r6.as_ref());
+        let placeholder_v4 = || match a.source_ip {
+            Some(IpAddr::V4(s)) => s,
+            _ => crate::cli::DRY_RUN_SOURCE,
+        };
+        let link = Link {
+            src_mac: main.map_or([0; 6], |r| r.src_mac),
+            dst_mac: main.map_or(gw_mac.unwrap_or([0; 6]), |r| r.gateway_mac),
+            src_v4: has_v4.then(|| match &r4 {
+                Some(Route { src_ip: IpAddr::V4(s), .. }) => *s,
+                _ => placeholder_v4(),
+            }),
+            src_v6: has_v6.then(|| match (&r6, a.source_ip) {
+                (Some(Route { src_ip: IpAddr::V6(s), .. }), _) => *s,
+                (_, Some(IpAddr::V6(s))) => s,
+                _ => "2001:db8::1".parse().unwrap(),
+            }),
+        };
+        let interface = main.map_or(a.interface.clone().unwrap_or_default(), |r| r.interface.clone());
+        if let (Some(r4), Some(r6)) = (&r4, &r6) {
+            if r4.interface != r6.interface {
+                bail!("IPv4 targets route via {} but IPv6 targets via {}: scan each family separately, or pick one with -i", r4.interface, r6.interface);
+            }
+        }
+        if !a.dry_run && (a.rate == 0 || a.rate > LOUD_RATE) && !a.quiet {
+            eprintln!(
+                "mpscan: warning: {} pps is a lot for the networks being scanned; be sure you may, and keep an opt-out list",
+                if a.rate == 0 { "unlimited".to_string() } else { a.rate.to_string() }
+            );
+        }
+        let record = ConfigRecord {
+            targets: a.targets.clone(),
+            ports: space.ports().to_vec(),
+            rate: a.rate,
+            probe_versions: versions.iter().map(|v| v.label()).collect(),
+            probes_per_target: a.probes,
+            cooldown_secs: a.cooldown,
+            seed,
+            shards: a.shards,
+            shard: a.shard,
+            sender_threads: a.sender_threads,
+            interface: interface.clone(),
+            source_ip: link.src_v4.map(|s| s.to_string()).into_iter().chain(link.src_v6.map(|s| s.to_string())).collect(),
+            gateway_mac: route::format_mac(&link.dst_mac),
+            blocklist: match &blocklist {
+                BlockSource::Default => Some("builtin".into()),
+                BlockSource::File(p) => Some(p.display().to_string()),
+                BlockSource::None => None,
+            },
+            allowlist: a.allowlist.as_ref().map(|p| p.display().to_string()),
+            max_targets: a.max_targets,
+            dry_run: a.dry_run,
+            contact: a.contact.clone(),
+        };
+        Ok(ScanConfig {
+            space,
+            versions,
+            probes: a.probes,
+            rate: a.rate,
+            cooldown: Duration::from_secs_f64(a.cooldown),
+            seed,
+            shards: a.shards,
+            shard: a.shard,
+            threads: a.sender_threads,
+            max_targets: a.max_targets,
+            output: a.output.clone(),
+            metadata: a.metadata.clone(),
+            dry_run: a.dry_run,
+            quiet: a.quiet,
+            interface,
+            link,
+            record,
+        })
+    }
+}

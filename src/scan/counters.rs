@@ -1,0 +1,38 @@
+//! Counters shared by the send and receive loops and read by the monitor: plain atomics, each
+//! written by one thread only, so no lock and no contention on the hot paths.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// Live counters of a scan.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Packets handed to the kernel.
+    pub sent: AtomicU64,
+    /// (address, port) targets whose probes were all sent.
+    pub targets_done: AtomicU64,
+    /// Frames read by the receiver.
+    pub received: AtomicU64,
+    /// Frames that validated.
+    pub validated: AtomicU64,
+    /// Rows written.
+    pub rows: AtomicU64,
+    /// Rows whose class is `mptcp`.
+    pub hits: AtomicU64,
+    /// Senders: stop now (signal, output error).
+    pub stop_sending: AtomicBool,
+    /// Receiver: stop now (end of cooldown, second signal).
+    pub stop_receiving: AtomicBool,
+}
+
+impl Counters {
+    /// Adds to a counter.
+    #[inline]
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Relaxed)
+    }
+}

@@ -1,0 +1,63 @@
+//! Progress on stderr: an indicatif bar when stderr is a terminal, a plain status line every few
+//! seconds otherwise, nothing with `--quiet`. It only reads the atomic counters.
+
+use super::counters::Counters;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// Reports progress until `done` is set. `total` is the number of targets this shard sends to.
+pub fn monitor(counters: &Counters, total: u64, done: &AtomicBool) {
+    let start = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} targets, {msg}, ETA {eta}")
+                .unwrap()
+                .progress_chars("=> "),
+        );
+        b
+    });
+    let mut last_line = Instant::now();
+    let mut last_sent = 0u64;
+    let mut last_t = Instant::now();
+    while !done.load(Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = Counters::get(&counters.sent);
+        let now = Instant::now();
+        let rate = (sent - last_sent) as f64 / now.duration_since(last_t).as_secs_f64().max(1e-6);
+        let msg = format!(
+            "{} sent ({:.0} pps), {} received, {} rows, {} mptcp",
+            sent,
+            rate,
+            Counters::get(&counters.received),
+            Counters::get(&counters.rows),
+            Counters::get(&counters.hits)
+        );
+        match &bar {
+            Some(b) => {
+                b.set_position(Counters::get(&counters.targets_done));
+                b.set_message(msg);
+                last_sent = sent;
+                last_t = now;
+            }
+            None if last_line.elapsed() >= Duration::from_secs(5) => {
+                eprintln!(
+                    "mpscan: {:.0}s {}/{} targets, {msg}",
+                    start.elapsed().as_secs_f64(),
+                    Counters::get(&counters.targets_done),
+                    total
+                );
+                last_line = Instant::now();
+                last_sent = sent;
+                last_t = now;
+            }
+            None => {}
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}

@@ -1,0 +1,206 @@
+//! `mpscan scan` against the lab, compared with the lab's ground truth: every responder found,
+//! every class right (and the MP_CAPABLE version, flags, mirror and timestamp facts where the
+//! ground truth states them), no row for a silent address, no duplicate row, and the same rows
+//! again from a second run with the same seed.
+//!
+//! Needs root and network namespaces: skips without them, fails instead with
+//! `MPSCAN_REQUIRE_LAB=1` (set by `.ci/run`). Each test's lab has a unique name and is torn down
+//! by its guard even when the test fails.
+
+use mpscan::lab::topology::random_run_name;
+use mpscan::lab::{preflight, GroundTruth, Lab, LabOptions, Size};
+use mpscan::probe::ProbeVersion;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
+
+fn lab_possible(test: &str) -> bool {
+    match preflight() {
+        Ok(()) => true,
+        Err(e) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => {
+            panic!("{test}: the lab is required (MPSCAN_REQUIRE_LAB=1) but cannot run: {e:#}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test}: {e:#} (set MPSCAN_REQUIRE_LAB=1 to make this a failure)");
+            false
+        }
+    }
+}
+
+fn up() -> Lab {
+    Lab::up(LabOptions { name: Some(random_run_name()), size: Size::Small, exe: Some(PathBuf::from(EXE)) }).expect("lab up")
+}
+
+/// One CSV row, as a map from column to value.
+type Row = BTreeMap<String, String>;
+
+/// Runs `mpscan scan` in the lab's scanner namespace and returns the rows and the metadata.
+fn scan(lab: &Lab, version: &str, seed: &str, extra: &[&str]) -> (Vec<Row>, serde_json::Value) {
+    let dir = tempdir(&lab.info.run);
+    let (csv, json) = (dir.join(format!("scan-{version}-{seed}.csv")), dir.join(format!("scan-{version}-{seed}.json")));
+    let targets = format!("@{}", lab.info.targets.display());
+    let blocklist = lab.info.blocklist.display().to_string();
+    let mut args = vec![
+        "netns", "exec", &lab.info.scanner_ns, EXE, "scan", "-p", "22,80,443", "--mptcp-version", version, "-e", seed,
+        "-r", "20000", "-c", "2", "-b", &blocklist, "-q", "-o", csv.to_str().unwrap(), "-m", json.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push(&targets);
+    let out = Command::new("ip").args(&args).output().expect("running mpscan in the lab");
+    assert!(out.status.success(), "mpscan scan failed: {}", String::from_utf8_lossy(&out.stderr));
+    let mut rdr = csv::Reader::from_path(&csv).expect("CSV written");
+    let headers = rdr.headers().unwrap().clone();
+    let rows = rdr
+        .records()
+        .map(|r| headers.iter().zip(r.unwrap().iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect())
+        .collect();
+    let meta = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("metadata JSON");
+    (rows, meta)
+}
+
+fn tempdir(run: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mpscan-scan-lab-{run}"));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn version_of(label: &str) -> ProbeVersion {
+    match label {
+        "v0" => ProbeVersion::V0,
+        "v1" => ProbeVersion::V1,
+        o => panic!("bad probe column {o:?}"),
+    }
+}
+
+/// Checks every row against the ground truth and that every answering (address, port, version)
+/// has exactly one row. Returns the number of rows checked.
+fn check(truth: &GroundTruth, rows: &[Row], versions: &[ProbeVersion], ports: &[u16]) -> usize {
+    let mut seen = BTreeSet::new();
+    for r in rows {
+        let ip: IpAddr = r["ip"].parse().unwrap();
+        let port: u16 = r["port"].parse().unwrap();
+        let v = version_of(&r["probe"]);
+        assert!(versions.contains(&v), "row for a version not probed: {r:?}");
+        assert!(seen.insert((ip, port, v)), "duplicate row {r:?}");
+        let e = truth.expected(ip, port, v).unwrap_or_else(|| panic!("row for a silent address: {r:?}"));
+        assert_eq!(r["class"], e.class.label(), "class of {ip}:{port} {v}: {r:?}");
+        let responder = e.responder.map_or(ip, IpAddr::V4);
+        assert_eq!(r["responder"], responder.to_string(), "{r:?}");
+        if let Some(mv) = e.mptcp_version {
+            assert_eq!(r["mptcp_version"], mv.to_string(), "{r:?}");
+        }
+        if let Some(f) = &e.mpc_flags {
+            assert_eq!(&r["mpc_flags"], f, "{r:?}");
+        }
+        if let Some(m) = e.mirrored {
+            assert_eq!(r["mirrored"], m.to_string(), "{r:?}");
+        }
+        if let Some(t) = e.ts_echoed {
+            assert_eq!(r["ts_echoed"], t.to_string(), "{r:?}");
+        }
+        if r["class"] == "mptcp" {
+            assert_eq!(r["mpc_key"].len(), 16, "{r:?}");
+        }
+    }
+    // Recall: every (address, port, version) the ground truth says answers has its row.
+    let mut missing = Vec::new();
+    for range in &truth.ranges {
+        for ip in range.prefix.hosts_all() {
+            for &port in ports {
+                for &v in versions {
+                    if truth.expected(IpAddr::V4(ip), port, v).is_some() && !seen.contains(&(IpAddr::V4(ip), port, v)) {
+                        missing.push(format!("{ip}:{port} {v}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{} answering targets have no row, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    rows.len()
+}
+
+trait HostsAll {
+    fn hosts_all(&self) -> Vec<std::net::Ipv4Addr>;
+}
+
+impl HostsAll for ipnet::Ipv4Net {
+    /// Every address of the prefix, network and broadcast included (the lab answers for all).
+    fn hosts_all(&self) -> Vec<std::net::Ipv4Addr> {
+        (u32::from(self.network())..=u32::from(self.broadcast())).map(Into::into).collect()
+    }
+}
+
+#[test]
+fn scan_matches_ground_truth_for_v1_v0_and_both() {
+    if !lab_possible("scan_matches_ground_truth_for_v1_v0_and_both") {
+        return;
+    }
+    let lab = up();
+    let truth = GroundTruth::load(Path::new(&lab.info.ground_truth)).unwrap();
+    let ports = [22, 80, 443];
+    for (arg, versions) in [
+        ("1", vec![ProbeVersion::V1]),
+        ("0", vec![ProbeVersion::V0]),
+        ("both", vec![ProbeVersion::V1, ProbeVersion::V0]),
+    ] {
+        let (rows, meta) = scan(&lab, arg, "11", &[]);
+        let n = check(&truth, &rows, &versions, &ports);
+        assert!(n > 0);
+        assert_eq!(meta["rows"].as_u64().unwrap(), n as u64);
+        assert_eq!(meta["interrupted"], false);
+        let targets = meta["targets_total"].as_u64().unwrap();
+        assert_eq!(meta["targets_probed"].as_u64().unwrap(), targets);
+        assert_eq!(meta["probes_sent"].as_u64().unwrap(), targets * versions.len() as u64);
+        // Every class the lab has shows up.
+        let classes: BTreeSet<&str> = rows.iter().map(|r| r["class"].as_str()).collect();
+        for c in ["mptcp", "tcp", "closed", "unreachable"] {
+            assert!(classes.contains(c), "no {c} row with --mptcp-version {arg}");
+        }
+        assert!(classes.contains("echo"), "no echo row with --mptcp-version {arg}");
+    }
+}
+
+#[test]
+fn same_seed_same_rows_and_repeated_probes_do_not_duplicate() {
+    if !lab_possible("same_seed_same_rows_and_repeated_probes_do_not_duplicate") {
+        return;
+    }
+    let lab = up();
+    let key = |rows: &[Row]| -> BTreeSet<(String, String, String, String)> {
+        rows.iter().map(|r| (r["ip"].clone(), r["port"].clone(), r["probe"].clone(), r["class"].clone())).collect()
+    };
+    let (a, _) = scan(&lab, "both", "5", &[]);
+    let (b, meta) = scan(&lab, "both", "5", &["-P", "3"]);
+    assert_eq!(key(&a), key(&b));
+    assert_eq!(a.len(), b.len());
+    // Three probes per target: the extra answers are counted as duplicates, not written.
+    assert!(meta["duplicates"].as_u64().unwrap() > 0, "{meta}");
+    let truth = GroundTruth::load(Path::new(&lab.info.ground_truth)).unwrap();
+    check(&truth, &b, &[ProbeVersion::V1, ProbeVersion::V0], &[22, 80, 443]);
+}
+
+#[test]
+fn shards_cover_the_scan_exactly_once() {
+    if !lab_possible("shards_cover_the_scan_exactly_once") {
+        return;
+    }
+    let lab = up();
+    let (full, _) = scan(&lab, "1", "9", &[]);
+    let mut union = Vec::new();
+    let mut probed = 0;
+    for i in 0..3 {
+        let (rows, meta) = scan(&lab, "1", "9", &["--shards", "3", "--shard", &i.to_string()]);
+        probed += meta["targets_probed"].as_u64().unwrap();
+        union.extend(rows);
+    }
+    let key = |r: &Row| (r["ip"].clone(), r["port"].clone(), r["class"].clone());
+    let full_keys: BTreeSet<_> = full.iter().map(key).collect();
+    let union_keys: BTreeSet<_> = union.iter().map(key).collect();
+    assert_eq!(union.len(), union_keys.len(), "a target answered in two shards");
+    assert_eq!(full_keys, union_keys);
+    let total = GroundTruth::load(Path::new(&lab.info.ground_truth)).unwrap().ranges.iter().map(|r| r.prefix.hosts_all().len() as u64).sum::<u64>();
+    assert_eq!(probed, total * 3, "each (address, port) probed exactly once across the shards");
+}
