@@ -79,7 +79,11 @@ impl Expected {
     }
 
     fn mptcp(version: u8, flags: u8) -> Expected {
-        Expected { mptcp_version: Some(version), mpc_flags: Some(format!("0x{flags:02x}")), ..Expected::class(Class::Mptcp) }
+        Expected {
+            mptcp_version: Some(version),
+            mpc_flags: Some(format!("0x{flags:02x}")),
+            ..Expected::class(Class::Mptcp)
+        }
     }
 
     fn echo(mirrored: bool) -> Expected {

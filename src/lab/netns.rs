@@ -23,12 +23,7 @@ pub fn run_with_input(prog: &str, args: &[&str], input: Option<&str>) -> anyhow:
     }
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!(
-            "`{prog} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("`{prog} {}` failed ({}): {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -24,8 +24,7 @@
 //! the lab crosses veths with its checksum left to offload and would look wrong.
 
 use crate::wire::{
-    ethernet, ipv4, tcp, tcp_option, EtherType, EthernetFrame, Ipv4Packet, MpCapable, TcpFlags, TcpOption,
-    TcpPacket,
+    ethernet, ipv4, tcp, tcp_option, EtherType, EthernetFrame, Ipv4Packet, MpCapable, TcpFlags, TcpOption, TcpPacket,
 };
 use ipnet::Ipv4Net;
 

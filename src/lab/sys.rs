@@ -100,7 +100,10 @@ pub fn if_index(name: &str) -> io::Result<i32> {
     // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if idx == 0 {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface {name}: {}", io::Error::last_os_error())));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface {name}: {}", io::Error::last_os_error()),
+        ));
     }
     Ok(idx as i32)
 }
@@ -128,7 +131,8 @@ pub fn tcp_is_mptcp(fd: &impl AsRawFd) -> io::Result<bool> {
 /// Sends SIGKILL to process `pid`. The caller has checked (by its start time) that `pid` is the
 /// process it started; never call this with a PID read from anywhere else.
 pub fn kill_pid(pid: u32) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
     if pid <= 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to signal a process group"));
     }

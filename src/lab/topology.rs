@@ -104,7 +104,8 @@ impl LabInfo {
     /// Loads run `run`'s info, if the run finished coming up.
     pub fn load(run: &str) -> anyhow::Result<LabInfo> {
         let p = LabInfo::path(run);
-        let text = std::fs::read_to_string(&p).with_context(|| format!("lab {run} is not up ({} missing)", p.display()))?;
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("lab {run} is not up ({} missing)", p.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
     }
 
@@ -631,9 +632,11 @@ fn check_ready(info: &LabInfo, exe: &Path, plan: &Plan) -> anyhow::Result<()> {
             }
         }
         let got = info.connect_from_scanner(exe, &targets, mptcp, 3000)?;
-        wrong.extend(got.iter().zip(&want).filter(|((_, o), (_, w))| o.label() != *w).map(|((to, o), (name, w))| {
-            format!("{name} ({to}): expected {w}, got {}", connect::format_line(*to, o))
-        }));
+        wrong.extend(
+            got.iter().zip(&want).filter(|((_, o), (_, w))| o.label() != *w).map(|((to, o), (name, w))| {
+                format!("{name} ({to}): expected {w}, got {}", connect::format_line(*to, o))
+            }),
+        );
     }
     if !wrong.is_empty() {
         bail!("the lab does not answer as planned:\n  {}", wrong.join("\n  "));
