@@ -1,2 +1,19 @@
-//! Study tables from mpscan result CSVs (placeholder until the analysis issue lands).
+//! Study tables from mpscan result CSVs: the headline table of a scan, flag combinations of real
+//! MPTCP servers, middlebox fingerprints, prefix and origin-AS breakdowns, scan-to-scan diffs,
+//! charts, and a synthetic result generator for tests and benchmarks.
+//!
+//! Rows are streamed (never loaded): every command reads CSVs through [`reader`], which splits the
+//! files into byte ranges parsed in parallel with reused `csv::ByteRecord`s.
+#![forbid(unsafe_code)]
+
 pub mod cli;
+pub mod diff;
+pub mod fingerprint;
+pub mod metadata;
+pub mod pfx2as;
+pub mod plots;
+pub mod reader;
+pub mod row;
+pub mod summary;
+pub mod synth;
+pub mod table;

@@ -1,0 +1,155 @@
+//! The scan's metadata JSON (one per shard): what analysis needs from it is how many targets were
+//! probed, on which ports, with which probe versions. Unknown fields are ignored so the scanner can
+//! grow its metadata freely.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The part of a scan's configuration analysis reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MetaConfig {
+    /// Ports probed on every address.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Probe versions sent (`"v0"`, `"v1"`).
+    #[serde(default)]
+    pub probe_versions: Vec<String>,
+    /// Number of shards of the scan.
+    #[serde(default)]
+    pub shards: Option<u32>,
+    /// This file's shard.
+    #[serde(default)]
+    pub shard: Option<u32>,
+}
+
+/// One metadata file.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Metadata {
+    /// Configuration of the scan.
+    #[serde(default)]
+    pub config: MetaConfig,
+    /// (address, port) pairs actually probed by this shard.
+    pub targets_probed: u64,
+    /// The scan was stopped before it finished.
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+/// The metadata of all shards of a scan, summed.
+#[derive(Debug, Clone, Default)]
+pub struct ScanMeta {
+    /// Sum of `targets_probed` over shards.
+    pub targets_probed: u64,
+    /// Ports of the scan (union over shards, sorted).
+    pub ports: Vec<u16>,
+    /// Probe versions of the scan (union over shards).
+    pub probe_versions: Vec<String>,
+    /// Number of metadata files read.
+    pub files: usize,
+    /// Some shard was interrupted.
+    pub interrupted: bool,
+    /// Shard numbers read, to spot a missing shard.
+    pub shards_seen: Vec<u32>,
+    /// Declared shard count, if any file said.
+    pub shards_declared: Option<u32>,
+}
+
+impl Metadata {
+    /// Read one metadata file; errors name the file.
+    pub fn read(path: &Path) -> Result<Metadata> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read metadata", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not valid mpscan metadata JSON", path.display()))
+    }
+}
+
+impl ScanMeta {
+    /// Read and sum the metadata files of one scan.
+    pub fn read_all(paths: &[PathBuf]) -> Result<ScanMeta> {
+        let mut m = ScanMeta::default();
+        for p in paths {
+            let md = Metadata::read(p)?;
+            m.targets_probed += md.targets_probed;
+            m.interrupted |= md.interrupted;
+            for port in md.config.ports {
+                if !m.ports.contains(&port) {
+                    m.ports.push(port);
+                }
+            }
+            for v in md.config.probe_versions {
+                if !m.probe_versions.contains(&v) {
+                    m.probe_versions.push(v);
+                }
+            }
+            if let Some(s) = md.config.shard {
+                m.shards_seen.push(s);
+            }
+            m.shards_declared = m.shards_declared.or(md.config.shards);
+            m.files += 1;
+        }
+        m.ports.sort_unstable();
+        Ok(m)
+    }
+
+    /// Addresses probed on `port` (`None` = all ports) with probe `version`, if the metadata says.
+    /// Every address of a scan is probed on every port, so one port gets `targets_probed / ports`.
+    pub fn probed(&self, port: Option<u16>, version: &str) -> Option<u64> {
+        if self.files == 0 || !self.probe_versions.iter().any(|v| v == version) {
+            return None;
+        }
+        match port {
+            None => Some(self.targets_probed),
+            Some(p) if self.ports.contains(&p) => Some(self.targets_probed / self.ports.len() as u64),
+            Some(_) => Some(0),
+        }
+    }
+
+    /// Warnings a reader should see: missing shards, an interrupted scan.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = vec![];
+        if self.interrupted {
+            w.push("the scan was interrupted: addresses probed is what was sent, not the whole target set".into());
+        }
+        if let Some(n) = self.shards_declared {
+            if n > 1 && (self.shards_seen.len() as u32) < n {
+                w.push(format!("metadata for {} of {} shards: addresses probed is incomplete", self.shards_seen.len(), n));
+            }
+        }
+        w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn meta(json: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(json.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn shards_sum_and_ports_split() {
+        let a = meta(r#"{"tool":"mpscan","config":{"ports":[80,443],"probe_versions":["v1","v0"],"shards":2,"shard":0},"targets_probed":1000,"extra":1}"#);
+        let b = meta(r#"{"config":{"ports":[443,80],"probe_versions":["v1"],"shards":2,"shard":1},"targets_probed":600}"#);
+        let m = ScanMeta::read_all(&[a.path().into(), b.path().into()]).unwrap();
+        assert_eq!(m.targets_probed, 1600);
+        assert_eq!(m.ports, vec![80, 443]);
+        assert_eq!(m.probed(None, "v1"), Some(1600));
+        assert_eq!(m.probed(Some(443), "v0"), Some(800));
+        assert_eq!(m.probed(Some(22), "v0"), Some(0));
+        assert!(m.warnings().is_empty());
+        let m1 = ScanMeta::read_all(&[a.path().into()]).unwrap();
+        assert!(m1.warnings()[0].contains("1 of 2 shards"));
+        assert_eq!(ScanMeta::default().probed(None, "v1"), None);
+    }
+
+    #[test]
+    fn bad_metadata_is_an_error_naming_the_file() {
+        let f = meta(r#"{"config":{}}"#);
+        let e = format!("{:#}", ScanMeta::read_all(&[f.path().into()]).unwrap_err());
+        assert!(e.contains("targets_probed") && e.contains(&f.path().display().to_string()), "{e}");
+    }
+}

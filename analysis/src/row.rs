@@ -1,0 +1,448 @@
+//! One result row: the columns analysis needs, found by header name, parsed by hand from a
+//! `csv::ByteRecord` without serde or allocation (this is the hot path of every command).
+//!
+//! Only the columns a command asks for must exist; extra columns are ignored and the order is free.
+
+use std::fmt;
+
+/// A probed address, kept as integers so prefixes and hash keys are cheap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Ip {
+    /// IPv4 address in host order.
+    V4(u32),
+    /// IPv6 address in host order.
+    V6(u128),
+}
+
+impl fmt::Display for Ip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Ip::V4(a) => std::net::Ipv4Addr::from(a).fmt(f),
+            Ip::V6(a) => std::net::Ipv6Addr::from(a).fmt(f),
+        }
+    }
+}
+
+/// MP_CAPABLE version of the probe that produced a row (`probe` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Probe {
+    /// RFC 6824 probe: 12-byte MP_CAPABLE with our key.
+    V0 = 0,
+    /// RFC 8684 probe: 4-byte MP_CAPABLE without a key.
+    V1 = 1,
+}
+
+impl Probe {
+    /// Both versions, v1 first (the current protocol is the one readers look for first).
+    pub const ALL: [Probe; 2] = [Probe::V1, Probe::V0];
+
+    /// The text used in the CSV and in tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Probe::V0 => "v0",
+            Probe::V1 => "v1",
+        }
+    }
+
+    /// Parse the CSV text (`v0`/`v1`).
+    pub fn parse(s: &str) -> Option<Probe> {
+        match s {
+            "v0" => Some(Probe::V0),
+            "v1" => Some(Probe::V1),
+            _ => None,
+        }
+    }
+}
+
+/// What the classifier made of an answer (`class` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Class {
+    /// Real MPTCP server: well-formed MP_CAPABLE different from the probe's.
+    Mptcp = 0,
+    /// MP_CAPABLE byte-identical to the probe's (or our own v0 key back): a middlebox echo.
+    Echo = 1,
+    /// MPTCP option present but not a valid MP_CAPABLE answer.
+    Malformed = 2,
+    /// SYN-ACK without MP_CAPABLE: plain TCP or a stripping box.
+    Tcp = 3,
+    /// RST.
+    Closed = 4,
+    /// ICMP destination unreachable quoting our probe.
+    Unreachable = 5,
+}
+
+/// Number of classes, the length of every per-class counter array.
+pub const NCLASS: usize = 6;
+
+impl Class {
+    /// All classes in table order.
+    pub const ALL: [Class; NCLASS] =
+        [Class::Mptcp, Class::Echo, Class::Malformed, Class::Tcp, Class::Closed, Class::Unreachable];
+
+    /// The text used in the CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Mptcp => "mptcp",
+            Class::Echo => "echo",
+            Class::Malformed => "malformed",
+            Class::Tcp => "tcp",
+            Class::Closed => "closed",
+            Class::Unreachable => "unreachable",
+        }
+    }
+
+    /// Inverse of `as u8`.
+    pub fn from_index(i: u8) -> Option<Class> {
+        Class::ALL.get(i as usize).copied()
+    }
+
+    fn parse(b: &[u8]) -> Option<Class> {
+        Some(match b {
+            b"mptcp" => Class::Mptcp,
+            b"echo" => Class::Echo,
+            b"malformed" => Class::Malformed,
+            b"tcp" => Class::Tcp,
+            b"closed" => Class::Closed,
+            b"unreachable" => Class::Unreachable,
+            _ => return None,
+        })
+    }
+
+    /// True for the classes that carried an MPTCP option (the ones prefix tables at /24 track).
+    pub fn has_mptcp_option(self) -> bool {
+        matches!(self, Class::Mptcp | Class::Echo | Class::Malformed)
+    }
+}
+
+/// A column of the result CSV that analysis can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    /// Probed address.
+    Ip = 0,
+    /// Target port.
+    Port,
+    /// Probe version.
+    Probe,
+    /// Classifier verdict.
+    Class,
+    /// Version in the answer's MP_CAPABLE.
+    MptcpVersion,
+    /// Flags byte of the answer's MP_CAPABLE.
+    MpcFlags,
+    /// Answer's TCP options as hex.
+    Options,
+    /// Whole option list came back byte-identical.
+    Mirrored,
+    /// Our TSval came back as TSval.
+    TsEchoed,
+    /// IP TTL of the answer.
+    Ttl,
+    /// TCP window of the answer.
+    Window,
+}
+
+const NCOL: usize = 11;
+const COL_NAMES: [&str; NCOL] = [
+    "ip", "port", "probe", "class", "mptcp_version", "mpc_flags", "options", "mirrored", "ts_echoed",
+    "ttl", "window",
+];
+
+impl Col {
+    /// Header name of the column.
+    pub fn name(self) -> &'static str {
+        COL_NAMES[self as usize]
+    }
+    /// Columns the `summary` command reads.
+    pub const SUMMARY: &'static [Col] = &[
+        Col::Ip, Col::Port, Col::Probe, Col::Class, Col::MptcpVersion, Col::MpcFlags, Col::Options,
+        Col::Mirrored, Col::TsEchoed, Col::Ttl, Col::Window,
+    ];
+    /// Columns the `diff` command reads.
+    pub const DIFF: &'static [Col] = &[Col::Ip, Col::Port, Col::Probe, Col::Class, Col::MptcpVersion];
+}
+
+/// Where each needed column sits in one file's records (files may order columns differently).
+#[derive(Debug, Clone)]
+pub struct Columns {
+    idx: [Option<usize>; NCOL],
+    /// Number of fields in the header; every record must have exactly as many.
+    pub width: usize,
+}
+
+impl Columns {
+    /// Find `needed` columns by name in a header record; a missing one is an error naming it.
+    pub fn resolve(header: &csv::ByteRecord, needed: &[Col]) -> Result<Columns, String> {
+        let mut idx = [None; NCOL];
+        for (i, field) in header.iter().enumerate() {
+            let name = std::str::from_utf8(field).unwrap_or("").trim();
+            if let Some(c) = COL_NAMES.iter().position(|n| *n == name) {
+                idx[c].get_or_insert(i);
+            }
+        }
+        let missing: Vec<&str> =
+            needed.iter().filter(|c| idx[**c as usize].is_none()).map(|c| c.name()).collect();
+        if !missing.is_empty() {
+            let have: Vec<String> =
+                header.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            return Err(format!(
+                "missing column{} {} (header has: {})",
+                if missing.len() > 1 { "s" } else { "" },
+                missing.join(", "),
+                have.join(",")
+            ));
+        }
+        Ok(Columns { idx, width: header.len() })
+    }
+}
+
+/// One parsed row. `options` stays hex text: only fingerprinting decodes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row<'a> {
+    /// Probed address.
+    pub ip: Ip,
+    /// Target port.
+    pub port: u16,
+    /// Probe version.
+    pub probe: Probe,
+    /// Classifier verdict.
+    pub class: Class,
+    /// Version in the answer's MP_CAPABLE, if any.
+    pub version: Option<u8>,
+    /// Flags of the answer's MP_CAPABLE, if any.
+    pub flags: Option<u8>,
+    /// Answer's TCP options as lowercase hex text (unvalidated here).
+    pub options: &'a [u8],
+    /// Whole option list mirrored.
+    pub mirrored: bool,
+    /// TSval echoed as TSval.
+    pub ts_echoed: bool,
+    /// IP TTL.
+    pub ttl: u8,
+    /// TCP window.
+    pub window: u16,
+}
+
+/// Why a row could not be parsed: the column and the offending text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError(pub String);
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad(col: Col, v: &[u8]) -> RowError {
+    let mut s = String::from_utf8_lossy(v).into_owned();
+    if s.len() > 60 {
+        s.truncate(60);
+        s.push('…');
+    }
+    RowError(format!("bad {} value {:?}", col.name(), s))
+}
+
+impl<'a> Row<'a> {
+    /// Parse the needed fields of `rec`; columns the command did not ask for get neutral defaults.
+    pub fn parse(rec: &'a csv::ByteRecord, cols: &Columns) -> Result<Row<'a>, RowError> {
+        if rec.len() != cols.width {
+            return Err(RowError(format!("{} fields, header has {}", rec.len(), cols.width)));
+        }
+        let f = |c: Col| cols.idx[c as usize].map(|i| &rec[i]);
+        let ip_t = f(Col::Ip).unwrap_or(b"");
+        let ip = parse_ip(ip_t).ok_or_else(|| bad(Col::Ip, ip_t))?;
+        let port_t = f(Col::Port).unwrap_or(b"");
+        let port = parse_uint(port_t, u16::MAX as u32).ok_or_else(|| bad(Col::Port, port_t))? as u16;
+        let probe_t = f(Col::Probe).unwrap_or(b"");
+        let probe = match probe_t {
+            b"v1" => Probe::V1,
+            b"v0" => Probe::V0,
+            _ => return Err(bad(Col::Probe, probe_t)),
+        };
+        let class_t = f(Col::Class).unwrap_or(b"");
+        let class = Class::parse(class_t).ok_or_else(|| bad(Col::Class, class_t))?;
+        let version = match f(Col::MptcpVersion) {
+            None | Some(b"") => None,
+            Some(t) => Some(parse_uint(t, 15).ok_or_else(|| bad(Col::MptcpVersion, t))? as u8),
+        };
+        let flags = match f(Col::MpcFlags) {
+            None | Some(b"") => None,
+            Some(t) => Some(parse_hex_byte(t).ok_or_else(|| bad(Col::MpcFlags, t))?),
+        };
+        let options = f(Col::Options).unwrap_or(b"");
+        let mirrored = parse_bool(f(Col::Mirrored), Col::Mirrored)?;
+        let ts_echoed = parse_bool(f(Col::TsEchoed), Col::TsEchoed)?;
+        let ttl = match f(Col::Ttl) {
+            None => 0,
+            Some(t) => parse_uint(t, 255).ok_or_else(|| bad(Col::Ttl, t))? as u8,
+        };
+        let window = match f(Col::Window) {
+            None => 0,
+            Some(t) => parse_uint(t, 65535).ok_or_else(|| bad(Col::Window, t))? as u16,
+        };
+        Ok(Row { ip, port, probe, class, version, flags, options, mirrored, ts_echoed, ttl, window })
+    }
+}
+
+fn parse_bool(v: Option<&[u8]>, col: Col) -> Result<bool, RowError> {
+    match v {
+        None | Some(b"false") | Some(b"") => Ok(false),
+        Some(b"true") => Ok(true),
+        Some(t) => Err(bad(col, t)),
+    }
+}
+
+/// Decimal without sign, at most `max`.
+fn parse_uint(t: &[u8], max: u32) -> Option<u32> {
+    if t.is_empty() || t.len() > 10 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in t {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + d as u64;
+    }
+    (v <= max as u64).then_some(v as u32)
+}
+
+/// `0x01`-style byte (also accepts it without the prefix).
+fn parse_hex_byte(t: &[u8]) -> Option<u8> {
+    let t = t.strip_prefix(b"0x").or_else(|| t.strip_prefix(b"0X")).unwrap_or(t);
+    if t.is_empty() || t.len() > 2 {
+        return None;
+    }
+    let mut v = 0u8;
+    for &b in t {
+        v = (v << 4) | hex_val(b)?;
+    }
+    Some(v)
+}
+
+/// Value of one hex digit.
+pub fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Dotted-quad fast path; anything with a colon goes to the standard IPv6 parser.
+pub fn parse_ip(t: &[u8]) -> Option<Ip> {
+    if let Some(v4) = parse_ipv4(t) {
+        return Some(Ip::V4(v4));
+    }
+    if t.contains(&b':') {
+        let s = std::str::from_utf8(t).ok()?;
+        return s.parse::<std::net::Ipv6Addr>().ok().map(|a| Ip::V6(u128::from(a)));
+    }
+    None
+}
+
+fn parse_ipv4(t: &[u8]) -> Option<u32> {
+    let mut addr: u32 = 0;
+    let mut octet: u32 = 0;
+    let mut digits = 0;
+    let mut dots = 0;
+    for &b in t {
+        if b == b'.' {
+            if digits == 0 || dots == 3 {
+                return None;
+            }
+            addr = (addr << 8) | octet;
+            octet = 0;
+            digits = 0;
+            dots += 1;
+        } else {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 || digits == 3 || (digits > 0 && octet == 0) {
+                return None; // not a digit, too long, or a leading zero
+            }
+            octet = octet * 10 + d as u32;
+            if octet > 255 {
+                return None;
+            }
+            digits += 1;
+        }
+    }
+    if dots != 3 || digits == 0 {
+        return None;
+    }
+    Some((addr << 8) | octet)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(fields: &[&str]) -> csv::ByteRecord {
+        csv::ByteRecord::from(fields.to_vec())
+    }
+
+    const HEADER: &[&str] = &[
+        "ip", "port", "probe", "class", "responder", "mptcp_version", "mpc_flags", "mpc_key", "options",
+        "mirrored", "ts_echoed", "ttl", "window", "timestamp",
+    ];
+
+    #[test]
+    fn ipv4_parser() {
+        assert_eq!(parse_ip(b"198.51.100.7"), Some(Ip::V4(0xc6336407)));
+        assert_eq!(parse_ip(b"0.0.0.0"), Some(Ip::V4(0)));
+        assert_eq!(parse_ip(b"255.255.255.255"), Some(Ip::V4(u32::MAX)));
+        for bad in ["256.1.1.1", "1.2.3", "1.2.3.4.5", "1..2.3", "01.2.3.4", "1.2.3.", "", "a.b.c.d", "1.2.3.1000"] {
+            assert_eq!(parse_ip(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(parse_ip(b"2001:db8::1"), Some(Ip::V6(0x2001_0db8_0000_0000_0000_0000_0000_0001)));
+        assert_eq!(parse_ip(b"2001:db8::zz"), None);
+    }
+
+    #[test]
+    fn full_row_parses() {
+        let cols = Columns::resolve(&rec(HEADER), Col::SUMMARY).unwrap();
+        let r = rec(&[
+            "198.51.100.7", "443", "v1", "mptcp", "198.51.100.7", "1", "0x21", "0011223344556677",
+            "1e0c0121", "false", "true", "57", "65535", "2026-11-21T18:00:00.123456Z",
+        ]);
+        let row = Row::parse(&r, &cols).unwrap();
+        assert_eq!(row.ip, Ip::V4(0xc6336407));
+        assert_eq!((row.port, row.probe, row.class), (443, Probe::V1, Class::Mptcp));
+        assert_eq!((row.version, row.flags), (Some(1), Some(0x21)));
+        assert_eq!(row.options, b"1e0c0121");
+        assert_eq!((row.mirrored, row.ts_echoed, row.ttl, row.window), (false, true, 57, 65535));
+    }
+
+    #[test]
+    fn columns_found_by_name_in_any_order_extra_ignored() {
+        let cols = Columns::resolve(&rec(&["extra", "class", "probe", "port", "ip"]), Col::DIFF);
+        assert!(cols.as_ref().unwrap_err().contains("mptcp_version"), "{cols:?}");
+        let cols = Columns::resolve(&rec(&["extra", "class", "probe", "mptcp_version", "port", "ip"]), Col::DIFF).unwrap();
+        let r = rec(&["x", "echo", "v0", "0", "80", "2001:db8::1"]);
+        let row = Row::parse(&r, &cols).unwrap();
+        assert_eq!((row.class, row.probe, row.port, row.version), (Class::Echo, Probe::V0, 80, Some(0)));
+    }
+
+    #[test]
+    fn bad_fields_name_the_column() {
+        let cols = Columns::resolve(&rec(HEADER), Col::SUMMARY).unwrap();
+        let good = [
+            "198.51.100.7", "443", "v1", "tcp", "198.51.100.7", "", "", "", "", "false", "false", "57",
+            "65535", "t",
+        ];
+        assert!(Row::parse(&rec(&good), &cols).is_ok());
+        for (i, v, col) in [
+            (0, "1.2.3", "ip"), (1, "70000", "port"), (2, "v2", "probe"), (3, "mptcpp", "class"),
+            (5, "x", "mptcp_version"), (6, "0x123", "mpc_flags"), (9, "yes", "mirrored"),
+            (10, "1", "ts_echoed"), (11, "-1", "ttl"), (12, "65536", "window"),
+        ] {
+            let mut f = good;
+            f[i] = v;
+            let e = Row::parse(&rec(&f), &cols).unwrap_err();
+            assert!(e.0.contains(col), "{e}");
+        }
+        let e = Row::parse(&rec(&good[..5]), &cols).unwrap_err();
+        assert!(e.0.contains("5 fields"), "{e}");
+    }
+}

@@ -1,0 +1,664 @@
+//! The study tables of one scan: the headline (in the form of the 2018 RWTH full-IPv4 study),
+//! MP_CAPABLE flag combinations of real servers, middlebox fingerprints of echoing boxes, and
+//! breakdowns by prefix and origin AS with top-N lists.
+//!
+//! `Aggregate` is what one worker thread accumulates while rows stream past; workers' aggregates
+//! are merged, then turned into `Table`s. Its size depends on the number of distinct keys
+//! (prefixes, ASes, fingerprints), never on the number of rows: /8 and /16 counters are dense
+//! arrays, /24 counters are kept only for answers that carried an MPTCP option.
+
+use crate::fingerprint::Fingerprint;
+use crate::metadata::ScanMeta;
+use crate::pfx2as::{Pfx2As, NO_ROUTE};
+use crate::row::{Class, Ip, Probe, Row, RowError, NCLASS};
+use crate::table::{Cell, Table};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Per-class counters.
+pub type Counts = [u64; NCLASS];
+
+/// A breakdown the user can ask for with `--by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// IPv4 /8.
+    V4p8,
+    /// IPv4 /16.
+    V4p16,
+    /// IPv4 /24 (answers with an MPTCP option only).
+    V4p24,
+    /// IPv6 /32.
+    V6p32,
+    /// IPv6 /48.
+    V6p48,
+    /// Origin AS from `--pfx2as`.
+    As,
+}
+
+impl Level {
+    /// Parse one `--by` item: `8`, `16`, `24`, `32`, `48` or `as`.
+    pub fn parse(s: &str) -> Result<Level, String> {
+        Ok(match s.trim().trim_start_matches('/') {
+            "8" => Level::V4p8,
+            "16" => Level::V4p16,
+            "24" => Level::V4p24,
+            "32" => Level::V6p32,
+            "48" => Level::V6p48,
+            "as" | "AS" | "asn" => Level::As,
+            other => return Err(format!("unknown breakdown {other:?} (use 8, 16, 24, 32, 48 or as)")),
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Level::V4p8 => "/8",
+            Level::V4p16 => "/16",
+            Level::V4p24 => "/24",
+            Level::V6p32 => "IPv6 /32",
+            Level::V6p48 => "IPv6 /48",
+            Level::As => "origin AS",
+        }
+    }
+}
+
+/// How the tables are built.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Rows per top-N table (0 = all).
+    pub top: usize,
+    /// Breakdowns to show.
+    pub levels: Vec<Level>,
+    /// Only rows of this probe version (`None` = all).
+    pub probe: Option<Probe>,
+    /// Prefix-to-AS table for the AS breakdown.
+    pub pfx2as: Option<Arc<Pfx2As>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            top: 10,
+            levels: vec![Level::V4p8, Level::V4p16, Level::V4p24, Level::V6p32, Level::V6p48, Level::As],
+            probe: None,
+            pfx2as: None,
+        }
+    }
+}
+
+/// Occurrences of one fingerprint and the lowest responder showing it (deterministic example).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FpStat {
+    /// Echoing answers with this fingerprint.
+    pub count: u64,
+    /// Smallest address with it.
+    pub example: Ip,
+}
+
+/// Everything one pass over the rows accumulates.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    probe_filter: Option<Probe>,
+    pfx: Option<Arc<Pfx2As>>,
+    /// Rows counted.
+    pub rows: u64,
+    /// Counters per (port, probe).
+    pub headline: Vec<(u16, Probe, Counts)>,
+    /// Real servers per (probe, answer version, flags).
+    pub flags: HashMap<(Probe, Option<u8>, Option<u8>), u64>,
+    /// Echoing answers per fingerprint.
+    pub fingerprints: HashMap<Fingerprint, FpStat>,
+    /// IPv4 counters per /8.
+    pub v4_8: Vec<Counts>,
+    /// IPv4 counters per /16.
+    pub v4_16: Vec<Counts>,
+    /// IPv4 counters per /24, only rows with an MPTCP option (mptcp, echo, malformed).
+    pub v4_24: HashMap<u32, Counts>,
+    /// IPv6 counters per /32.
+    pub v6_32: HashMap<u32, Counts>,
+    /// IPv6 counters per /48.
+    pub v6_48: HashMap<u64, Counts>,
+    /// Counters per origin-AS label id; the last entry is "no route".
+    pub asn: Vec<Counts>,
+}
+
+impl Aggregate {
+    /// Empty aggregate for these options.
+    pub fn new(opts: &Options) -> Aggregate {
+        Aggregate {
+            probe_filter: opts.probe,
+            pfx: opts.pfx2as.clone(),
+            rows: 0,
+            headline: Vec::new(),
+            flags: HashMap::new(),
+            fingerprints: HashMap::new(),
+            v4_8: vec![[0; NCLASS]; 256],
+            v4_16: vec![[0; NCLASS]; 65536],
+            v4_24: HashMap::new(),
+            v6_32: HashMap::new(),
+            v6_48: HashMap::new(),
+            asn: vec![[0; NCLASS]; opts.pfx2as.as_ref().map_or(0, |t| t.labels.len() + 1)],
+        }
+    }
+
+    /// Count one row (the hot path).
+    #[inline]
+    pub fn add(&mut self, r: &Row) -> Result<(), RowError> {
+        if self.probe_filter.is_some_and(|p| p != r.probe) {
+            return Ok(());
+        }
+        self.rows += 1;
+        let c = r.class as usize;
+        let slot = match self.headline.iter().position(|(p, v, _)| *p == r.port && *v == r.probe) {
+            Some(i) => i,
+            None => {
+                self.headline.push((r.port, r.probe, [0; NCLASS]));
+                self.headline.len() - 1
+            }
+        };
+        self.headline[slot].2[c] += 1;
+        match r.ip {
+            Ip::V4(a) => {
+                self.v4_8[(a >> 24) as usize][c] += 1;
+                self.v4_16[(a >> 16) as usize][c] += 1;
+                if r.class.has_mptcp_option() {
+                    self.v4_24.entry(a >> 8).or_insert([0; NCLASS])[c] += 1;
+                }
+            }
+            Ip::V6(a) => {
+                self.v6_32.entry((a >> 96) as u32).or_insert([0; NCLASS])[c] += 1;
+                self.v6_48.entry((a >> 80) as u64).or_insert([0; NCLASS])[c] += 1;
+            }
+        }
+        if let Some(t) = &self.pfx {
+            let id = t.lookup(r.ip);
+            let i = if id == NO_ROUTE { self.asn.len() - 1 } else { id as usize };
+            self.asn[i][c] += 1;
+        }
+        match r.class {
+            Class::Mptcp => *self.flags.entry((r.probe, r.version, r.flags)).or_insert(0) += 1,
+            Class::Echo => {
+                let fp = Fingerprint::of(r.ttl, r.window, r.options, r.mirrored, r.ts_echoed).map_err(RowError)?;
+                let e = self.fingerprints.entry(fp).or_insert(FpStat { count: 0, example: r.ip });
+                e.count += 1;
+                e.example = e.example.min(r.ip);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Fold another worker's aggregate into this one.
+    pub fn merge(&mut self, o: Aggregate) {
+        self.rows += o.rows;
+        for (p, v, c) in o.headline {
+            match self.headline.iter_mut().find(|(p2, v2, _)| *p2 == p && *v2 == v) {
+                Some(s) => add_counts(&mut s.2, &c),
+                None => self.headline.push((p, v, c)),
+            }
+        }
+        for (k, n) in o.flags {
+            *self.flags.entry(k).or_insert(0) += n;
+        }
+        for (k, s) in o.fingerprints {
+            let e = self.fingerprints.entry(k).or_insert(FpStat { count: 0, example: s.example });
+            e.count += s.count;
+            e.example = e.example.min(s.example);
+        }
+        for (a, b) in self.v4_8.iter_mut().zip(&o.v4_8) {
+            add_counts(a, b);
+        }
+        for (a, b) in self.v4_16.iter_mut().zip(&o.v4_16) {
+            add_counts(a, b);
+        }
+        merge_map(&mut self.v4_24, o.v4_24);
+        merge_map(&mut self.v6_32, o.v6_32);
+        merge_map(&mut self.v6_48, o.v6_48);
+        for (a, b) in self.asn.iter_mut().zip(&o.asn) {
+            add_counts(a, b);
+        }
+    }
+
+    /// Counters per probe for one port (`None` = all ports).
+    pub fn counts(&self, port: Option<u16>, probe: Probe) -> Counts {
+        let mut c = [0; NCLASS];
+        for (p, v, n) in &self.headline {
+            if *v == probe && port.is_none_or(|q| q == *p) {
+                add_counts(&mut c, n);
+            }
+        }
+        c
+    }
+
+    /// Ports seen, sorted.
+    pub fn ports(&self) -> Vec<u16> {
+        let mut p: Vec<u16> = self.headline.iter().map(|h| h.0).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    }
+
+    /// Probe versions seen (v1 first).
+    pub fn probes(&self) -> Vec<Probe> {
+        Probe::ALL.into_iter().filter(|v| self.headline.iter().any(|h| h.1 == *v)).collect()
+    }
+}
+
+fn add_counts(a: &mut Counts, b: &Counts) {
+    for i in 0..NCLASS {
+        a[i] += b[i];
+    }
+}
+
+fn merge_map<K: std::hash::Hash + Eq>(a: &mut HashMap<K, Counts>, b: HashMap<K, Counts>) {
+    for (k, c) in b {
+        add_counts(a.entry(k).or_insert([0; NCLASS]), &c);
+    }
+}
+
+const MP: usize = Class::Mptcp as usize;
+const ECHO: usize = Class::Echo as usize;
+const MALF: usize = Class::Malformed as usize;
+
+/// Label rows of the headline table, in order (also used by charts and tests).
+pub const HEADLINE_ROWS: [&str; 9] = [
+    "addresses probed",
+    "answered",
+    "with MP_CAPABLE",
+    "of which echoed",
+    "of which valid MPTCP",
+    "malformed MPTCP option",
+    "plain TCP (no MP_CAPABLE)",
+    "closed (RST)",
+    "unreachable (ICMP)",
+];
+
+/// The headline table for one port (`None` = all ports).
+pub fn headline(agg: &Aggregate, meta: Option<&ScanMeta>, port: Option<u16>) -> Table {
+    let mut probes = agg.probes();
+    if let Some(m) = meta {
+        for v in Probe::ALL {
+            if m.probe_versions.iter().any(|s| s == v.as_str()) && !probes.contains(&v) && agg.probe_filter.is_none_or(|f| f == v) {
+                probes.push(v);
+            }
+        }
+        probes.sort_by_key(|p| std::cmp::Reverse(*p as u8));
+    }
+    if probes.is_empty() {
+        probes.push(agg.probe_filter.unwrap_or(Probe::V1));
+    }
+    let mut cols = vec!["".to_string()];
+    for p in &probes {
+        cols.push(format!("probe {}", p.as_str()));
+        cols.push(format!("{} %", p.as_str()));
+    }
+    cols.push("% of".into());
+    let title = match port {
+        Some(p) => format!("Headline: port {p}"),
+        None if agg.ports().len() > 1 => "Headline: all ports".to_string(),
+        None => match agg.ports().first() {
+            Some(p) => format!("Headline: port {p}"),
+            None => "Headline".to_string(),
+        },
+    };
+    let mut t = Table { title, columns: cols, rows: vec![], note: None };
+    let counts: Vec<Counts> = probes.iter().map(|p| agg.counts(port, *p)).collect();
+    let probed: Vec<Option<u64>> = probes.iter().map(|p| meta.and_then(|m| m.probed(port, p.as_str()))).collect();
+    let indent = ["", "", "  ", "    ", "    ", "  ", "  ", "  ", "  "];
+    let of = ["", "probed", "answered", "MP_CAPABLE", "MP_CAPABLE", "answered", "answered", "answered", "answered"];
+    for (i, label) in HEADLINE_ROWS.iter().enumerate() {
+        let mut row = vec![Cell::text(format!("{}{}", indent[i], label))];
+        for (c, pr) in counts.iter().zip(&probed) {
+            let answered: u64 = c.iter().sum();
+            let mpc = c[MP] + c[ECHO];
+            let (n, base) = match i {
+                0 => (*pr, None),
+                1 => (Some(answered), *pr),
+                2 => (Some(mpc), Some(answered)),
+                3 => (Some(c[ECHO]), Some(mpc)),
+                4 => (Some(c[MP]), Some(mpc)),
+                5 => (Some(c[MALF]), Some(answered)),
+                6 => (Some(c[Class::Tcp as usize]), Some(answered)),
+                7 => (Some(c[Class::Closed as usize]), Some(answered)),
+                _ => (Some(c[Class::Unreachable as usize]), Some(answered)),
+            };
+            row.push(n.map_or(Cell::Empty, Cell::Int));
+            row.push(match (n, base) {
+                (Some(n), Some(b)) => Cell::pct(n, b),
+                (_, _) if i == 0 => Cell::text(""),
+                _ => Cell::Pct(None),
+            });
+        }
+        row.push(Cell::text(of[i]));
+        t.push(row);
+    }
+    let mut notes = vec![];
+    if meta.is_none() {
+        notes.push("addresses probed: pass the scan's metadata JSON with --metadata".to_string());
+    } else if port.is_some() && agg.ports().len() > 1 {
+        notes.push("addresses probed per port = targets probed / ports scanned".to_string());
+    }
+    if let Some(f) = agg.probe_filter {
+        notes.push(format!("only probe {} rows", f.as_str()));
+    }
+    if !notes.is_empty() {
+        t.note = Some(notes.join("; "));
+    }
+    t
+}
+
+fn flag_bits(version: Option<u8>, flags: Option<u8>) -> [String; 4] {
+    let Some(f) = flags else { return ["-".into(), "-".into(), "-".into(), "-".into()] };
+    let a = if f & 0x80 != 0 { "required" } else { "no" };
+    let b = if f & 0x40 != 0 { "set (invalid)" } else { "no" };
+    let c = if f & 0x20 != 0 { "set (load balancer)" } else { "no" };
+    let h = match (f & 0x01 != 0, version) {
+        (false, _) => "none",
+        (true, Some(0)) => "HMAC-SHA1",
+        (true, Some(1)) => "HMAC-SHA256",
+        (true, _) => "H bit",
+    };
+    [a.into(), b.into(), c.into(), h.into()]
+}
+
+/// MP_CAPABLE flag combinations among real MPTCP servers.
+pub fn flags_table(agg: &Aggregate) -> Table {
+    let mut t = Table::new(
+        "MP_CAPABLE flags of real MPTCP servers",
+        &["probe", "version", "flags", "A checksum", "B", "C no subflows", "H (HMAC)", "servers", "% of probe"],
+    );
+    let mut v: Vec<_> = agg.flags.iter().collect();
+    v.sort_by(|a, b| (std::cmp::Reverse(a.0 .0 as u8), std::cmp::Reverse(a.1), a.0).cmp(&(std::cmp::Reverse(b.0 .0 as u8), std::cmp::Reverse(b.1), b.0)));
+    for ((probe, ver, flags), n) in v {
+        let total = agg.counts(None, *probe)[MP];
+        let [a, b, c, h] = flag_bits(*ver, *flags);
+        t.push(vec![
+            Cell::text(probe.as_str()),
+            Cell::text(ver.map_or("-".into(), |v| v.to_string())),
+            Cell::text(flags.map_or("-".into(), |f| format!("0x{f:02x}"))),
+            Cell::text(a),
+            Cell::text(b),
+            Cell::text(c),
+            Cell::text(h),
+            Cell::Int(*n),
+            Cell::pct(*n, total),
+        ]);
+    }
+    t
+}
+
+/// Fingerprints sorted by count (ties by key), for tables and charts.
+pub fn sorted_fingerprints(agg: &Aggregate) -> Vec<(&Fingerprint, &FpStat)> {
+    let mut v: Vec<_> = agg.fingerprints.iter().collect();
+    v.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(b.0)));
+    v
+}
+
+/// Middlebox fingerprints of echoing responders.
+pub fn fingerprint_table(agg: &Aggregate, top: usize) -> Table {
+    let mut t = Table::new(
+        "Middlebox fingerprints of echoing responders",
+        &["#", "initial TTL", "window", "options", "mirrored", "TS echoed", "answers", "% of echoes", "example"],
+    );
+    let v = sorted_fingerprints(agg);
+    let total: u64 = v.iter().map(|x| x.1.count).sum();
+    let shown = if top == 0 { v.len() } else { top.min(v.len()) };
+    for (i, (fp, st)) in v.iter().take(shown).enumerate() {
+        t.push(vec![
+            Cell::text((i + 1).to_string()),
+            Cell::text(fp.ttl_bucket.to_string()),
+            Cell::text(fp.window.to_string()),
+            Cell::text(fp.layout.clone()),
+            Cell::text(if fp.mirrored { "yes" } else { "no" }),
+            Cell::text(if fp.ts_echoed { "yes" } else { "no" }),
+            Cell::Int(st.count),
+            Cell::pct(st.count, total),
+            Cell::text(st.example.to_string()),
+        ]);
+    }
+    let covered: u64 = v.iter().take(shown).map(|x| x.1.count).sum();
+    t.with_note(format!(
+        "{} echoing answers from {} distinct fingerprints; the {} shown cover {:.2}%",
+        crate::table::thousands(total),
+        v.len(),
+        shown,
+        if total > 0 { 100.0 * covered as f64 / total as f64 } else { 0.0 }
+    ))
+}
+
+/// (label, counts) of every network at a level that has any row.
+pub fn networks(agg: &Aggregate, level: Level) -> Vec<(String, Counts)> {
+    let nz = |c: &Counts| c.iter().any(|n| *n > 0);
+    match level {
+        Level::V4p8 => agg.v4_8.iter().enumerate().filter(|x| nz(x.1)).map(|(i, c)| (format!("{i}.0.0.0/8"), *c)).collect(),
+        Level::V4p16 => agg
+            .v4_16
+            .iter()
+            .enumerate()
+            .filter(|x| nz(x.1))
+            .map(|(i, c)| (format!("{}/16", std::net::Ipv4Addr::from((i as u32) << 16)), *c))
+            .collect(),
+        Level::V4p24 => agg.v4_24.iter().map(|(k, c)| (format!("{}/24", std::net::Ipv4Addr::from(k << 8)), *c)).collect(),
+        Level::V6p32 => agg.v6_32.iter().map(|(k, c)| (format!("{}/32", std::net::Ipv6Addr::from((*k as u128) << 96)), *c)).collect(),
+        Level::V6p48 => agg.v6_48.iter().map(|(k, c)| (format!("{}/48", std::net::Ipv6Addr::from((*k as u128) << 80)), *c)).collect(),
+        Level::As => match &agg.pfx {
+            None => vec![],
+            Some(t) => agg
+                .asn
+                .iter()
+                .enumerate()
+                .filter(|x| nz(x.1))
+                .map(|(i, c)| (if i == agg.asn.len() - 1 { "no route".to_string() } else { t.labels[i].clone() }, *c))
+                .collect(),
+        },
+    }
+}
+
+/// The networks of a level with the most rows of `class`, largest first (ties by label).
+pub fn top_networks(agg: &Aggregate, level: Level, class: Class, top: usize) -> (Vec<(String, Counts)>, u64, usize) {
+    let mut v: Vec<(String, Counts)> = networks(agg, level).into_iter().filter(|x| x.1[class as usize] > 0).collect();
+    let total = v.iter().map(|x| x.1[class as usize]).sum();
+    let distinct = v.len();
+    v.sort_by(|a, b| b.1[class as usize].cmp(&a.1[class as usize]).then_with(|| a.0.cmp(&b.0)));
+    if top > 0 {
+        v.truncate(top);
+    }
+    (v, total, distinct)
+}
+
+fn top_table(agg: &Aggregate, level: Level, class: Class, top: usize) -> Table {
+    let what = if class == Class::Mptcp { "real MPTCP servers" } else { "echoing boxes" };
+    let full = level != Level::V4p24;
+    let mut cols = vec!["#", "network"];
+    if full {
+        cols.push("answered");
+    }
+    cols.extend(["mptcp", "echo", "malformed", "% of all"]);
+    let n = if top == 0 { String::new() } else { format!("{top} ") };
+    let mut t = Table::new(format!("Top {n}{} networks by {what}", level.name()), &cols);
+    let (v, total, distinct) = top_networks(agg, level, class, top);
+    for (i, (label, c)) in v.iter().enumerate() {
+        let mut row = vec![Cell::text((i + 1).to_string()), Cell::text(label.clone())];
+        if full {
+            row.push(Cell::Int(c.iter().sum()));
+        }
+        row.extend([Cell::Int(c[MP]), Cell::Int(c[ECHO]), Cell::Int(c[MALF]), Cell::pct(c[class as usize], total)]);
+        t.push(row);
+    }
+    let mut note = format!("{} {what} in {} distinct {} networks", crate::table::thousands(total), distinct, level.name());
+    if !full {
+        note.push_str("; /24 counters are kept for answers with an MPTCP option only");
+    }
+    t.with_note(note)
+}
+
+/// All tables of `mpscan summary`.
+pub fn tables(agg: &Aggregate, meta: Option<&ScanMeta>, opts: &Options) -> Vec<Table> {
+    let mut out = vec![];
+    let ports = agg.ports();
+    if ports.len() > 1 {
+        for p in &ports {
+            out.push(headline(agg, meta, Some(*p)));
+        }
+    }
+    out.push(headline(agg, meta, None));
+    out.push(flags_table(agg));
+    out.push(fingerprint_table(agg, opts.top));
+    let has_v4 = agg.v4_8.iter().any(|c| c.iter().any(|n| *n > 0));
+    let has_v6 = !agg.v6_32.is_empty();
+    for level in &opts.levels {
+        let show = match level {
+            Level::V4p8 | Level::V4p16 | Level::V4p24 => has_v4,
+            Level::V6p32 | Level::V6p48 => has_v6,
+            Level::As => agg.pfx.is_some(),
+        };
+        if show {
+            out.push(top_table(agg, *level, Class::Mptcp, opts.top));
+            out.push(top_table(agg, *level, Class::Echo, opts.top));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::row::{Col, Columns};
+
+    const HEADER: &str = "ip,port,probe,class,responder,mptcp_version,mpc_flags,mpc_key,options,mirrored,ts_echoed,ttl,window,timestamp";
+
+    /// A hand-made scan whose every count is known. Two ports, both probes, IPv4 and IPv6.
+    pub(crate) const SMALL: &str = "\
+17.1.1.1,443,v1,mptcp,17.1.1.1,1,0x21,0011223344556677,020405b40402080a0000000100000002010303071e0c0121aabbccddeeff0011,false,false,50,65535,t
+17.1.1.2,443,v1,mptcp,17.1.1.2,1,0x01,0011223344556677,020405b41e0c0101aabbccddeeff0011,false,false,50,65535,t
+17.1.2.3,443,v0,mptcp,17.1.2.3,0,0x81,0011223344556677,020405b41e0c0081aabbccddeeff0011,false,false,50,65535,t
+17.1.2.3,443,v1,mptcp,17.1.2.3,1,0x01,0011223344556677,020405b41e0c0101aabbccddeeff0011,false,false,50,65535,t
+10.1.2.3,443,v1,echo,10.1.2.3,1,0x01,,020405b41e040101,false,false,60,8192,t
+10.1.2.4,443,v1,echo,10.1.2.4,1,0x01,,020405b41e040101,false,false,61,8192,t
+10.1.3.4,443,v1,echo,10.1.3.4,1,0x01,,020405b40402080a0000000100000000010303071e040101,true,true,120,29200,t
+10.9.9.9,443,v1,malformed,10.9.9.9,,,,1e03,false,false,60,8192,t
+10.1.2.5,443,v1,tcp,10.1.2.5,,,,020405b4,false,false,60,8192,t
+10.1.2.6,443,v1,tcp,10.1.2.6,,,,020405b4,false,false,60,8192,t
+10.1.2.7,443,v1,closed,10.1.2.7,,,,,false,false,60,0,t
+192.0.2.1,443,v1,unreachable,198.51.100.1,,,,,false,false,250,0,t
+10.1.2.3,80,v1,echo,10.1.2.3,1,0x01,,1e040101,false,false,60,8192,t
+2001:db8::1,443,v1,mptcp,2001:db8::1,1,0x01,0011223344556677,1e0c0101aabbccddeeff0011,false,false,50,65535,t
+2001:db8:1::2,443,v1,tcp,2001:db8:1::2,,,,,false,false,50,65535,t
+";
+
+    fn agg_of(body: &str, opts: &Options) -> Aggregate {
+        let mut rdr = csv::ReaderBuilder::new().from_reader(std::io::Cursor::new(format!("{HEADER}\n{body}").into_bytes()));
+        let cols = Columns::resolve(rdr.byte_headers().unwrap(), Col::SUMMARY).unwrap();
+        let mut a = Aggregate::new(opts);
+        let mut rec = csv::ByteRecord::new();
+        while rdr.read_byte_record(&mut rec).unwrap() {
+            a.add(&Row::parse(&rec, &cols).unwrap()).unwrap();
+        }
+        a
+    }
+
+    #[test]
+    fn headline_counts_and_shares() {
+        let a = agg_of(SMALL, &Options::default());
+        assert_eq!(a.rows, 15);
+        assert_eq!(a.ports(), vec![80, 443]);
+        let h = headline(&a, None, Some(443));
+        assert_eq!(h.title, "Headline: port 443");
+        let v1 = "probe v1";
+        assert_eq!(h.int("answered", v1), Some(13));
+        assert_eq!(h.int("with MP_CAPABLE", v1), Some(7));
+        assert_eq!(h.int("of which echoed", v1), Some(3));
+        assert_eq!(h.int("of which valid MPTCP", v1), Some(4));
+        assert_eq!(h.int("malformed MPTCP option", v1), Some(1));
+        assert_eq!(h.int("plain TCP (no MP_CAPABLE)", v1), Some(3));
+        assert_eq!(h.int("closed (RST)", v1), Some(1));
+        assert_eq!(h.int("unreachable (ICMP)", v1), Some(1));
+        assert_eq!(h.int("answered", "probe v0"), Some(1));
+        assert_eq!(h.row("of which echoed").unwrap()[2], Cell::pct(3, 7));
+        assert_eq!(h.row("addresses probed").unwrap()[1], Cell::Empty);
+        let all = headline(&a, None, None);
+        assert_eq!(all.title, "Headline: all ports");
+        assert_eq!(all.int("of which echoed", v1), Some(4));
+        let meta = ScanMeta { targets_probed: 1000, ports: vec![80, 443], probe_versions: vec!["v1".into(), "v0".into()], files: 1, ..Default::default() };
+        let h = headline(&a, Some(&meta), Some(443));
+        assert_eq!(h.int("addresses probed", v1), Some(500));
+        assert_eq!(h.row("answered").unwrap()[2], Cell::pct(13, 500));
+        // Two ports: one headline per port and one for all.
+        let ts = tables(&a, Some(&meta), &Options::default());
+        assert_eq!(ts.iter().filter(|t| t.title.starts_with("Headline")).count(), 3);
+    }
+
+    #[test]
+    fn probe_filter() {
+        let a = agg_of(SMALL, &Options { probe: Some(Probe::V0), ..Options::default() });
+        assert_eq!(a.rows, 1);
+        assert_eq!(a.probes(), vec![Probe::V0]);
+    }
+
+    #[test]
+    fn flags_of_real_servers() {
+        let a = agg_of(SMALL, &Options::default());
+        let t = flags_table(&a);
+        let rows: Vec<Vec<String>> = t.rows.iter().map(|r| r.iter().map(|c| match c { Cell::Text(s) => s.clone(), Cell::Int(n) => n.to_string(), c => format!("{c:?}") }).collect()).collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(&rows[0][..8], ["v1", "1", "0x01", "no", "no", "no", "HMAC-SHA256", "3"]);
+        assert_eq!(&rows[1][..8], ["v1", "1", "0x21", "no", "no", "set (load balancer)", "HMAC-SHA256", "1"]);
+        assert_eq!(&rows[2][..8], ["v0", "0", "0x81", "required", "no", "no", "HMAC-SHA1", "1"]);
+        assert_eq!(t.rows[0][8], Cell::pct(3, 4));
+    }
+
+    #[test]
+    fn fingerprints_group_echoes() {
+        let a = agg_of(SMALL, &Options::default());
+        let v = sorted_fingerprints(&a);
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0].0.to_string(), "ttl<=64 win=8192 opts=mss,mp4 mirrored=false ts_echoed=false");
+        assert_eq!(v[0].1.count, 2);
+        assert_eq!(v[0].1.example.to_string(), "10.1.2.3");
+        assert_eq!(v[1].0.to_string(), "ttl<=64 win=8192 opts=mp4 mirrored=false ts_echoed=false");
+        assert_eq!(v[2].0.to_string(), "ttl<=128 win=29200 opts=mss,sok,ts,nop,ws,mp4 mirrored=true ts_echoed=true");
+        assert!(fingerprint_table(&a, 1).note.unwrap().contains("4 echoing answers from 3 distinct fingerprints; the 1 shown cover 50.00%"));
+    }
+
+    #[test]
+    fn prefix_breakdowns() {
+        let a = agg_of(SMALL, &Options::default());
+        let (v, total, distinct) = top_networks(&a, Level::V4p16, Class::Mptcp, 10);
+        assert_eq!((total, distinct), (4, 1));
+        assert_eq!(v[0].0, "17.1.0.0/16");
+        assert_eq!(v[0].1[MP], 4);
+        let (v, total, distinct) = top_networks(&a, Level::V4p24, Class::Echo, 10);
+        assert_eq!((total, distinct), (4, 2));
+        assert_eq!((v[0].0.as_str(), v[0].1[ECHO]), ("10.1.2.0/24", 3));
+        assert_eq!((v[1].0.as_str(), v[1].1[ECHO]), ("10.1.3.0/24", 1));
+        // /24 keeps only MPTCP-option rows: the tcp and closed rows of 10.1.2.0/24 are not there.
+        assert_eq!(v[0].1[Class::Tcp as usize], 0);
+        let (v, ..) = top_networks(&a, Level::V4p8, Class::Echo, 1);
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].0.as_str(), v[0].1.iter().sum::<u64>()), ("10.0.0.0/8", 8));
+        let (v, ..) = top_networks(&a, Level::V6p48, Class::Mptcp, 0);
+        assert_eq!(v[0].0, "2001:db8::/48");
+        assert_eq!(networks(&a, Level::V6p32), vec![("2001:db8::/32".to_string(), [1, 0, 0, 1, 0, 0])]);
+    }
+
+    #[test]
+    fn as_breakdown_uses_longest_prefix() {
+        let t = Pfx2As::parse(b"17.0.0.0\t8\t714\n17.1.2.0\t24\t6185\n10.0.0.0\t8\t64500\n2001:db8::\t32\t64501\n");
+        let opts = Options { pfx2as: Some(Arc::new(t)), ..Options::default() };
+        let a = agg_of(SMALL, &opts);
+        let (v, total, _) = top_networks(&a, Level::As, Class::Mptcp, 0);
+        assert_eq!(total, 5);
+        let got: Vec<(&str, u64)> = v.iter().map(|x| (x.0.as_str(), x.1[MP])).collect();
+        assert_eq!(got, vec![("AS6185", 2), ("AS714", 2), ("AS64501", 1)]);
+        let all = networks(&a, Level::As);
+        assert!(all.contains(&("no route".to_string(), [0, 0, 0, 0, 0, 1])), "{all:?}");
+    }
+
+    #[test]
+    fn merge_equals_single_pass() {
+        let lines: Vec<&str> = SMALL.lines().collect();
+        let whole = agg_of(SMALL, &Options::default());
+        let mut a = agg_of(&lines[..6].join("\n"), &Options::default());
+        a.merge(agg_of(&lines[6..].join("\n"), &Options::default()));
+        let o = Options::default();
+        assert_eq!(tables(&a, None, &o), tables(&whole, None, &o));
+    }
+}
