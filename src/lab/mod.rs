@@ -18,6 +18,7 @@
 //!
 //! The CLI is `mpscan lab up|down|status` (see [`LabCommand`]); docs/LAB.md has the diagram.
 
+pub mod check;
 pub mod connect;
 pub mod ground_truth;
 pub mod netns;
@@ -82,6 +83,14 @@ pub enum LabCommand {
         /// The run to show (all if omitted).
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Compare a scan's CSV with a lab's ground truth, range by range; fails if they differ.
+    Check {
+        /// The lab run whose ground truth to use.
+        #[arg(long)]
+        name: String,
+        /// The scan's result CSV.
+        csv: std::path::PathBuf,
     },
     /// (internal) Run a server or responder; started by `up` inside a namespace.
     #[command(hide = true)]
@@ -193,6 +202,16 @@ pub fn run(a: &LabArgs) -> anyhow::Result<()> {
             }
         }
         LabCommand::Status { name } => status(name.as_deref()),
+        LabCommand::Check { name, csv } => {
+            let info = LabInfo::load(name)?;
+            let truth = GroundTruth::load(&info.ground_truth)?;
+            let lines = check::compare(&truth, csv)?;
+            print!("{}", check::render(&lines));
+            if lines.iter().any(|l| l.missing + l.wrong > 0) {
+                bail!("the scan of lab {name} differs from its ground truth");
+            }
+            Ok(())
+        }
         LabCommand::Serve { kind, ports, iface, prefix } => serve::serve(*kind, ports, iface.as_deref(), *prefix),
         LabCommand::Probe { iface, src, gateway_mac, version, seed, wait_ms, targets } => {
             probe::probe(iface, *src, gateway_mac, *version, *seed, targets, Duration::from_millis(*wait_ms))
