@@ -129,7 +129,7 @@ mod tls {
 
 fn judge_tls(got: &[u8]) -> Option<AppResult> {
     // Record header (5 bytes) + the first handshake message type (1 byte).
-    let Some(&ctype) = got.first() else { return None };
+    let &ctype = got.first()?;
     match ctype {
         tls::HANDSHAKE | tls::ALERT if got.len() >= 2 && got[1] != 3 => {
             Some(AppResult::Unexpected(format!("not-tls:{}", hex_prefix(got))))

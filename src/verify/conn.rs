@@ -200,7 +200,7 @@ pub async fn attempt(to: SocketAddr, app: App, t: Timing, random: [u8; 96]) -> A
                     break;
                 }
             }
-            let joined = info.map_or(false, |i| i.add_addr_accepted > 0 && i.subflows > 0);
+            let joined = info.is_some_and(|i| i.add_addr_accepted > 0 && i.subflows > 0);
             if joined || Instant::now() >= deadline {
                 break;
             }

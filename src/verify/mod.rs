@@ -199,7 +199,7 @@ async fn report(progress: Arc<Progress>, total: u64, done: Arc<AtomicBool>) {
                 b.set_position(d);
                 b.set_message(format!("{c} confirmed"));
             }
-            None if ticks % 25 == 0 => eprintln!("mpscan verify: {d}/{total} targets, {c} confirmed"),
+            None if ticks.is_multiple_of(25) => eprintln!("mpscan verify: {d}/{total} targets, {c} confirmed"),
             None => {}
         }
     }
