@@ -7,7 +7,9 @@
 //!   joined by the client's path manager;
 //! * SYN proxy, plain TCP, echoing/mirroring boxes, the v0-only server: `fallback` or `no-data`,
 //!   never `confirmed`;
-//! * closed: `refused`; dropped: `timeout`; ICMP-rejected: `unreachable` or `timeout`.
+//! * closed: `refused`; dropped: `timeout`; ICMP-rejected: `unreachable` or `timeout`;
+//! * one MPTCP server behind a router rule that strips MPTCP options from all but SYNs:
+//!   `fallback` after the handshake.
 //!
 //! Needs root and network namespaces: skips without them, fails instead with
 //! `MPSCAN_REQUIRE_LAB=1`. The lab is torn down by its guard even when the test fails.
@@ -80,6 +82,23 @@ fn verify_gives_each_lab_range_its_verdict() {
         .status()
         .unwrap();
     assert!(st.success(), "ip mptcp limits set");
+    // One MPTCP server behind a middlebox that strips MPTCP options from everything but SYNs (the
+    // kind that breaks MPTCP after the handshake): the router resets option 30 towards it.
+    let mptcp_range = lab.info.ranges.iter().find(|r| r.kind == Kind::KernelMptcp).unwrap();
+    let stripped: Ipv4Addr = mptcp_range.prefix.parse::<ipnet::Ipv4Net>().unwrap().hosts().nth(4).unwrap();
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", &lab.info.router_ns, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    write!(
+        nft.stdin.take().unwrap(),
+        "table inet vfystrip {{\n chain f {{\n  type filter hook forward priority 0;\n  \
+         ip daddr {stripped} tcp flags & syn == 0 reset tcp option mptcp\n }}\n}}\n"
+    )
+    .unwrap();
+    assert!(nft.wait().unwrap().success(), "nft rule stripping MPTCP options");
 
     let dir = tempdir(&lab.info.run);
     let (scan_csv, verify_csv) = (dir.join("scan.csv"), dir.join("verified.csv"));
@@ -162,6 +181,11 @@ fn verify_gives_each_lab_range_its_verdict() {
         let app = if r["port"] == "80" { "http" } else { "tls" };
         assert_eq!(r["app"], app, "{r:?}");
         match range.kind {
+            _ if ip == stripped => {
+                // MP_CAPABLE in the SYN-ACK, then data without MPTCP options: the kernel falls back.
+                assert_eq!((v, r["fallback_reason"].as_str()), ("fallback", "after-handshake"), "{r:?}");
+                assert_eq!(r["mptcp"], "false", "{r:?}");
+            }
             Kind::KernelMptcp | Kind::LoadBalancedMptcp => {
                 assert_eq!(v, "confirmed", "{r:?}");
                 assert_eq!(r["mptcp"], "true", "{r:?}");
