@@ -166,6 +166,9 @@ fn verify_gives_each_lab_range_its_verdict() {
     assert!(out.status.success(), "mpscan verify failed: {stderr}");
     assert!(stderr.contains("Linux speaks MPTCP v1 only; v0-only servers show as fallback"), "{stderr}");
     assert!(!stderr.contains("accepts no ADD_ADDR"), "limits were set: {stderr}");
+    let v0_servers = scan_rows.iter().filter(|r| r["class"] == "mptcp" && r["mptcp_version"] == "0").count();
+    assert!(v0_servers > 0);
+    assert!(stderr.contains(&format!("({v0_servers} mptcp rows had a v0 MP_CAPABLE")), "{stderr}");
     let rows = read_rows(&verify_csv);
     assert_eq!(rows.len(), scan_rows.len(), "one verified row per scan row");
     // Same (ip, port, probe) keys, in the same order.

@@ -248,7 +248,11 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     let notes = output::Notes {
         targets: attempts.iter().filter(|a| a.is_some()).count(),
-        v0_rows: input.rows.iter().filter(|r| r.mptcp_version == Some(0)).count(),
+        v0_rows: input
+            .rows
+            .iter()
+            .filter(|r| r.class == crate::classify::Class::Mptcp && r.mptcp_version == Some(0))
+            .count(),
         add_addr_ignored: attempts.iter().flatten().any(|a| a.info.is_some_and(|i| i.add_addr_accepted_max == 0)),
         rejected: input.rejected,
         not_tried: attempts.iter().filter(|a| a.is_none()).count(),

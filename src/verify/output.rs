@@ -128,7 +128,8 @@ pub fn write_csv(w: impl std::io::Write, rows: &[VerifiedRow]) -> anyhow::Result
 pub struct Notes {
     /// Distinct targets connected to.
     pub targets: usize,
-    /// Scan rows whose MP_CAPABLE was version 0 (they cannot be confirmed by Linux).
+    /// Scan rows of class `mptcp` whose MP_CAPABLE was version 0: v0 servers, which Linux
+    /// cannot confirm.
     pub v0_rows: usize,
     /// Some MPTCP connection reported `add_addr_accepted_max` 0: announced addresses are ignored.
     pub add_addr_ignored: bool,
@@ -179,7 +180,7 @@ pub fn summary(rows: &[VerifiedRow], notes: &Notes) -> String {
     );
     let _ = writeln!(
         s,
-        "note: Linux speaks MPTCP v1 only; v0-only servers show as fallback ({} rows had a v0 MP_CAPABLE in the scan)",
+        "note: Linux speaks MPTCP v1 only; v0-only servers show as fallback ({} mptcp rows had a v0 MP_CAPABLE in the scan)",
         notes.v0_rows
     );
     if notes.add_addr_ignored {
@@ -296,7 +297,7 @@ mod tests {
         let echo_line = s.lines().find(|l| l.starts_with("echo ")).unwrap();
         assert_eq!(echo_line.split_whitespace().nth(6), Some("1"), "timeout column: {s}");
         assert!(s.contains("1 rows with the C flag in the scan, 1 with announced addresses"), "{s}");
-        assert!(s.contains("Linux speaks MPTCP v1 only; v0-only servers show as fallback (3 rows"), "{s}");
+        assert!(s.contains("Linux speaks MPTCP v1 only; v0-only servers show as fallback (3 mptcp rows"), "{s}");
         assert!(s.contains("add_addr_accepted 2"), "{s}");
     }
 }
