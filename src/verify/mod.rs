@@ -158,6 +158,10 @@ async fn run_all(
         if let Some(t) = &mut ticker {
             t.tick().await;
         }
+        // A signal may have come while this attempt waited for its turn.
+        if stop.load(Relaxed) {
+            break;
+        }
         let mut random = [0u8; 96];
         rng.fill_bytes(&mut random);
         let app = App::choose(cfg.app, to.port());
@@ -223,6 +227,9 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first signal stops new connections (the rows tried are written); a second one exits.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .context("installing the signal handler")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
