@@ -350,6 +350,31 @@ pub fn headline(agg: &Aggregate, meta: Option<&ScanMeta>, port: Option<u16>) -> 
     t
 }
 
+/// Differences between the scanner's own class counts (metadata) and the rows found in the CSVs:
+/// a missing or truncated shard CSV shows up here.
+pub fn check_against_metadata(agg: &Aggregate, meta: &ScanMeta) -> Vec<String> {
+    let mut out = vec![];
+    if meta.classes.is_empty() || agg.probe_filter.is_some() {
+        return out;
+    }
+    for p in Probe::ALL {
+        let have = agg.counts(None, p);
+        for c in Class::ALL {
+            let want = meta.classes.get(&(p.as_str().to_string(), c.as_str().to_string())).copied().unwrap_or(0);
+            if want != have[c as usize] {
+                out.push(format!(
+                    "probe {} class {}: metadata says {} rows, the CSVs have {} (a shard CSV or metadata file missing?)",
+                    p.as_str(),
+                    c.as_str(),
+                    want,
+                    have[c as usize]
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn flag_bits(version: Option<u8>, flags: Option<u8>) -> [String; 4] {
     let Some(f) = flags else { return ["-".into(), "-".into(), "-".into(), "-".into()] };
     let a = if f & 0x80 != 0 { "required" } else { "no" };
@@ -588,6 +613,13 @@ mod tests {
         assert_eq!(h.row("answered").unwrap()[2], Cell::pct(13, 500));
         // Two ports: one headline per port and one for all.
         let ts = tables(&a, Some(&meta), &Options::default());
+        assert!(check_against_metadata(&a, &meta).is_empty(), "no classes in metadata: nothing to check");
+        let mut meta2 = meta.clone();
+        meta2.classes.insert(("v1".into(), "echo".into()), 4);
+        let w = check_against_metadata(&a, &meta2);
+        // echo agrees (4); the five other non-empty (probe, class) pairs disagree.
+        assert_eq!(w.len(), 6, "{w:?}");
+        assert!(w[0].starts_with("probe v1 class mptcp: metadata says 0 rows, the CSVs have 4"), "{w:?}");
         assert_eq!(ts.iter().filter(|t| t.title.starts_with("Headline")).count(), 3);
     }
 
