@@ -104,6 +104,9 @@ impl ScanConfig {
         let set = space.address_set();
         let n4 = set.len_v4();
         let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
+        if a.ipv6 && has_v4 {
+            bail!("-6: {n4} of the targets are IPv4 (e.g. {}): give only IPv6 targets, or drop -6 to scan both families", set.nth(0));
+        }
         let route_for = |want_v4: bool| -> anyhow::Result<Option<Route>> {
             let dst = set.nth(if want_v4 { 0 } else { n4 });
             let src = a.source_ip.filter(|s| s.is_ipv4() == want_v4);

@@ -13,13 +13,13 @@
 pub mod config;
 pub mod counters;
 pub mod dedup;
+pub mod definition;
 pub mod dry_run;
 pub mod monitor;
 pub mod recv;
 pub mod send;
 
 use crate::net;
-use crate::output::csv::CsvSink;
 use crate::output::metadata::Metadata;
 use crate::probe::ProbeBuilder;
 use crate::response::Context;
@@ -60,7 +60,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
     }
 
     // Open everything that can fail before the first probe.
-    let mut sink = CsvSink::create(cfg.output.as_deref())?;
+    let mut sink = crate::output::sink::create(cfg.output.as_deref(), a.output_format)?;
     let filter = net::bpf::filter_for(crate::validate::SPORT_LO..=crate::validate::SPORT_HI);
     let mut rx: Box<dyn net::Receive + Send> = Box::new(
         net::AfPacketRx::open(&cfg.interface, Some(&filter), net::RxConfig::default())
@@ -85,7 +85,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
     let monitor_done = AtomicBool::new(false);
     let mut send_errors = Vec::new();
     let report = std::thread::scope(|s| {
-        let recv = s.spawn(|| recv::recv_loop(rx.as_mut(), &ctx, &mut sink, &counters));
+        let recv = s.spawn(|| recv::recv_loop(rx.as_mut(), &ctx, sink.as_mut(), &counters));
         let monitor = (!cfg.quiet).then(|| s.spawn(|| monitor::monitor(&counters, total, &monitor_done)));
         let senders: Vec<_> = txs
             .iter_mut()
@@ -124,6 +124,8 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
         report
     });
     signals.close();
+    // Parquet: the last row group and the footer (CSV: a last flush).
+    let finish_error = if report.error.is_none() { sink.finish().err().map(|e| format!("{e:#}")) } else { None };
 
     let interrupted = counters.stop_sending.load(Relaxed) || report.error.is_some() || !send_errors.is_empty();
     let mut classes: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BTreeMap::new();
@@ -154,11 +156,12 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
         kernel_drops: report.kernel_drops,
         classes,
         rows: Counters::get(&counters.rows),
+        definition: a.definition.clone(),
     };
     if let Some(p) = &cfg.metadata {
         md.write(p)?;
     }
-    if let Some(e) = report.error.iter().chain(send_errors.iter()).next() {
+    if let Some(e) = report.error.iter().chain(send_errors.iter()).chain(finish_error.iter()).next() {
         anyhow::bail!("{e} (results so far are kept)");
     }
     if interrupted {

@@ -8,7 +8,7 @@ use super::counters::Counters;
 use super::dedup::Dedup;
 use crate::classify::{classify, Class};
 use crate::net::Receive;
-use crate::output::csv::CsvSink;
+use crate::output::sink::RowSink;
 use crate::output::Row;
 use crate::probe::ProbeVersion;
 use crate::response::Context;
@@ -32,7 +32,7 @@ pub struct RecvReport {
 }
 
 /// Runs until `counters.stop_receiving` is set.
-pub fn recv_loop(rx: &mut dyn Receive, ctx: &Context, sink: &mut CsvSink, counters: &Counters) -> RecvReport {
+pub fn recv_loop(rx: &mut dyn Receive, ctx: &Context, sink: &mut (dyn RowSink + Send), counters: &Counters) -> RecvReport {
     let mut report = RecvReport::default();
     let mut invalid: HashMap<&'static str, u64> = HashMap::new();
     let mut dedup = Dedup::default();
