@@ -463,7 +463,9 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
     let blocklist = dir.join("blocklist.txt");
     std::fs::write(
         &blocklist,
-        format!("# mpscan lab blocklist: the lab's own router and links, never a target\n{INFRA_PREFIX}\n{INFRA_PREFIX6}\n"),
+        format!(
+            "# mpscan lab blocklist: the lab's own router and links, never a target\n{INFRA_PREFIX}\n{INFRA_PREFIX6}\n"
+        ),
     )?;
 
     let scan = ns_name(run, "scan");

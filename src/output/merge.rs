@@ -25,8 +25,10 @@ use std::path::{Path, PathBuf};
 
 /// `mpscan merge` arguments.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "EXAMPLE:\n  mpscan merge -o scan.csv -m scan.json scan-0-of-3.csv scan-1-of-3.csv scan-2-of-3.csv \\\n      \
-    --metadata scan-0-of-3.json scan-1-of-3.json scan-2-of-3.json")]
+#[command(
+    after_help = "EXAMPLE:\n  mpscan merge -o scan.csv -m scan.json scan-0-of-3.csv scan-1-of-3.csv scan-2-of-3.csv \\\n      \
+    --metadata scan-0-of-3.json scan-1-of-3.json scan-2-of-3.json"
+)]
 pub struct MergeArgs {
     /// The shards' result files (CSV, or Parquet by the .parquet extension).
     #[arg(required = true, value_name = "SHARD.csv")]
@@ -112,7 +114,9 @@ pub fn merge_rows(inputs: &[PathBuf], out: &Path) -> anyhow::Result<RowStats> {
     for p in inputs {
         let (h, records) = read_records(p)?;
         let key_at = |name: &str| {
-            h.iter().position(|c| c == name).with_context(|| format!("{} has no {name:?} column: not a result file", p.display()))
+            h.iter()
+                .position(|c| c == name)
+                .with_context(|| format!("{} has no {name:?} column: not a result file", p.display()))
         };
         let (ki, kp, kv) = (key_at("ip")?, key_at("port")?, key_at("probe")?);
         match &header {
@@ -121,7 +125,11 @@ pub fn merge_rows(inputs: &[PathBuf], out: &Path) -> anyhow::Result<RowStats> {
                 header = Some(h.clone());
             }
             Some(first) if *first != h => {
-                bail!("{} has other columns than {}: merge files of one mpscan version", p.display(), inputs[0].display())
+                bail!(
+                    "{} has other columns than {}: merge files of one mpscan version",
+                    p.display(),
+                    inputs[0].display()
+                )
             }
             Some(_) => {}
         }
@@ -154,11 +162,12 @@ fn read_records(p: &Path) -> anyhow::Result<(Vec<String>, Records)> {
         return Ok((COLUMNS.iter().map(|s| s.to_string()).collect(), Box::new(recs.into_iter().map(Ok))));
     }
     let mut rdr = csv::Reader::from_path(p).with_context(|| format!("cannot read {}", p.display()))?;
-    let h: Vec<String> = rdr.headers().with_context(|| format!("{}: no header", p.display()))?.iter().map(String::from).collect();
+    let h: Vec<String> =
+        rdr.headers().with_context(|| format!("{}: no header", p.display()))?.iter().map(String::from).collect();
     let name = p.display().to_string();
-    let it = rdr.into_records().map(move |r| {
-        r.map(|r| r.iter().map(String::from).collect()).map_err(|e| anyhow::anyhow!("{name}: {e}"))
-    });
+    let it = rdr
+        .into_records()
+        .map(move |r| r.map(|r| r.iter().map(String::from).collect()).map_err(|e| anyhow::anyhow!("{name}: {e}")));
     Ok((h, Box::new(it)))
 }
 
@@ -329,10 +338,16 @@ mod tests {
         };
         let a = dir.join("a.csv");
         let b = dir.join("b.csv");
-        std::fs::write(&a, format!("{h}\n{}{}", row("198.51.100.1", 80, "v1", "closed"), row("2001:db8::1", 443, "v1", "tcp")))
-            .unwrap();
-        std::fs::write(&b, format!("{h}\n{}{}", row("198.51.100.1", 80, "v0", "closed"), row("198.51.100.1", 80, "v1", "closed")))
-            .unwrap();
+        std::fs::write(
+            &a,
+            format!("{h}\n{}{}", row("198.51.100.1", 80, "v1", "closed"), row("2001:db8::1", 443, "v1", "tcp")),
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            format!("{h}\n{}{}", row("198.51.100.1", 80, "v0", "closed"), row("198.51.100.1", 80, "v1", "closed")),
+        )
+        .unwrap();
         let out = dir.join("all.csv");
         let s = merge_rows(&[a.clone(), b.clone()], &out).unwrap();
         assert_eq!(s, RowStats { per_input: vec![2, 2], written: 3, duplicates: 1 });
@@ -345,7 +360,8 @@ mod tests {
         let e = merge_rows(&[bad], &out).unwrap_err();
         assert!(e.to_string().contains("not a result file"), "{e}");
         // Output that is also an input is refused.
-        let e = run(&MergeArgs { inputs: vec![a.clone()], metadata: vec![], output: a.clone(), merged_metadata: None }).unwrap_err();
+        let e = run(&MergeArgs { inputs: vec![a.clone()], metadata: vec![], output: a.clone(), merged_metadata: None })
+            .unwrap_err();
         assert!(e.to_string().contains("also an input"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

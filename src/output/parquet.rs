@@ -159,8 +159,9 @@ pub struct ParquetSink {
 impl ParquetSink {
     /// Creates (truncates) `path`. Fails at once if the file cannot be created.
     pub fn create(path: &Path) -> anyhow::Result<ParquetSink> {
-        let file = File::create(path)
-            .with_context(|| format!("cannot write the output file {}: check the path and permissions", path.display()))?;
+        let file = File::create(path).with_context(|| {
+            format!("cannot write the output file {}: check the path and permissions", path.display())
+        })?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -294,7 +295,13 @@ mod tests {
                 ip,
                 port: [80, 443, 8080][i as usize % 3],
                 probe: if i % 2 == 0 { "v1" } else { "v0" },
-                class: if mptcp { Class::Mptcp } else if i % 7 == 0 { Class::Unreachable } else { Class::Closed },
+                class: if mptcp {
+                    Class::Mptcp
+                } else if i % 7 == 0 {
+                    Class::Unreachable
+                } else {
+                    Class::Closed
+                },
                 responder: ip,
                 mptcp_version: mptcp.then_some(1),
                 mpc_flags: mptcp.then(|| "0x01".into()),
@@ -328,8 +335,7 @@ mod tests {
         let back = read_as_csv_records(&pq).unwrap();
         let mut rdr = ::csv::Reader::from_path(&csv).unwrap();
         assert_eq!(rdr.headers().unwrap().iter().collect::<Vec<_>>(), COLUMNS);
-        let want: Vec<Vec<String>> =
-            rdr.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
+        let want: Vec<Vec<String>> = rdr.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
         assert_eq!(back.len(), want.len());
         assert_eq!(back, want);
         // Writing after the end is an error, not a panic.

@@ -137,7 +137,10 @@ impl Definition {
             .map_err(|e| anyhow::anyhow!("scan definition {origin}: {}", e.to_string().trim().replace('\n', " ")))?;
         d.expand_env(origin)?;
         if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            bail!("scan definition {origin}: name {:?} must be letters, digits, '-', '_' or '.' (it names files)", d.name);
+            bail!(
+                "scan definition {origin}: name {:?} must be letters, digits, '-', '_' or '.' (it names files)",
+                d.name
+            );
         }
         if let Some(v) = &d.versions {
             if !["0", "1", "both"].contains(&v.as_str()) {
@@ -238,18 +241,14 @@ pub fn apply(a: &mut ScanArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<(
     }
     take!("port", Some(d.ports.spec()), |v| ok(a.port = v));
     take!("rate", d.rate, |v| ok(a.rate = v));
-    take!(
-        "mptcp_version",
-        d.versions.as_deref(),
-        |v: &str| -> anyhow::Result<()> {
-            a.mptcp_version = match v {
-                "0" => VersionArg::V0,
-                "1" => VersionArg::V1,
-                _ => VersionArg::Both,
-            };
-            Ok(())
-        }
-    );
+    take!("mptcp_version", d.versions.as_deref(), |v: &str| -> anyhow::Result<()> {
+        a.mptcp_version = match v {
+            "0" => VersionArg::V0,
+            "1" => VersionArg::V1,
+            _ => VersionArg::Both,
+        };
+        Ok(())
+    });
     take!("seed", d.seed, |v| ok(a.seed = Some(v)));
     if let Some(b) = &d.blocklist {
         if given("blocklist") || given("no_blocklist") {
@@ -383,7 +382,10 @@ mod tests {
             ("ports = 443\n", "name"),
             ("name = \"x\"\nports = 443\nshards = 0\n", "shards = 0"),
             ("name = \"x\"\nports = 443\nseed = -1\n", "seed"),
-            ("name = \"x\"\nports = 443\ntargets = [\"@${MPSCAN_SURELY_UNSET_VAR}/t.txt\"]\n", "MPSCAN_SURELY_UNSET_VAR"),
+            (
+                "name = \"x\"\nports = 443\ntargets = [\"@${MPSCAN_SURELY_UNSET_VAR}/t.txt\"]\n",
+                "MPSCAN_SURELY_UNSET_VAR",
+            ),
             ("name = \"x\"\nports = 443\nrate = \n", "x.toml"),
         ] {
             let e = Definition::parse(text, "x.toml").err().unwrap_or_else(|| panic!("{text:?} parsed"));
@@ -416,7 +418,11 @@ mod tests {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "toml") {
                 let d = Definition::load(&p).unwrap_or_else(|e| panic!("{e:#}"));
-                assert!(d.description.as_deref().is_some_and(|s| s.len() > 40), "{}: describe what it measures", p.display());
+                assert!(
+                    d.description.as_deref().is_some_and(|s| s.len() > 40),
+                    "{}: describe what it measures",
+                    p.display()
+                );
                 assert!(d.seed.is_some(), "{}: shards need a fixed seed", p.display());
                 n += 1;
             }
