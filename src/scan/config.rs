@@ -149,6 +149,15 @@ impl ScanConfig {
             if r4.interface != r6.interface {
                 bail!("IPv4 targets route via {} but IPv6 targets via {}: scan each family separately, or pick one with -i", r4.interface, r6.interface);
             }
+            // One frame template per family, but one gateway MAC for both: never send IPv6 probes
+            // to the IPv4 router.
+            if r4.gateway_mac != r6.gateway_mac && gw_mac.is_none() && !a.dry_run {
+                bail!(
+                    "IPv4 targets go through gateway {} but IPv6 targets through {}: scan each family separately (-6 for the IPv6 hitlist)",
+                    route::format_mac(&r4.gateway_mac),
+                    route::format_mac(&r6.gateway_mac)
+                );
+            }
         }
         if !a.dry_run && (a.rate == 0 || a.rate > LOUD_RATE) && !a.quiet {
             eprintln!(
