@@ -28,7 +28,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Rows collected before they are handed to the Parquet writer.
 pub const BATCH_ROWS: usize = 8192;
@@ -262,7 +262,7 @@ pub fn read_as_csv_records(path: &Path) -> anyhow::Result<Vec<Vec<String>>> {
                         DataType::Timestamp(TimeUnit::Microsecond, _) => {
                             let us = col.as_primitive::<TimestampMicrosecondType>().value(i);
                             let t = UNIX_EPOCH + Duration::from_micros(u64::try_from(us).unwrap_or(0));
-                            humantime::format_rfc3339_micros(SystemTime::from(t)).to_string()
+                            humantime::format_rfc3339_micros(t).to_string()
                         }
                         t => bail!("{}: unexpected column type {t}", path.display()),
                     }

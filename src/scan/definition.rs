@@ -215,20 +215,18 @@ pub fn apply(a: &mut ScanArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<(
     let d = Definition::load(&path)?;
     let origin = path.display().to_string();
     let mut overridden = Vec::new();
-    // Takes the definition's value unless the flag was typed.
+    // Takes the definition's value (bound to `$v`) unless the flag was typed.
     macro_rules! take {
-        ($id:literal, $def:expr, $set:expr) => {
-            if let Some(v) = $def {
+        ($id:literal, $def:expr, $v:ident => $set:expr) => {
+            if let Some($v) = $def {
                 if given($id) {
                     overridden.push($id.to_string());
                 } else {
-                    #[allow(clippy::redundant_closure_call)]
-                    ($set)(v)?;
+                    $set;
                 }
             }
         };
     }
-    let ok = |_: ()| -> anyhow::Result<()> { Ok(()) };
     if !d.targets.is_empty() {
         if given("targets") {
             overridden.push("targets".into());
@@ -239,17 +237,18 @@ pub fn apply(a: &mut ScanArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<(
     if a.targets.is_empty() {
         bail!("scan definition {origin} names no targets: add targets = [...] or give them on the command line");
     }
-    take!("port", Some(d.ports.spec()), |v| ok(a.port = v));
-    take!("rate", d.rate, |v| ok(a.rate = v));
-    take!("mptcp_version", d.versions.as_deref(), |v: &str| -> anyhow::Result<()> {
-        a.mptcp_version = match v {
+    take!("port", Some(d.ports.spec()), v => a.port = v);
+    take!("rate", d.rate, v => a.rate = v);
+    take!(
+        "mptcp_version",
+        d.versions.as_deref(),
+        v => a.mptcp_version = match v {
             "0" => VersionArg::V0,
             "1" => VersionArg::V1,
             _ => VersionArg::Both,
-        };
-        Ok(())
-    });
-    take!("seed", d.seed, |v| ok(a.seed = Some(v)));
+        }
+    );
+    take!("seed", d.seed, v => a.seed = Some(v));
     if let Some(b) = &d.blocklist {
         if given("blocklist") || given("no_blocklist") {
             overridden.push("blocklist".into());
@@ -261,18 +260,18 @@ pub fn apply(a: &mut ScanArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<(
             }
         }
     }
-    take!("allowlist", d.allowlist.clone(), |v: String| ok(a.allowlist = Some(v.into())));
-    take!("shards", d.shards, |v| ok(a.shards = v));
-    take!("probes", d.probes, |v| ok(a.probes = v));
-    take!("cooldown", d.cooldown, |v| ok(a.cooldown = v));
-    take!("sender_threads", d.sender_threads, |v| ok(a.sender_threads = v));
-    take!("output_format", d.output_format, |v| ok(a.output_format = v));
-    take!("ipv6", d.ipv6, |v| ok(a.ipv6 = v));
-    take!("contact", d.contact.clone(), |v| ok(a.contact = Some(v)));
+    take!("allowlist", d.allowlist.clone(), v => a.allowlist = Some(v.into()));
+    take!("shards", d.shards, v => a.shards = v);
+    take!("probes", d.probes, v => a.probes = v);
+    take!("cooldown", d.cooldown, v => a.cooldown = v);
+    take!("sender_threads", d.sender_threads, v => a.sender_threads = v);
+    take!("output_format", d.output_format, v => a.output_format = v);
+    take!("ipv6", d.ipv6, v => a.ipv6 = v);
+    take!("contact", d.contact.clone(), v => a.contact = Some(v));
     if !a.dry_run {
         let (shard, shards, fmt) = (a.shard, a.shards, a.output_format);
-        take!("output", d.output.as_deref(), |v: &str| ok(a.output = Some(d.fill(v, shard, shards, fmt).into())));
-        take!("metadata", d.metadata.as_deref(), |v: &str| ok(a.metadata = Some(d.fill(v, shard, shards, fmt).into())));
+        take!("output", d.output.as_deref(), v => a.output = Some(d.fill(v, shard, shards, fmt).into()));
+        take!("metadata", d.metadata.as_deref(), v => a.metadata = Some(d.fill(v, shard, shards, fmt).into()));
     }
     a.definition = Some(serde_json::to_value(DefinitionRecord { path: origin, values: d, overridden })?);
     Ok(())
