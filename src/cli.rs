@@ -26,12 +26,21 @@ pub enum VersionArg {
     mpscan scan -p 443 --dry-run -n 5 198.51.100.0/24 -b my-blocklist.txt")]
 pub struct ScanArgs {
     /// Targets: CIDR prefixes (198.51.100.0/24), single addresses, or @FILE (one per line, # comments).
-    #[arg(required = true, value_name = "TARGETS")]
+    #[arg(required_unless_present = "config", value_name = "TARGETS")]
     pub targets: Vec<String>,
 
     /// Target port(s): 443, 80,443 or 8000-8100.
-    #[arg(short = 'p', long = "port", value_name = "PORTS")]
+    #[arg(short = 'p', long = "port", value_name = "PORTS", required_unless_present = "config", default_value = "")]
     pub port: String,
+
+    /// Scan definition (TOML, e.g. scans/rwth2018-443.toml): targets, ports, rate, versions, seed,
+    /// blocklist, output naming. Flags given on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Every target must be IPv6 (an IPv6 hitlist: -6 @hitlist.txt); IPv4 targets are an error.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
 
     /// Send rate in packets per second (0: as fast as the machine goes).
     #[arg(short = 'r', long, default_value_t = 10_000, value_name = "PPS")]
@@ -103,6 +112,10 @@ pub struct ScanArgs {
     #[arg(long = "state-file", value_name = "FILE")]
     pub state_file: Option<PathBuf>,
 
+    /// Format of the result file: csv (streamed, crash-safe) or parquet (needs -o).
+    #[arg(long = "output-format", value_enum, default_value = "csv")]
+    pub output_format: crate::output::sink::OutputFormat,
+
     /// Metadata JSON file.
     #[arg(short = 'm', long, value_name = "FILE")]
     pub metadata: Option<PathBuf>,
@@ -126,6 +139,11 @@ pub struct ScanArgs {
     /// Contact of the person running the scan, recorded in the metadata.
     #[arg(long, value_name = "TEXT")]
     pub contact: Option<String>,
+
+    /// The scan definition applied from `--config` (path, values, overridden flags), recorded in
+    /// the metadata; set by [`crate::scan::definition::apply`], never typed.
+    #[arg(skip)]
+    pub definition: Option<serde_json::Value>,
 }
 
 /// The default source address is unknown until routes are read; this is the placeholder for dry runs.

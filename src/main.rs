@@ -1,5 +1,5 @@
 //! The `mpscan` binary: parses the command line and hands over to the library.
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -26,17 +26,26 @@ enum Command {
     Diff(mpscan_analysis::cli::DiffArgs),
     /// Write a synthetic result CSV with the class mix of the 2018 study.
     Synth(mpscan_analysis::cli::SynthArgs),
+    /// Join the result files of a sharded scan into one, adding up the shards' metadata.
+    Merge(mpscan::output::merge::MergeArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Scan(a) => mpscan::scan::run(a),
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let result = match &mut cli.command {
+        Command::Scan(a) => {
+            // A scan definition (--config) fills in what the command line leaves out.
+            let sub = matches.subcommand_matches("scan").expect("the scan subcommand was parsed");
+            let given = |id: &str| sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+            mpscan::scan::definition::apply(a, &given).and_then(|()| mpscan::scan::run(a))
+        }
         Command::Verify(a) => mpscan::verify::run(a),
         Command::Lab(a) => mpscan::lab::run(a).map(|()| ExitCode::SUCCESS),
         Command::Summary(a) => mpscan_analysis::cli::summary(a).map(|()| ExitCode::SUCCESS),
         Command::Diff(a) => mpscan_analysis::cli::diff(a).map(|()| ExitCode::SUCCESS),
         Command::Synth(a) => mpscan_analysis::cli::synth(a).map(|()| ExitCode::SUCCESS),
+        Command::Merge(a) => mpscan::output::merge::run(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -182,25 +182,4 @@ fn same_seed_same_rows_and_repeated_probes_do_not_duplicate() {
     check(&truth, &b, &[ProbeVersion::V1, ProbeVersion::V0], &[22, 80, 443]);
 }
 
-#[test]
-fn shards_cover_the_scan_exactly_once() {
-    if !lab_possible("shards_cover_the_scan_exactly_once") {
-        return;
-    }
-    let lab = up();
-    let (full, _) = scan(&lab, "1", "9", &[]);
-    let mut union = Vec::new();
-    let mut probed = 0;
-    for i in 0..3 {
-        let (rows, meta) = scan(&lab, "1", "9", &["--shards", "3", "--shard", &i.to_string()]);
-        probed += meta["targets_probed"].as_u64().unwrap();
-        union.extend(rows);
-    }
-    let key = |r: &Row| (r["ip"].clone(), r["port"].clone(), r["class"].clone());
-    let full_keys: BTreeSet<_> = full.iter().map(key).collect();
-    let union_keys: BTreeSet<_> = union.iter().map(key).collect();
-    assert_eq!(union.len(), union_keys.len(), "a target answered in two shards");
-    assert_eq!(full_keys, union_keys);
-    let total = GroundTruth::load(Path::new(&lab.info.ground_truth)).unwrap().ranges.iter().map(|r| r.prefix.hosts_all().len() as u64).sum::<u64>();
-    assert_eq!(probed, total * 3, "each (address, port) probed exactly once across the shards");
-}
+// Sharded scans (3 and 7 shards, both families, merge) are tested in tests/multi_lab.rs.

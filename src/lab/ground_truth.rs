@@ -8,12 +8,12 @@
 //! Classes follow the result CSV: `mptcp`, `echo`, `malformed`, `tcp`, `closed`, `unreachable`;
 //! a silent target (no row at all) has no expectation (`None`).
 
-use super::plan::{Kind, Plan, Size, PORTS, ROUTER_ADDR};
+use super::plan::{Kind, Plan, Size, PORTS, ROUTER_ADDR, ROUTER_ADDR6};
 use crate::probe::ProbeVersion;
 use anyhow::Context;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 /// A class a scan can report, as in the CSV's `class` column.
@@ -59,6 +59,10 @@ pub struct Expected {
     /// the router.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responder: Option<Ipv4Addr>,
+    /// The same for an IPv6 range: the ICMPv6 range's answers come from the router's IPv6
+    /// address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responder6: Option<Ipv6Addr>,
     /// MP_CAPABLE version of a real server's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mptcp_version: Option<u8>,
@@ -75,7 +79,24 @@ pub struct Expected {
 
 impl Expected {
     fn class(class: Class) -> Expected {
-        Expected { class, responder: None, mptcp_version: None, mpc_flags: None, mirrored: None, ts_echoed: None }
+        Expected {
+            class,
+            responder: None,
+            responder6: None,
+            mptcp_version: None,
+            mpc_flags: None,
+            mirrored: None,
+            ts_echoed: None,
+        }
+    }
+
+    /// The address the answer to a probe of `target` comes from: the target itself, or the
+    /// router (of the target's family) for the ICMP-rejecting ranges.
+    pub fn responder_for(&self, target: IpAddr) -> IpAddr {
+        match target {
+            IpAddr::V4(_) => self.responder.map_or(target, IpAddr::V4),
+            IpAddr::V6(_) => self.responder6.map_or(target, IpAddr::V6),
+        }
     }
 
     fn mptcp(version: u8, flags: u8) -> Expected {
@@ -124,16 +145,21 @@ pub struct PortTruth {
     pub expect: ByVersion,
 }
 
-/// One range of the lab and what it answers.
+/// One range of the lab and what it answers. `P` is [`Ipv4Net`] (the default) or [`Ipv6Net`]
+/// ([`RangeTruth6`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RangeTruth {
+#[serde(bound(
+    serialize = "P: std::fmt::Display",
+    deserialize = "P: std::str::FromStr, <P as std::str::FromStr>::Err: std::fmt::Display"
+))]
+pub struct RangeTruth<P = Ipv4Net> {
     /// Population name.
     pub name: String,
     /// How it is built.
     pub kind: Kind,
     /// Its addresses.
     #[serde(with = "prefix_text")]
-    pub prefix: Ipv4Net,
+    pub prefix: P,
     /// What it stands for on the Internet.
     pub stands_for: String,
     /// The server ports ([`PORTS`]).
@@ -142,7 +168,10 @@ pub struct RangeTruth {
     pub other_ports: ByVersion,
 }
 
-impl RangeTruth {
+/// An IPv6 range of the lab and what it answers.
+pub type RangeTruth6 = RangeTruth<Ipv6Net>;
+
+impl<P> RangeTruth<P> {
     /// Expectations for `port`.
     pub fn for_port(&self, port: u16) -> &ByVersion {
         self.ports.iter().find(|p| p.port == port).map_or(&self.other_ports, |p| &p.expect)
@@ -158,19 +187,28 @@ pub struct GroundTruth {
     pub size: Size,
     /// The server ports.
     pub ports: Vec<u16>,
-    /// Every range.
+    /// Every IPv4 range.
     pub ranges: Vec<RangeTruth>,
+    /// Every IPv6 range (absent in the ground truth of labs older than IPv6 support).
+    #[serde(default)]
+    pub ranges6: Vec<RangeTruth6>,
 }
 
 mod prefix_text {
-    use ipnet::Ipv4Net;
     use serde::{Deserialize, Deserializer, Serializer};
+    use std::fmt::Display;
+    use std::str::FromStr;
 
-    pub fn serialize<S: Serializer>(p: &Ipv4Net, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<P: Display, S: Serializer>(p: &P, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(p)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Error> {
+    pub fn deserialize<'de, P, D>(d: D) -> Result<P, D::Error>
+    where
+        P: FromStr,
+        P::Err: Display,
+        D: Deserializer<'de>,
+    {
         let s = String::deserialize(d)?;
         s.parse().map_err(|e| serde::de::Error::custom(format!("bad prefix {s:?}: {e}")))
     }
@@ -194,7 +232,22 @@ impl GroundTruth {
                 }
             })
             .collect();
-        GroundTruth { run: run.to_string(), size: plan.size, ports: PORTS.to_vec(), ranges }
+        let ranges6 = plan
+            .populations6
+            .iter()
+            .map(|p| {
+                let (on_ports, other) = expectations(p.kind);
+                RangeTruth {
+                    name: p.name.to_string(),
+                    kind: p.kind,
+                    prefix: p.prefix,
+                    stands_for: p.stands_for.to_string(),
+                    ports: PORTS.iter().map(|&port| PortTruth { port, expect: on_ports.clone() }).collect(),
+                    other_ports: other,
+                }
+            })
+            .collect();
+        GroundTruth { run: run.to_string(), size: plan.size, ports: PORTS.to_vec(), ranges, ranges6 }
     }
 
     /// Reads a ground-truth JSON file.
@@ -209,16 +262,51 @@ impl GroundTruth {
         std::fs::write(path, text + "\n").with_context(|| format!("writing ground truth {}", path.display()))
     }
 
-    /// The range `ip` belongs to.
+    /// The IPv4 range `ip` belongs to.
     pub fn range_of(&self, ip: IpAddr) -> Option<&RangeTruth> {
         let IpAddr::V4(ip) = ip else { return None };
         self.ranges.iter().find(|r| r.prefix.contains(&ip))
     }
 
+    /// The IPv6 range `ip` belongs to.
+    pub fn range6_of(&self, ip: IpAddr) -> Option<&RangeTruth6> {
+        let IpAddr::V6(ip) = ip else { return None };
+        self.ranges6.iter().find(|r| r.prefix.contains(&ip))
+    }
+
     /// What a probe of `version` to `ip:port` must produce, or `None` if it must produce no row
-    /// (a silent address, or one outside the lab).
+    /// (a silent address, or one outside the lab). Either family.
     pub fn expected(&self, ip: IpAddr, port: u16, version: ProbeVersion) -> Option<&Expected> {
-        self.range_of(ip)?.for_port(port).get(version)
+        match ip {
+            IpAddr::V4(_) => self.range_of(ip)?.for_port(port).get(version),
+            IpAddr::V6(_) => self.range6_of(ip)?.for_port(port).get(version),
+        }
+    }
+
+    /// Every address of the lab's ranges (network and broadcast addresses included: the lab
+    /// answers for all), IPv4 then IPv6.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = Vec::new();
+        for r in &self.ranges {
+            v.extend((u32::from(r.prefix.network())..=u32::from(r.prefix.broadcast())).map(|a| IpAddr::V4(a.into())));
+        }
+        for r in &self.ranges6 {
+            v.extend((u128::from(r.prefix.network())..=u128::from(r.prefix.broadcast())).map(|a| IpAddr::V6(a.into())));
+        }
+        v
+    }
+
+    /// The IPv6 hitlist of the lab: every address of every IPv6 range, one per line, as the
+    /// studies' hitlists list known addresses (an `@FILE` for `mpscan scan`).
+    pub fn hitlist6_text(&self) -> String {
+        let mut s = String::from("# mpscan lab IPv6 hitlist (every address of every IPv6 population)\n");
+        for r in &self.ranges6 {
+            s.push_str(&format!("# {} {}\n", r.name, r.prefix));
+            for a in u128::from(r.prefix.network())..=u128::from(r.prefix.broadcast()) {
+                s.push_str(&format!("{}\n", Ipv6Addr::from(a)));
+            }
+        }
+        s
     }
 
     /// The expected class (a shorthand for [`Self::expected`]).
@@ -252,7 +340,11 @@ fn expectations(kind: Kind) -> (ByVersion, ByVersion) {
         Kind::Closed => (closed.clone(), closed),
         Kind::Dropped => (ByVersion::same(None), ByVersion::same(None)),
         Kind::IcmpRejected => {
-            let e = ByVersion::same(Some(Expected { responder: Some(ROUTER_ADDR), ..Expected::class(Unreachable) }));
+            let e = ByVersion::same(Some(Expected {
+                responder: Some(ROUTER_ADDR),
+                responder6: Some(ROUTER_ADDR6),
+                ..Expected::class(Unreachable)
+            }));
             (e.clone(), e)
         }
         Kind::Echo => (ByVersion::same(Some(Expected::echo(false))), closed),
@@ -293,6 +385,24 @@ mod tests {
         assert_eq!(gt.expected_class(ip("198.51.100.129"), 81, V1), Some(Class::Closed));
         assert_eq!(gt.expected_class(ip("10.0.0.1"), 80, V1), None);
         assert_eq!(gt.expected_class(ip("2001:db8::1"), 80, V1), None);
+        // IPv6 ranges.
+        assert_eq!(gt.expected_class(ip("2001:db8:1::5"), 443, V1), Some(Class::Mptcp));
+        assert_eq!(gt.expected_class(ip("2001:db8:1::5"), 443, V0), Some(Class::Tcp));
+        assert_eq!(gt.expected_class(ip("2001:db8:1::5"), 22, V1), Some(Class::Closed));
+        assert_eq!(gt.expected_class(ip("2001:db8:1::10"), 443, V1), None, "outside the small /124");
+        assert_eq!(gt.expected_class(ip("2001:db8:2::f"), 80, V0), Some(Class::Tcp));
+        assert_eq!(gt.expected_class(ip("2001:db8:3::1"), 80, V1), Some(Class::Closed));
+        assert_eq!(gt.expected_class(ip("2001:db8:4::1"), 80, V1), None);
+        let u = gt.expected(ip("2001:db8:5::3"), 22, V1).unwrap();
+        assert_eq!(u.class, Class::Unreachable);
+        assert_eq!(u.responder_for(ip("2001:db8:5::3")), IpAddr::V6(ROUTER_ADDR6));
+        assert_eq!(u.responder_for(ip("198.19.4.9")), IpAddr::V4(ROUTER_ADDR));
+        let m = gt.expected(ip("2001:db8:1::5"), 443, V1).unwrap();
+        assert_eq!(m.responder_for(ip("2001:db8:1::5")), ip("2001:db8:1::5"));
+        assert_eq!(gt.addresses().len() as u64, 272 + 80);
+        let hitlist = gt.hitlist6_text();
+        assert_eq!(hitlist.lines().filter(|l| !l.starts_with('#')).count(), 80);
+        assert!(hitlist.contains("\n2001:db8:5::f\n"), "{hitlist}");
     }
 
     #[test]
@@ -303,6 +413,12 @@ mod tests {
         assert_eq!(back, gt);
         assert!(text.contains("\"prefix\":\"198.18.0.0/16\""), "{text}");
         assert!(serde_json::from_str::<GroundTruth>(&text.replace("198.18.0.0/16", "198.18.0.0/33")).is_err());
+        assert!(serde_json::from_str::<GroundTruth>(&text.replace("2001:db8:1::/120", "2001:db8:1::/129")).is_err());
+        // A ground truth written before IPv6 support still loads.
+        let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+        old.as_object_mut().unwrap().remove("ranges6");
+        let old: GroundTruth = serde_json::from_value(old).unwrap();
+        assert!(old.ranges6.is_empty());
         assert_eq!(gt.targets_text().lines().count(), 1 + gt.ranges.len());
     }
 }

@@ -19,10 +19,21 @@
 //! 198.51.100.128/26 v0-only MPTCP server       198.51.100.254/32 load balancer's direct address
 //! ```
 //! (small: every population but the first is a /28 at the same base address.)
+//!
+//! IPv6 (the same kernel tricks; hitlist-sized populations, all from 2001:db8::/32):
+//!
+//! ```text
+//! 2001:db8::/48       lab infrastructure: scanner link 2001:db8::/64 (router ::1, scanner ::2),
+//!                     population namespace k's link 2001:db8:0:k+1::/64 (router ::1, population ::2)
+//! 2001:db8:1::/120    kernel MPTCP servers     2001:db8:2::/120  plain TCP servers
+//! 2001:db8:3::/120    closed (RST)             2001:db8:4::/120  silently dropped
+//! 2001:db8:5::/120    ICMPv6 admin-prohibited
+//! ```
+//! (small: /124 at the same bases.)
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The ports every lab server listens on. Other ports answer RST (or as their range's
 /// firewall says).
@@ -36,6 +47,13 @@ pub const SCANNER_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// The prefix of the lab's own links (router and transit addresses): the lab blocklist lists it
 /// so that a scan of the lab never probes its infrastructure.
 pub const INFRA_PREFIX: &str = "192.0.2.0/24";
+/// The router's IPv6 address on the scanner link: the scanner's IPv6 gateway and the source of
+/// the ICMPv6 errors of the rejecting firewall.
+pub const ROUTER_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+/// The scanner's IPv6 source address.
+pub const SCANNER_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+/// The IPv6 prefix of the lab's own links: the lab blocklist lists it beside [`INFRA_PREFIX`].
+pub const INFRA_PREFIX6: &str = "2001:db8::/48";
 /// The load-balanced server's direct address, announced with ADD_ADDR (`ip mptcp endpoint ...
 /// signal`); not a scan target.
 pub const LB_DIRECT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 254);
@@ -110,15 +128,16 @@ impl Kind {
     }
 }
 
-/// One population: a prefix that answers one way.
+/// One population: a prefix that answers one way. `P` is the prefix type: [`Ipv4Net`] (the
+/// default) or [`Ipv6Net`] for the IPv6 populations ([`Population6`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Population {
+pub struct Population<P = Ipv4Net> {
     /// Short name, used in namespace (`mps-RUN-NAME`) and interface (`v-NAME`) names.
     pub name: &'static str,
     /// How it answers.
     pub kind: Kind,
     /// The addresses it answers for.
-    pub prefix: Ipv4Net,
+    pub prefix: P,
     /// The namespace it lives in (several populations may share one: the dropped and
     /// ICMP-rejected ranges are plain TCP servers behind the router's firewall).
     pub namespace: &'static str,
@@ -126,14 +145,24 @@ pub struct Population {
     pub stands_for: &'static str,
 }
 
+/// An IPv6 population: a hitlist-sized prefix of 2001:db8::/32 that answers one way.
+pub type Population6 = Population<Ipv6Net>;
+
 /// The whole plan for one size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// The size it was made for.
     pub size: Size,
-    /// Every population, in a fixed order.
+    /// Every IPv4 population, in a fixed order.
     pub populations: Vec<Population>,
+    /// Every IPv6 population, in a fixed order; each lives in a namespace of an IPv4 population
+    /// (the kernel answers both families there).
+    pub populations6: Vec<Population6>,
 }
+
+/// The kinds an IPv6 population may have: the ones the namespace's own kernel (or the router's
+/// firewall) answers for; the userspace responders speak IPv4 only.
+pub const KINDS6: [Kind; 5] = [Kind::KernelMptcp, Kind::KernelTcp, Kind::Closed, Kind::Dropped, Kind::IcmpRejected];
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().expect("the plan's prefixes are valid")
@@ -221,7 +250,60 @@ impl Plan {
                 stands_for: "a v0-only MPTCP server (multipath-tcp.org kernel, RFC 6824)",
             },
         ];
-        Plan { size, populations }
+        let p6 = |addr: &str| -> Ipv6Net {
+            let len = if full { 120 } else { 124 };
+            format!("{addr}/{len}").parse().expect("the plan's prefixes are valid")
+        };
+        let populations6 = vec![
+            Population {
+                name: "mptcp6",
+                kind: Kind::KernelMptcp,
+                prefix: p6("2001:db8:1::"),
+                namespace: "mptcp",
+                stands_for: "Linux MPTCP servers on an IPv6 hitlist",
+            },
+            Population {
+                name: "tcp6",
+                kind: Kind::KernelTcp,
+                prefix: p6("2001:db8:2::"),
+                namespace: "tcp",
+                stands_for: "ordinary IPv6 web servers without MPTCP",
+            },
+            Population {
+                name: "closed6",
+                kind: Kind::Closed,
+                prefix: p6("2001:db8:3::"),
+                namespace: "closed",
+                stands_for: "IPv6 hosts with the port closed (RST)",
+            },
+            Population {
+                name: "drop6",
+                kind: Kind::Dropped,
+                prefix: p6("2001:db8:4::"),
+                namespace: "tcp",
+                stands_for: "an IPv6 firewall that silently drops",
+            },
+            Population {
+                name: "icmp6",
+                kind: Kind::IcmpRejected,
+                prefix: p6("2001:db8:5::"),
+                namespace: "tcp",
+                stands_for: "an IPv6 firewall that rejects with ICMPv6 administratively prohibited",
+            },
+        ];
+        Plan { size, populations, populations6 }
+    }
+
+    /// The IPv6 transit link of the `i`-th population namespace (0-based): (router side,
+    /// population side), both in 2001:db8:0:i+1::/64.
+    pub fn transit6(i: usize) -> (Ipv6Addr, Ipv6Addr) {
+        let hi = (i as u16) + 1;
+        (Ipv6Addr::new(0x2001, 0xdb8, 0, hi, 0, 0, 0, 1), Ipv6Addr::new(0x2001, 0xdb8, 0, hi, 0, 0, 0, 2))
+    }
+
+    /// Total number of IPv6 target addresses.
+    pub fn address_count6(&self) -> u64 {
+        self.populations6.iter().map(|p| 1u64 << (128 - p.prefix.prefix_len())).sum()
     }
 
     /// The population namespaces (without scanner and router), each once, in plan order.
@@ -273,6 +355,30 @@ mod tests {
                 assert!(!a.prefix.contains(&LB_DIRECT_ADDR), "{} holds the LB direct address", a.name);
             }
         }
+    }
+
+    #[test]
+    fn ipv6_populations_are_documentation_space_outside_the_infrastructure() {
+        let doc: Ipv6Net = "2001:db8::/32".parse().unwrap();
+        let infra: Ipv6Net = INFRA_PREFIX6.parse().unwrap();
+        for size in [Size::Small, Size::Full] {
+            let plan = Plan::new(size);
+            let names = plan.namespaces();
+            for (i, a) in plan.populations6.iter().enumerate() {
+                assert!(doc.contains(&a.prefix) && !infra.contains(&a.prefix.network()), "{}", a.prefix);
+                assert!(KINDS6.contains(&a.kind), "{:?}", a.kind);
+                assert!(names.contains(&a.namespace), "{} lives in no namespace", a.name);
+                for b in &plan.populations6[i + 1..] {
+                    assert!(!a.prefix.contains(&b.prefix.network()) && !b.prefix.contains(&a.prefix.network()));
+                }
+            }
+            for k in 0..names.len() {
+                let (r, p) = Plan::transit6(k);
+                assert!(infra.contains(&r) && infra.contains(&p) && r != ROUTER_ADDR6 && p != SCANNER_ADDR6);
+            }
+        }
+        assert_eq!(Plan::new(Size::Small).address_count6(), 5 * 16);
+        assert_eq!(Plan::new(Size::Full).address_count6(), 5 * 256);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `lab serve`: the long-running processes `up` starts inside population namespaces.
 //!
-//! * `--kind mptcp` / `--kind tcp`: kernel listeners on 0.0.0.0 for each port (IPPROTO_MPTCP for
+//! * `--kind mptcp` / `--kind tcp`: kernel listeners on 0.0.0.0 and [::] for each port (IPPROTO_MPTCP for
 //!   `mptcp`); with a local route for a prefix, every address in it is a real server. Each
 //!   accepted connection gets a thread that answers its first request ([`app_answer`]: an HTTP
 //!   HEAD/GET with a minimal HTTP/1.1 response, a TLS ClientHello with a minimal ServerHello
@@ -20,8 +20,8 @@ use ipnet::Ipv4Net;
 use rand::Rng;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::io::Write;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::time::Instant;
 
 /// What `lab serve` runs.
@@ -78,12 +78,21 @@ fn listen(mptcp: bool, ports: &[u16]) -> anyhow::Result<()> {
     }
     let proto = if mptcp { Protocol::from(sys::IPPROTO_MPTCP) } else { Protocol::TCP };
     let mut threads = Vec::new();
-    for &port in ports {
-        let s = Socket::new(Domain::IPV4, Type::STREAM, Some(proto))
-            .with_context(|| format!("socket(AF_INET, SOCK_STREAM, {proto:?}) (is MPTCP enabled?)"))?;
+    // One listener per port and family: 0.0.0.0 and [::] (IPv6 only, so the IPv4 one keeps its
+    // own socket): the namespace's local routes make every address of both families a server.
+    for (&port, v6) in ports.iter().flat_map(|p| [(p, false), (p, true)]) {
+        let (domain, addr) = if v6 {
+            (Domain::IPV6, SockAddr::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0)))
+        } else {
+            (Domain::IPV4, SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)))
+        };
+        let s = Socket::new(domain, Type::STREAM, Some(proto))
+            .with_context(|| format!("socket({domain:?}, SOCK_STREAM, {proto:?}) (is MPTCP enabled?)"))?;
         s.set_reuse_address(true)?;
-        s.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)))
-            .with_context(|| format!("binding port {port}"))?;
+        if v6 {
+            s.set_only_v6(true)?;
+        }
+        s.bind(&addr).with_context(|| format!("binding port {port} ({domain:?})"))?;
         s.listen(BACKLOG)?;
         threads.push(std::thread::spawn(move || loop {
             match s.accept() {

@@ -18,14 +18,17 @@
 use super::connect::{self, Outcome};
 use super::ground_truth::GroundTruth;
 use super::netns;
-use super::plan::{Kind, Plan, Size, INFRA_PREFIX, LB_DIRECT_ADDR, PORTS, ROUTER_ADDR, SCANNER_ADDR};
+use super::plan::{
+    Kind, Plan, Size, INFRA_PREFIX, INFRA_PREFIX6, LB_DIRECT_ADDR, PORTS, ROUTER_ADDR, ROUTER_ADDR6, SCANNER_ADDR,
+    SCANNER_ADDR6,
+};
 use super::state::{self, check_run_name, run_dir, ProcEntry, ProcRef, State};
 use super::sys;
 use anyhow::{bail, Context};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -81,16 +84,29 @@ pub struct LabInfo {
     pub gateway_ip: Ipv4Addr,
     /// The gateway's MAC address.
     pub gateway_mac: String,
+    /// The scanner's IPv6 source address (`None` for a lab made before IPv6 support).
+    #[serde(default)]
+    pub source_ip6: Option<Ipv6Addr>,
+    /// The IPv6 gateway (the router's IPv6 address on the scanner link; same MAC).
+    #[serde(default)]
+    pub gateway_ip6: Option<Ipv6Addr>,
     /// The server ports.
     pub ports: Vec<u16>,
-    /// Every range.
+    /// Every IPv4 range.
     pub ranges: Vec<LabRange>,
+    /// Every IPv6 range.
+    #[serde(default)]
+    pub ranges6: Vec<LabRange>,
     /// The run directory.
     pub dir: PathBuf,
     /// The ground-truth JSON.
     pub ground_truth: PathBuf,
-    /// The targets file (one prefix per line): `mpscan scan @FILE`.
+    /// The targets file (one IPv4 prefix per line): `mpscan scan @FILE`.
     pub targets: PathBuf,
+    /// The IPv6 hitlist (one address per line): `mpscan scan -6 @FILE`, or both families with
+    /// `@targets @targets6`.
+    #[serde(default)]
+    pub targets6: Option<PathBuf>,
     /// The lab blocklist (the lab's own infrastructure only): `mpscan scan -b FILE`.
     pub blocklist: PathBuf,
 }
@@ -138,8 +154,11 @@ impl LabInfo {
             self.targets.display(),
             self.blocklist.display()
         );
-        for r in &self.ranges {
+        for r in self.ranges.iter().chain(&self.ranges6) {
             s.push_str(&format!("    {:<18} {:<8} {:?} in {}\n", r.prefix, r.name, r.kind, r.namespace));
+        }
+        if let (Some(src6), Some(t6)) = (self.source_ip6, &self.targets6) {
+            s.push_str(&format!("  IPv6 source:       {src6}\n  IPv6 hitlist:      {}\n", t6.display()));
         }
         s.push_str(&format!("  scan it:\n    {}\n", self.scan_command("mpscan")));
         s
@@ -234,14 +253,19 @@ fn links(ns: &str) -> anyhow::Result<Vec<(String, String)>> {
         .collect())
 }
 
-/// (destination, device) of every route in `ns`'s main table.
+/// (destination, device) of every route, IPv4 and IPv6, in `ns`'s main table.
 fn routes(ns: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let v: serde_json::Value = serde_json::from_str(&netns::ip(ns, &["-4", "-j", "route", "show"])?)?;
-    Ok(v.as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| (r["dst"].as_str().unwrap_or("?").to_string(), r["dev"].as_str().unwrap_or("?").to_string()))
-        .collect())
+    let mut out = Vec::new();
+    for family in ["-4", "-6"] {
+        let v: serde_json::Value = serde_json::from_str(&netns::ip(ns, &[family, "-j", "route", "show"])?)?;
+        out.extend(
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| (r["dst"].as_str().unwrap_or("?").to_string(), r["dev"].as_str().unwrap_or("?").to_string())),
+        );
+    }
+    Ok(out)
 }
 
 /// A running lab. Dropping it tears the lab down (namespaces and processes); [`Lab::detach`]
@@ -407,6 +431,21 @@ fn add_ns(state: &mut State, name: &str) -> anyhow::Result<()> {
     state.save()?;
     netns::add(name)?;
     netns::ip(name, &["link", "set", "lo", "up"])?;
+    // No duplicate address detection on the links made later: IPv6 addresses are usable at once.
+    netns::sysctl(name, &["net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"])?;
+    Ok(())
+}
+
+/// Adds a permanent IPv6 neighbour entry: the lab's links never need neighbour discovery, so the
+/// first probes of a scan are not queued (or dropped) behind it.
+fn neigh6(ns: &str, addr: Ipv6Addr, mac: &str, dev: &str) -> anyhow::Result<()> {
+    netns::ip(ns, &["-6", "neigh", "replace", &addr.to_string(), "lladdr", mac, "dev", dev, "nud", "permanent"])?;
+    Ok(())
+}
+
+/// Adds an IPv6 address without duplicate address detection.
+fn addr6(ns: &str, addr: Ipv6Addr, dev: &str) -> anyhow::Result<()> {
+    netns::ip(ns, &["-6", "addr", "add", &format!("{addr}/64"), "dev", dev, "nodad"])?;
     Ok(())
 }
 
@@ -419,10 +458,14 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
     gt.save(&gt_path)?;
     let targets = dir.join("targets.txt");
     std::fs::write(&targets, gt.targets_text())?;
+    let targets6 = dir.join("targets6.txt");
+    std::fs::write(&targets6, gt.hitlist6_text())?;
     let blocklist = dir.join("blocklist.txt");
     std::fs::write(
         &blocklist,
-        format!("# mpscan lab blocklist: the lab's own router and links, never a target\n{INFRA_PREFIX}\n"),
+        format!(
+            "# mpscan lab blocklist: the lab's own router and links, never a target\n{INFRA_PREFIX}\n{INFRA_PREFIX6}\n"
+        ),
     )?;
 
     let scan = ns_name(run, "scan");
@@ -442,6 +485,8 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
             "net.ipv4.icmp_ratelimit=0",
             "net.ipv4.icmp_msgs_per_sec=1000000",
             "net.ipv4.icmp_msgs_burst=1000000",
+            "net.ipv6.conf.all.forwarding=1",
+            "net.ipv6.icmp.ratelimit=0",
         ],
     )?;
 
@@ -452,9 +497,17 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
     netns::ip(&scan, &["link", "set", SCANNER_IF, "up"])?;
     netns::ip(&rtr, &["link", "set", "v-scan", "up"])?;
     netns::ip(&scan, &["route", "add", "default", "via", &ROUTER_ADDR.to_string()])?;
+    let scan_mac = netns::mac(&scan, SCANNER_IF)?;
+    addr6(&scan, SCANNER_ADDR6, SCANNER_IF)?;
+    addr6(&rtr, ROUTER_ADDR6, "v-scan")?;
+    netns::ip(&scan, &["-6", "route", "add", "default", "via", &ROUTER_ADDR6.to_string()])?;
+    // The scanner resolves its gateway itself (`ip -6 neigh`, provoked if missing), as on a real
+    // machine; everything behind it is pinned.
+    neigh6(&rtr, SCANNER_ADDR6, &scan_mac, "v-scan")?;
 
     // Population links.
     let mut transit = std::collections::HashMap::new();
+    let mut transit6 = std::collections::HashMap::new();
     for (i, p) in pop_names.iter().enumerate() {
         let ns = ns_name(run, p);
         let rif = format!("v-{p}");
@@ -466,6 +519,13 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
         netns::ip(&rtr, &["link", "set", &rif, "up"])?;
         netns::ip(&ns, &["route", "add", "default", "via", &r_addr.to_string()])?;
         transit.insert(*p, p_addr);
+        let (r6, p6) = Plan::transit6(i);
+        addr6(&ns, p6, "v-rtr")?;
+        addr6(&rtr, r6, &rif)?;
+        netns::ip(&ns, &["-6", "route", "add", "default", "via", &r6.to_string()])?;
+        neigh6(&ns, r6, &netns::mac(&rtr, &rif)?, "v-rtr")?;
+        neigh6(&rtr, p6, &netns::mac(&ns, "v-rtr")?, &rif)?;
+        transit6.insert(*p, p6);
     }
 
     // Ranges: the router routes each prefix to its namespace; where the kernel answers, a local
@@ -478,16 +538,28 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
             netns::ip(&ns, &["route", "add", "local", &pop.prefix.to_string(), "dev", "lo"])?;
         }
     }
+    for pop in &plan.populations6 {
+        let ns = ns_name(run, pop.namespace);
+        let via = transit6[pop.namespace].to_string();
+        netns::ip(&rtr, &["-6", "route", "add", &pop.prefix.to_string(), "via", &via])?;
+        if pop.kind.kernel_answers() {
+            netns::ip(&ns, &["-6", "route", "add", "local", &pop.prefix.to_string(), "dev", "lo"])?;
+        }
+    }
 
     // The router's firewall: the silent range and the ICMP-rejecting one.
     let find = |k: Kind| plan.populations.iter().find(|p| p.kind == k).map(|p| p.prefix).expect("in the plan");
+    let find6 = |k: Kind| plan.populations6.iter().find(|p| p.kind == k).map(|p| p.prefix).expect("in the plan");
     netns::nft(
         &rtr,
         &format!(
             "table inet mpslab {{\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    \
-             ip daddr {} drop\n    ip daddr {} reject with icmp type admin-prohibited\n  }}\n}}\n",
+             ip daddr {} drop\n    ip daddr {} reject with icmp type admin-prohibited\n    \
+             ip6 daddr {} drop\n    ip6 daddr {} reject with icmpv6 type admin-prohibited\n  }}\n}}\n",
             find(Kind::Dropped),
-            find(Kind::IcmpRejected)
+            find(Kind::IcmpRejected),
+            find6(Kind::Dropped),
+            find6(Kind::IcmpRejected)
         ),
     )?;
 
@@ -579,6 +651,8 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
         source_ip: SCANNER_ADDR,
         gateway_ip: ROUTER_ADDR,
         gateway_mac,
+        source_ip6: Some(SCANNER_ADDR6),
+        gateway_ip6: Some(ROUTER_ADDR6),
         ports: PORTS.to_vec(),
         ranges: plan
             .populations
@@ -590,9 +664,20 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
                 namespace: ns_name(run, p.namespace),
             })
             .collect(),
+        ranges6: plan
+            .populations6
+            .iter()
+            .map(|p| LabRange {
+                name: p.name.to_string(),
+                kind: p.kind,
+                prefix: p.prefix.to_string(),
+                namespace: ns_name(run, p.namespace),
+            })
+            .collect(),
         dir: dir.clone(),
         ground_truth: gt_path,
         targets,
+        targets6: Some(targets6),
         blocklist,
     };
     check_ready(&info, exe, &plan)?;

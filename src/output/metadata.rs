@@ -88,6 +88,9 @@ pub struct Metadata {
     pub classes: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     /// Rows written.
     pub rows: u64,
+    /// The scan definition (`--config`) the scan ran, if any: path, values, overridden flags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition: Option<serde_json::Value>,
 }
 
 impl Metadata {

@@ -1,8 +1,12 @@
-//! Where results go: one [`Row`] per (target, port, probe version), streamed as CSV, and the
-//! scan's [`metadata::Metadata`] as JSON at the end.
+//! Where results go: one [`Row`] per (target, port, probe version), streamed as CSV (or written
+//! as Parquet, [`sink::RowSink`]), and the scan's [`metadata::Metadata`] as JSON at the end;
+//! [`merge`] joins the files of a sharded scan.
 
 pub mod csv;
+pub mod merge;
 pub mod metadata;
+pub mod parquet;
+pub mod sink;
 
 use crate::classify::{Class, Verdict};
 use crate::response::Response;

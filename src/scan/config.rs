@@ -126,6 +126,9 @@ impl ScanConfig {
         let set = space.address_set();
         let n4 = set.len_v4();
         let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
+        if a.ipv6 && has_v4 {
+            bail!("-6: {n4} of the targets are IPv4 (e.g. {}): give only IPv6 targets, or drop -6 to scan both families", set.nth(0));
+        }
         let route_for = |want_v4: bool| -> anyhow::Result<Option<Route>> {
             let dst = set.nth(if want_v4 { 0 } else { n4 });
             let src = a.source_ip.filter(|s| s.is_ipv4() == want_v4);
@@ -167,6 +170,15 @@ impl ScanConfig {
         if let (Some(r4), Some(r6)) = (&r4, &r6) {
             if r4.interface != r6.interface {
                 bail!("IPv4 targets route via {} but IPv6 targets via {}: scan each family separately, or pick one with -i", r4.interface, r6.interface);
+            }
+            // One frame template per family, but one gateway MAC for both: never send IPv6 probes
+            // to the IPv4 router.
+            if r4.gateway_mac != r6.gateway_mac && gw_mac.is_none() && !a.dry_run {
+                bail!(
+                    "IPv4 targets go through gateway {} but IPv6 targets through {}: scan each family separately (-6 for the IPv6 hitlist)",
+                    route::format_mac(&r4.gateway_mac),
+                    route::format_mac(&r6.gateway_mac)
+                );
             }
         }
         if !a.dry_run && (a.rate == 0 || a.rate > LOUD_RATE) && !a.quiet {

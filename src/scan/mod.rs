@@ -13,6 +13,7 @@
 pub mod config;
 pub mod counters;
 pub mod dedup;
+pub mod definition;
 pub mod dry_run;
 pub mod monitor;
 pub mod recv;
@@ -21,6 +22,7 @@ pub mod state;
 
 use crate::net;
 use crate::output::csv::CsvSink;
+use crate::output::sink::RowSink;
 use crate::output::metadata::Metadata;
 use crate::probe::ProbeBuilder;
 use crate::response::Context;
@@ -81,13 +83,20 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
             state::check_identity(&saved.identity, &identity, sp)?;
             anyhow::ensure!(!saved.finished, "--resume {}: that scan already finished; nothing to resume", sp.display());
             let out = cfg.output.as_deref().expect("checked by config");
+            anyhow::ensure!(
+                a.output_format == crate::output::sink::OutputFormat::Csv,
+                "--resume works with CSV output only (a Parquet file is written whole at the end)"
+            );
             let (sink, rows) = CsvSink::resume(out)?;
+            let sink: Box<dyn RowSink + Send> = Box::new(sink);
             let carried = recv::Carried { rows, invalid: saved.invalid.clone(), duplicates: saved.duplicates };
             (sink, carried, Some(state::StateFile::reopen(sp, &saved)?), Some(saved))
         }
         (sp, _) => {
-            let sink = CsvSink::create(cfg.output.as_deref())?;
-            let sf = sp.as_deref().map(state::StateFile::create).transpose()?;
+            let sink = crate::output::sink::create(cfg.output.as_deref(), a.output_format)?;
+            // Only a streamed CSV can be resumed: a Parquet file is written whole at the end.
+            let resumable = a.output_format == crate::output::sink::OutputFormat::Csv;
+            let sf = sp.as_deref().filter(|_| resumable).map(state::StateFile::create).transpose()?;
             (sink, recv::Carried::default(), sf, None)
         }
     };
@@ -156,7 +165,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
     let mut state_error = None;
     let (report, settled) = std::thread::scope(|s| {
         let recv = s.spawn(|| {
-            recv::recv_loop(rx.as_mut(), &ctx, &mut sink, counters, std::mem::take(&mut carried), &published)
+            recv::recv_loop(rx.as_mut(), &ctx, sink.as_mut(), counters, std::mem::take(&mut carried), &published)
         });
         let monitor = (!cfg.quiet).then(|| s.spawn(|| monitor::monitor(counters, total, &background_done)));
         // The state, every half second while the scan runs. A position is saved only once the
@@ -231,6 +240,8 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
         (report, settled)
     });
     signals.close();
+    // Parquet: the last row group and the footer (CSV: a last flush).
+    let finish_error = if report.error.is_none() { sink.finish().err().map(|e| format!("{e:#}")) } else { None };
 
     let interrupted = counters.stop_sending.load(Relaxed) || report.error.is_some() || !send_errors.is_empty();
     if let Some(sf) = state_file.as_mut() {
@@ -275,6 +286,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
         kernel_drops: report.kernel_drops,
         classes,
         rows: Counters::get(&counters.rows),
+        definition: a.definition.clone(),
     };
     if let Some(p) = &cfg.metadata {
         md.write(p)?;
@@ -283,7 +295,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
         Some(p) if interrupted => format!("; resume with the same command and --resume {}", p.display()),
         _ => String::new(),
     };
-    if let Some(e) = report.error.iter().chain(send_errors.iter()).next() {
+    if let Some(e) = report.error.iter().chain(send_errors.iter()).chain(finish_error.iter()).next() {
         anyhow::bail!("{e} (results so far are kept{resume_hint})");
     }
     if let Some(e) = state_error {

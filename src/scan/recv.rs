@@ -8,7 +8,8 @@ use super::counters::Counters;
 use super::dedup::Dedup;
 use crate::classify::{classify, Class};
 use crate::net::Receive;
-use crate::output::csv::{CsvSink, Existing};
+use crate::output::csv::Existing;
+use crate::output::sink::RowSink;
 use crate::output::Row;
 use crate::probe::ProbeVersion;
 use crate::response::Context;
@@ -65,7 +66,7 @@ pub type Published = Mutex<Snapshot>;
 pub fn recv_loop(
     rx: &mut dyn Receive,
     ctx: &Context,
-    sink: &mut CsvSink,
+    sink: &mut (dyn RowSink + Send),
     counters: &Counters,
     carried: Carried,
     published: &Published,

@@ -1,0 +1,353 @@
+//! Beyond one port, one family and one machine, in the lab:
+//!
+//! * one scan of both families (the IPv4 ranges and the IPv6 hitlist), ports 22, 80 and 443,
+//!   v0 and v1 probes, run from `scans/lab.toml`, matches the ground truth row for row;
+//! * the same scan split into 3 and into 7 shards (separate processes, one after another) gives
+//!   exactly the full scan's rows, no target probed twice, and `mpscan merge` of the shards
+//!   says so (and flags a shard left out);
+//! * a scan written as Parquet holds the same rows as the one written as CSV;
+//! * `-6` scans the hitlist and refuses IPv4 targets;
+//! * every shipped scan definition (scans/*.toml) resolves in a dry run (no root, nothing sent).
+//!
+//! The lab tests need root and network namespaces: they skip without them, and fail instead with
+//! `MPSCAN_REQUIRE_LAB=1` (set by `.ci/run`). Each test's lab has a unique name and is torn down
+//! by its guard even when the test fails.
+
+use mpscan::lab::topology::random_run_name;
+use mpscan::lab::{preflight, GroundTruth, Lab, LabOptions, Size};
+use mpscan::probe::ProbeVersion;
+use mpscan::scan::definition::Definition;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
+const LAB_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scans/lab.toml");
+const PORTS: [u16; 3] = [22, 80, 443];
+const BOTH: [ProbeVersion; 2] = [ProbeVersion::V1, ProbeVersion::V0];
+
+fn lab_possible(test: &str) -> bool {
+    match preflight() {
+        Ok(()) => true,
+        Err(e) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => {
+            panic!("{test}: the lab is required (MPSCAN_REQUIRE_LAB=1) but cannot run: {e:#}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test}: {e:#} (set MPSCAN_REQUIRE_LAB=1 to make this a failure)");
+            false
+        }
+    }
+}
+
+fn up() -> Lab {
+    Lab::up(LabOptions { name: Some(random_run_name()), size: Size::Small, exe: Some(PathBuf::from(EXE)) })
+        .expect("lab up")
+}
+
+fn tempdir(what: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mpscan-multi-{what}-{}-{}", std::process::id(), random_run_name()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// One CSV row, as a map from column to value.
+type Row = BTreeMap<String, String>;
+
+/// Runs `mpscan scan --config scans/lab.toml EXTRA...` in the lab's scanner namespace, in `dir`
+/// (where the definition's output names land).
+fn scan_lab(lab: &Lab, dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["netns", "exec", &lab.info.scanner_ns, EXE, "scan", "--config", LAB_TOML, "-q"];
+    args.extend_from_slice(extra);
+    Command::new("ip").args(&args).env("MPSCAN_LAB", &lab.info.dir).current_dir(dir).output().expect("running mpscan")
+}
+
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "mpscan failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn read_csv(p: &Path) -> Vec<Row> {
+    let mut rdr = csv::Reader::from_path(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let headers = rdr.headers().unwrap().clone();
+    rdr.records()
+        .map(|r| headers.iter().zip(r.unwrap().iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect())
+        .collect()
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+fn version_of(label: &str) -> ProbeVersion {
+    match label {
+        "v0" => ProbeVersion::V0,
+        "v1" => ProbeVersion::V1,
+        o => panic!("bad probe column {o:?}"),
+    }
+}
+
+/// Checks every row against the ground truth (both families) and that every answering
+/// (address, port, version) has exactly one row. Returns the rows per family.
+fn check(truth: &GroundTruth, rows: &[Row]) -> (usize, usize) {
+    let mut seen = BTreeSet::new();
+    for r in rows {
+        let ip: IpAddr = r["ip"].parse().unwrap();
+        let port: u16 = r["port"].parse().unwrap();
+        let v = version_of(&r["probe"]);
+        assert!(seen.insert((ip, port, v)), "duplicate row {r:?}");
+        let e = truth.expected(ip, port, v).unwrap_or_else(|| panic!("row for a silent address: {r:?}"));
+        assert_eq!(r["class"], e.class.label(), "class of {ip}:{port} {v}: {r:?}");
+        assert_eq!(r["responder"], e.responder_for(ip).to_string(), "{r:?}");
+        if let Some(mv) = e.mptcp_version {
+            assert_eq!(r["mptcp_version"], mv.to_string(), "{r:?}");
+        }
+        if let Some(f) = &e.mpc_flags {
+            assert_eq!(&r["mpc_flags"], f, "{r:?}");
+        }
+        if let Some(m) = e.mirrored {
+            assert_eq!(r["mirrored"], m.to_string(), "{r:?}");
+        }
+        if r["class"] == "mptcp" {
+            assert_eq!(r["mpc_key"].len(), 16, "{r:?}");
+        }
+        if r["class"] == "unreachable" && ip.is_ipv6() {
+            assert_eq!(r["detail"], "icmp-1-1", "ICMPv6 destination unreachable, administratively prohibited: {r:?}");
+        }
+    }
+    let mut missing = Vec::new();
+    for ip in truth.addresses() {
+        for port in PORTS {
+            for v in BOTH {
+                if truth.expected(ip, port, v).is_some() && !seen.contains(&(ip, port, v)) {
+                    missing.push(format!("[{ip}]:{port} {v}"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} answering targets have no row, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let v6 = rows.iter().filter(|r| r["ip"].contains(':')).count();
+    (rows.len() - v6, v6)
+}
+
+/// The comparable identity of a row: what does not change between two scans of the lab.
+fn key(r: &Row) -> (String, String, String, String, String) {
+    (r["ip"].clone(), r["port"].clone(), r["probe"].clone(), r["class"].clone(), r["responder"].clone())
+}
+
+#[test]
+fn both_families_and_sharded_scans_match_the_full_scan() {
+    if !lab_possible("both_families_and_sharded_scans_match_the_full_scan") {
+        return;
+    }
+    let lab = up();
+    let truth = lab.ground_truth().unwrap();
+    let dir = tempdir("shards");
+
+    // The full scan, both families, from the shipped definition.
+    ok(scan_lab(&lab, &dir, &[]));
+    let full = read_csv(&dir.join("lab-0-of-1.csv"));
+    let full_meta = read_json(&dir.join("lab-0-of-1.json"));
+    let (n4, n6) = check(&truth, &full);
+    assert!(n4 > 0 && n6 > 0, "rows: {n4} IPv4, {n6} IPv6");
+    let classes6: BTreeSet<&str> = full.iter().filter(|r| r["ip"].contains(':')).map(|r| r["class"].as_str()).collect();
+    for c in ["mptcp", "tcp", "closed", "unreachable"] {
+        assert!(classes6.contains(c), "no IPv6 {c} row: {classes6:?}");
+    }
+    let total = full_meta["targets_total"].as_u64().unwrap();
+    assert_eq!(total, (truth.addresses().len() * PORTS.len()) as u64);
+    assert_eq!(full_meta["targets_probed"].as_u64().unwrap(), total);
+    assert_eq!(full_meta["definition"]["values"]["name"], "lab", "the definition is recorded: {full_meta}");
+    let full_keys: BTreeSet<_> = full.iter().map(key).collect();
+
+    for n in [3u32, 7] {
+        let ns = n.to_string();
+        let mut union = Vec::new();
+        let mut probed = 0;
+        let (mut csvs, mut metas) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            ok(scan_lab(&lab, &dir, &["--shards", &ns, "--shard", &i.to_string()]));
+            let (csv, json) = (dir.join(format!("lab-{i}-of-{n}.csv")), dir.join(format!("lab-{i}-of-{n}.json")));
+            let meta = read_json(&json);
+            assert_eq!(
+                (meta["config"]["shard"].as_u64(), meta["config"]["shards"].as_u64()),
+                (Some(i as u64), Some(n as u64))
+            );
+            assert_eq!(meta["targets_total"].as_u64().unwrap(), total);
+            probed += meta["targets_probed"].as_u64().unwrap();
+            union.extend(read_csv(&csv));
+            csvs.push(csv);
+            metas.push(json);
+        }
+        let union_keys: BTreeSet<_> = union.iter().map(key).collect();
+        assert_eq!(union.len(), union_keys.len(), "{n} shards: a target has rows in two shards");
+        assert_eq!(union_keys, full_keys, "{n} shards: the union differs from the full scan");
+        assert_eq!(probed, total, "{n} shards: each (address, port) probed exactly once across the shards");
+
+        // mpscan merge: the rows of the full scan, metadata that adds up and says complete.
+        let (all_csv, all_json) = (dir.join(format!("all-{n}.csv")), dir.join(format!("all-{n}.json")));
+        let mut args: Vec<String> = vec!["merge".into(), "-o".into(), path(&all_csv), "-m".into(), path(&all_json)];
+        args.extend(csvs.iter().map(|p| path(p)));
+        args.push("--metadata".into());
+        args.extend(metas.iter().map(|p| path(p)));
+        ok(Command::new(EXE).args(&args).output().unwrap());
+        let merged = read_csv(&all_csv);
+        assert_eq!(merged.iter().map(key).collect::<BTreeSet<_>>(), full_keys);
+        assert_eq!(merged.len(), full.len());
+        let m = read_json(&all_json);
+        assert_eq!(m["targets_probed"].as_u64(), Some(total), "{m}");
+        assert_eq!(m["missing_shards"], serde_json::json!([]));
+        assert_eq!(m["complete"], true, "{m}");
+        assert_eq!(m["rows"].as_u64(), Some(full.len() as u64));
+
+        // Leave one shard's metadata out: flagged, not complete.
+        let mut args: Vec<String> = vec!["merge".into(), "-o".into(), path(&all_csv), "-m".into(), path(&all_json)];
+        args.extend(csvs.iter().map(|p| path(p)));
+        args.push("--metadata".into());
+        args.extend(metas.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, p)| path(p)));
+        let out = ok(Command::new(EXE).args(&args).output().unwrap());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("missing"), "{}", String::from_utf8_lossy(&out.stderr));
+        let m = read_json(&all_json);
+        assert_eq!(m["missing_shards"], serde_json::json!([1]));
+        assert_eq!(m["complete"], false);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn parquet_and_csv_scans_hold_the_same_rows() {
+    if !lab_possible("parquet_and_csv_scans_hold_the_same_rows") {
+        return;
+    }
+    let lab = up();
+    let dir = tempdir("parquet");
+    ok(scan_lab(&lab, &dir, &[]));
+    ok(scan_lab(&lab, &dir, &["--output-format", "parquet"]));
+    let csv = read_csv(&dir.join("lab-0-of-1.csv"));
+    let pq = mpscan::output::parquet::read_as_csv_records(&dir.join("lab-0-of-1.parquet")).unwrap();
+    let pq: Vec<Row> =
+        pq.into_iter().map(|r| mpscan::output::COLUMNS.iter().map(|c| c.to_string()).zip(r).collect()).collect();
+    assert_eq!(pq.len(), csv.len());
+    // Keys, timestamps, TCP timestamps and ISNs differ between two scans; the rest is the lab's.
+    let stable = |r: &Row| {
+        [
+            "ip",
+            "port",
+            "probe",
+            "class",
+            "responder",
+            "mptcp_version",
+            "mpc_flags",
+            "mirrored",
+            "ts_echoed",
+            "ttl",
+            "detail",
+        ]
+        .iter()
+        .map(|c| r[*c].clone())
+        .collect::<Vec<_>>()
+    };
+    let a: BTreeSet<_> = csv.iter().map(stable).collect();
+    let b: BTreeSet<_> = pq.iter().map(stable).collect();
+    assert_eq!(a, b);
+    check(&lab.ground_truth().unwrap(), &pq);
+    let meta = read_json(&dir.join("lab-0-of-1.json"));
+    assert_eq!(meta["rows"].as_u64(), Some(pq.len() as u64));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ipv6_hitlist_scan_with_dash_6() {
+    if !lab_possible("ipv6_hitlist_scan_with_dash_6") {
+        return;
+    }
+    let lab = up();
+    let dir = tempdir("v6");
+    let hitlist = format!("@{}", lab.info.targets6.as_ref().expect("an IPv6 lab").display());
+    ok(scan_lab(&lab, &dir, &["-6", "-o", "v6.csv", "-m", "v6.json", "--mptcp-version", "1", &hitlist]));
+    let rows = read_csv(&dir.join("v6.csv"));
+    assert!(!rows.is_empty() && rows.iter().all(|r| r["ip"].parse::<IpAddr>().unwrap().is_ipv6()));
+    let truth = lab.ground_truth().unwrap();
+    for r in &rows {
+        let ip: IpAddr = r["ip"].parse().unwrap();
+        let e = truth.expected(ip, r["port"].parse().unwrap(), ProbeVersion::V1).expect("an answering address");
+        assert_eq!(r["class"], e.class.label(), "{r:?}");
+    }
+    let meta = read_json(&dir.join("v6.json"));
+    assert_eq!(meta["config"]["source_ip"], serde_json::json!([lab.info.source_ip6.unwrap().to_string()]));
+    // IPv4 targets with -6: a one-line error, nothing scanned.
+    let v4 = format!("@{}", lab.info.targets.display());
+    let out = scan_lab(&lab, &dir, &["-6", "-o", "v4.csv", &v4]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-6") && err.contains("IPv4") && err.trim().lines().count() == 1, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every shipped definition resolves and prints its probes in a dry run: documentation targets
+/// only (given on the command line, replacing the definition's), a blocklist override, nothing
+/// sent, no root needed.
+#[test]
+fn shipped_definitions_resolve_in_a_dry_run() {
+    let dir = tempdir("defs");
+    let bl = dir.join("blocklist.txt");
+    std::fs::write(&bl, "# test blocklist\n192.0.2.0/24\n").unwrap();
+    std::fs::write(dir.join("targets.txt"), "198.51.100.0/28\n").unwrap();
+    std::fs::write(dir.join("targets6.txt"), "2001:db8:1::1\n").unwrap();
+    let hitlist = dir.join("hitlist6.txt");
+    std::fs::write(&hitlist, "2001:db8:1::1\n2001:db8:1::2\n").unwrap();
+    let scans = Path::new(env!("CARGO_MANIFEST_DIR")).join("scans");
+    let mut n = 0;
+    for e in std::fs::read_dir(&scans).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        std::env::set_var("MPSCAN_LAB", &dir);
+        std::env::set_var("MPSCAN_HITLIST6", &hitlist);
+        let d = Definition::load(&p).unwrap();
+        let (target, prefix): (&str, ipnet::IpNet) = if d.ipv6 == Some(true) {
+            ("2001:db8:1::/124", "2001:db8:1::/124".parse().unwrap())
+        } else {
+            ("198.51.100.0/24", "198.51.100.0/24".parse().unwrap())
+        };
+        let out = Command::new(EXE)
+            .args(["scan", "--config", p.to_str().unwrap(), "--dry-run", "-n", "5", "-b", bl.to_str().unwrap(), target])
+            .env("MPSCAN_LAB", &dir)
+            .env("MPSCAN_HITLIST6", &hitlist)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let versions = match d.versions.as_deref() {
+            Some("both") => 2,
+            _ => 1,
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5 * versions, "{}: {text}", p.display());
+        let ports: BTreeSet<u16> =
+            d.ports.spec().split(',').flat_map(|s| s.split('-')).map(|s| s.parse().unwrap()).collect();
+        for l in lines {
+            let mut f = l.split(' ');
+            let ip: IpAddr = f.next().unwrap().parse().unwrap();
+            let port: u16 = f.next().unwrap().parse().unwrap();
+            assert!(prefix.contains(&ip), "{}: probe to {ip} outside {prefix}", p.display());
+            assert!(ports.contains(&port) || d.ports.spec().contains('-'), "{}: port {port}", p.display());
+        }
+        // A dry run writes no result files, whatever the definition's output names.
+        assert!(!dir.join(format!("{}-0-of-1.csv", d.name)).exists());
+        n += 1;
+    }
+    assert!(n >= 4, "{n} definitions");
+    let _ = std::fs::remove_dir_all(&dir);
+}
