@@ -10,7 +10,7 @@ use super::GroundTruth;
 use crate::probe::ProbeVersion;
 use anyhow::Context;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 /// One line of the comparison: a range and a probe version.
@@ -38,12 +38,12 @@ pub fn compare(truth: &GroundTruth, csv: &Path) -> anyhow::Result<Vec<Line>> {
     let h = rdr.headers()?.clone();
     let col = |name: &str| h.iter().position(|c| c == name).with_context(|| format!("{} has no {name} column", csv.display()));
     let (ci, cp, cv, cc) = (col("ip")?, col("port")?, col("probe")?, col("class")?);
-    let mut rows: HashMap<(Ipv4Addr, u16, ProbeVersion), String> = HashMap::new();
+    let mut rows: HashMap<(IpAddr, u16, ProbeVersion), String> = HashMap::new();
     let (mut ports, mut versions) = (BTreeSet::new(), BTreeSet::new());
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.with_context(|| format!("{} line {}", csv.display(), i + 2))?;
         let bad = || format!("{} line {}: bad row", csv.display(), i + 2);
-        let IpAddr::V4(ip) = rec[ci].parse::<IpAddr>().with_context(bad)? else { continue };
+        let ip = rec[ci].parse::<IpAddr>().with_context(bad)?;
         let port: u16 = rec[cp].parse().with_context(bad)?;
         let v = match &rec[cv] {
             "v0" => ProbeVersion::V0,
@@ -54,22 +54,39 @@ pub fn compare(truth: &GroundTruth, csv: &Path) -> anyhow::Result<Vec<Line>> {
         versions.insert(v);
         rows.insert((ip, port, v), rec[cc].to_string());
     }
+    // Every range of either family, with its addresses.
+    let ranges = truth
+        .ranges
+        .iter()
+        .map(|r| {
+            let all = (u32::from(r.prefix.network())..=u32::from(r.prefix.broadcast())).map(|a| IpAddr::V4(Ipv4Addr::from(a)));
+            (r.prefix.to_string(), r.name.clone(), all.collect::<Vec<_>>())
+        })
+        .chain(truth.ranges6.iter().filter(|r| r.prefix.prefix_len() >= 104).map(|r| {
+            // (a lab range of more than 2^24 IPv6 addresses is not enumerable; the lab has none)
+            let all = (u128::from(r.prefix.network())..=u128::from(r.prefix.broadcast())).map(|a| IpAddr::V6(Ipv6Addr::from(a)));
+            (r.prefix.to_string(), r.name.clone(), all.collect::<Vec<_>>())
+        }));
     let mut lines = Vec::new();
-    for range in &truth.ranges {
+    for (prefix, name, addrs) in ranges {
+        // A family the scan did not probe at all is not compared.
+        let probed = addrs.first().is_some_and(|a| rows.keys().any(|(ip, ..)| ip.is_ipv4() == a.is_ipv4()));
+        if !probed {
+            continue;
+        }
         for &v in &versions {
             let mut l = Line {
-                prefix: range.prefix.to_string(),
-                population: range.name.clone(),
+                prefix: prefix.clone(),
+                population: name.clone(),
                 version: v,
                 expected: BTreeMap::new(),
                 found: BTreeMap::new(),
                 missing: 0,
                 wrong: 0,
             };
-            for a in u32::from(range.prefix.network())..=u32::from(range.prefix.broadcast()) {
-                let ip = Ipv4Addr::from(a);
+            for &ip in &addrs {
                 for &port in &ports {
-                    let want = range.for_port(port).get(v).map(|e| e.class.label());
+                    let want = truth.expected(ip, port, v).map(|e| e.class.label());
                     let got = rows.get(&(ip, port, v));
                     if let Some(w) = want {
                         *l.expected.entry(w).or_default() += 1;
