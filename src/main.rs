@@ -26,8 +26,38 @@ enum Command {
     Synth(mpscan_analysis::cli::SynthArgs),
 }
 
+/// Exit code of a command line clap rejects (an unknown option, a value of the wrong type).
+const EXIT_USAGE: u8 = 2;
+
+/// A clap error as one line: its message lines joined, without the usage block.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let msg: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let msg = msg.iter().fold(String::new(), |acc, l| match (acc.is_empty(), l.starts_with("tip:")) {
+        (true, _) => l.to_string(),
+        (false, true) => format!("{acc}; {l}"),
+        (false, false) => format!("{acc} {l}"),
+    });
+    format!("{} (see --help)", msg.strip_prefix("error: ").unwrap_or(&msg))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // --help, --version, and a bare `mpscan` (which prints the help).
+        Err(e) if !e.use_stderr() || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("mpscan: {}", one_line(&e));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let result = match &cli.command {
         Command::Scan(a) => mpscan::scan::run(a),
         Command::Lab(a) => mpscan::lab::run(a).map(|()| ExitCode::SUCCESS),
