@@ -114,7 +114,10 @@ pub fn classify(r: &Response<'_>) -> Verdict {
                         v.mpc = Some(m);
                         mpc_bytes = Some(here);
                     }
-                    TcpOption::MpCapable(_) => {} // a second MP_CAPABLE: the first decides
+                    // A second MP_CAPABLE: a SYN-ACK carries one. The first still decides an echo,
+                    // but the answer is not a clean server's (it may be our own option copied
+                    // in after one that looks like a server's).
+                    TcpOption::MpCapable(_) => other_mptcp = true,
                     TcpOption::Mptcp { .. } => other_mptcp = true,
                     _ => {}
                 }
@@ -283,6 +286,23 @@ mod tests {
         });
         assert_eq!((v.class, v.detail), (Class::Malformed, "extra-mptcp-option"));
         assert_eq!(v.mpc.unwrap().sender_key, Some(0xfeed_f00d_dead_beef));
+    }
+
+    /// Found by the fuzzer (fuzz/regressions/frame/malformed--second-mp-capable-is-our-key): a
+    /// server-looking MP_CAPABLE followed by our own v0 option was counted as a real server.
+    #[test]
+    fn a_second_mp_capable_is_not_a_clean_answer() {
+        let c = ctx(&[V0, V1]);
+        let v = verdict_with(&c, V0, |t| {
+            emit(&[O::MpCapable(server_mpc(0, 0x81)), O::MpCapable(MpCapable::v0_syn(t.key))])
+        });
+        assert_eq!((v.class, v.detail), (Class::Malformed, "extra-mptcp-option"));
+        // Two server-looking ones: not clean either.
+        let v = verdict_with(&c, V1, |_| emit(&[O::MpCapable(server_mpc(1, 0x01)), O::MpCapable(server_mpc(1, 0x01))]));
+        assert_eq!((v.class, v.detail), (Class::Malformed, "extra-mptcp-option"));
+        // Our own option first: still an echo, whatever follows.
+        let v = verdict_with(&c, V1, |_| emit(&[O::MpCapable(MpCapable::v1_syn()), O::MpCapable(server_mpc(1, 0x01))]));
+        assert_eq!(v.class, Class::Echo);
     }
 }
 
