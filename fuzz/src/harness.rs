@@ -18,8 +18,8 @@ use mpscan::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
 use mpscan::response::{Context, Kind, Reject, Response};
 use mpscan::validate::{Validator, SPORT_HI, SPORT_LO};
 use mpscan::wire::{
-    ipv4::protocol, tcp_option, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, TcpFlags, TcpOptions,
-    TcpPacket,
+    ipv4::protocol, tcp_option, Error as WireError, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet,
+    TcpFlags, TcpOption, TcpOptions, TcpPacket,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
@@ -102,8 +102,17 @@ fn check_verdict(r: &Response<'_>, v: &Verdict) {
         Class::Mptcp => {
             let m = v.mpc.expect("mptcp without MP_CAPABLE");
             assert!(m.sender_key.is_some() && m.receiver_key.is_none() && m.version <= r.version as u8);
-            assert_ne!(m.sender_key, Some(r.tag.key).filter(|_| r.version == ProbeVersion::V0), "our key is an echo");
             assert!(v.detail.is_empty());
+            // A real server's answer: exactly one kind-30 option, and nothing of ours in it.
+            let kind30: Vec<_> = TcpOptions::new(r.options)
+                .filter(|o| {
+                    matches!(o, Ok(TcpOption::MpCapable(_) | TcpOption::Mptcp { .. }) | Err(WireError::BadOptionLength { kind: 30, .. }))
+                })
+                .collect();
+            assert_eq!(kind30.len(), 1, "mptcp with {kind30:?}");
+            if r.version == ProbeVersion::V0 {
+                assert_ne!(m.sender_key, Some(r.tag.key), "our own key is an echo");
+            }
         }
         Class::Echo => assert!(v.mpc.is_some() && v.detail.is_empty()),
         Class::Malformed => assert!(!v.detail.is_empty()),
