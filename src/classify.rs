@@ -101,13 +101,15 @@ pub fn classify(r: &Response<'_>) -> Verdict {
     let mut other_mptcp = false;
     let mut broken_mptcp = false;
     let mut mpc_bytes: Option<&[u8]> = None;
-    let mut rest = r.options;
-    for item in TcpOptions::new(r.options) {
+    let mut walk = TcpOptions::new(r.options);
+    loop {
+        // The option's own bytes, as the walker consumed them (`buffer_len` is the emitted
+        // length, which for a 22/24-byte MP_CAPABLE is 20).
+        let before = walk.rest();
+        let Some(item) = walk.next() else { break };
+        let here = &before[..before.len() - walk.rest().len()];
         match item {
             Ok(opt) => {
-                let len = opt.buffer_len();
-                let here = &rest[..len.min(rest.len())];
-                rest = &rest[len.min(rest.len())..];
                 match opt {
                     TcpOption::Timestamps { tsval, .. } => v.ts_echoed |= tsval == r.tag.tsval,
                     TcpOption::MpCapable(m) if v.mpc.is_none() => {

@@ -177,6 +177,16 @@ impl<'a> TcpOptions<'a> {
     pub fn new(options: &'a [u8]) -> Self {
         TcpOptions { rest: options, done: false }
     }
+
+    /// The bytes not walked yet (empty once the walk has ended, after End of Option List or an
+    /// error): what a caller needs to find the exact bytes of the option `next` returns.
+    pub fn rest(&self) -> &'a [u8] {
+        if self.done {
+            &[]
+        } else {
+            self.rest
+        }
+    }
 }
 
 impl<'a> Iterator for TcpOptions<'a> {
@@ -407,6 +417,9 @@ pub(crate) mod proptests {
                     Ok(o) => {
                         let (again, after) = TcpOption::parse(rest).unwrap();
                         prop_assert_eq!(again, o);
+                        if o != TcpOption::EndOfList {
+                            prop_assert_eq!(it.rest(), after);
+                        }
                         let consumed = &rest[..rest.len() - after.len()];
                         let mut out = vec![0u8; o.buffer_len()];
                         prop_assert_eq!(o.emit(&mut out), out.len());
