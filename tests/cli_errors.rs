@@ -60,15 +60,24 @@ fn parse_doc(text: &str) -> (Vec<Row>, Vec<(String, String)>) {
     let mut section = "";
     for line in text.lines() {
         if let Some(h) = line.strip_prefix("## ") {
-            section = if h.starts_with("The table") { "table" } else if h.starts_with("Files") { "files" } else { "" };
+            section = if h.starts_with("The table") {
+                "table"
+            } else if h.starts_with("Files") {
+                "files"
+            } else {
+                ""
+            };
             continue;
         }
         let Some(c) = cells(line) else { continue };
         match section {
             "table" if c.len() == 4 && c[0] != "input" => {
-                let names = code_spans(&c[0]).into_iter().next().unwrap_or_else(|| panic!("row without an input span: {line}"));
-                let cmd = code_spans(&c[1]).into_iter().next().unwrap_or_else(|| panic!("row without a command: {line}"));
-                let message = code_spans(&c[2]).into_iter().next().unwrap_or_else(|| panic!("row without a message: {line}"));
+                let names =
+                    code_spans(&c[0]).into_iter().next().unwrap_or_else(|| panic!("row without an input span: {line}"));
+                let cmd =
+                    code_spans(&c[1]).into_iter().next().unwrap_or_else(|| panic!("row without a command: {line}"));
+                let message =
+                    code_spans(&c[2]).into_iter().next().unwrap_or_else(|| panic!("row without a message: {line}"));
                 rows.push(Row { input: c[0].clone(), names, args: split_args(&cmd), message });
             }
             "files" if c.len() == 2 && c[0] != "file" => {

@@ -200,7 +200,8 @@ fn forged_frames_never_become_rows() {
     let probe_l3 = {
         let link = Link { src_mac: scanner_mac, dst_mac: macs.0, src_v4: Some(us), src_v6: None };
         let mut buf = [0u8; MAX_FRAME_LEN];
-        let n = ProbeBuilder::new(&link, &[ProbeVersion::V1]).write(&mut buf, real.into(), port, ProbeVersion::V1, &t_real);
+        let n =
+            ProbeBuilder::new(&link, &[ProbeVersion::V1]).write(&mut buf, real.into(), port, ProbeVersion::V1, &t_real);
         buf[14..n].to_vec()
     };
     let mut quote_other_seq = probe_l3[..28].to_vec();
@@ -210,38 +211,112 @@ fn forged_frames_never_become_rows() {
 
     // (what, reason the scanner must count, frame)
     let mut forged: Vec<(&str, Option<&str>, Vec<u8>)> = vec![
-        ("SYN-ACK, ack off by one", Some("validation-failed"),
-         ipv4_frame(macs, real, us, protocol::TCP, &tcp(real, us, port, t_real.sport, syn_ack, t_real.seq.wrapping_add(2)))),
-        ("SYN-ACK, ack = seq", Some("validation-failed"),
-         ipv4_frame(macs, real, us, protocol::TCP, &tcp(real, us, port, t_real.sport, syn_ack, t_real.seq))),
-        ("SYN-ACK from an unprobed address", Some("validation-failed"),
-         ipv4_frame(macs, unprobed, us, protocol::TCP, &tcp(unprobed, us, port, t_real.sport, syn_ack, t_real.seq.wrapping_add(1)))),
-        ("SYN-ACK from an unprobed port", Some("validation-failed"),
-         ipv4_frame(macs, real, us, protocol::TCP, &tcp(real, us, 8443, t_real.sport, syn_ack, t_real.seq.wrapping_add(1)))),
-        ("SYN-ACK to another port of the scanner (in the probe range)", Some("validation-failed"),
-         ipv4_frame(macs, real, us, protocol::TCP, &tcp(real, us, port, t_real.sport ^ 1, syn_ack, t_real.seq.wrapping_add(1)))),
+        (
+            "SYN-ACK, ack off by one",
+            Some("validation-failed"),
+            ipv4_frame(
+                macs,
+                real,
+                us,
+                protocol::TCP,
+                &tcp(real, us, port, t_real.sport, syn_ack, t_real.seq.wrapping_add(2)),
+            ),
+        ),
+        (
+            "SYN-ACK, ack = seq",
+            Some("validation-failed"),
+            ipv4_frame(macs, real, us, protocol::TCP, &tcp(real, us, port, t_real.sport, syn_ack, t_real.seq)),
+        ),
+        (
+            "SYN-ACK from an unprobed address",
+            Some("validation-failed"),
+            ipv4_frame(
+                macs,
+                unprobed,
+                us,
+                protocol::TCP,
+                &tcp(unprobed, us, port, t_real.sport, syn_ack, t_real.seq.wrapping_add(1)),
+            ),
+        ),
+        (
+            "SYN-ACK from an unprobed port",
+            Some("validation-failed"),
+            ipv4_frame(
+                macs,
+                real,
+                us,
+                protocol::TCP,
+                &tcp(real, us, 8443, t_real.sport, syn_ack, t_real.seq.wrapping_add(1)),
+            ),
+        ),
+        (
+            "SYN-ACK to another port of the scanner (in the probe range)",
+            Some("validation-failed"),
+            ipv4_frame(
+                macs,
+                real,
+                us,
+                protocol::TCP,
+                &tcp(real, us, port, t_real.sport ^ 1, syn_ack, t_real.seq.wrapping_add(1)),
+            ),
+        ),
         ("SYN-ACK answering the v0 probe of a v1-only scan", Some("validation-failed"), {
             let t0 = tag(silent, port, ProbeVersion::V0);
-            ipv4_frame(macs, silent, us, protocol::TCP, &tcp(silent, us, port, t0.sport, syn_ack, t0.seq.wrapping_add(1)))
+            ipv4_frame(
+                macs,
+                silent,
+                us,
+                protocol::TCP,
+                &tcp(silent, us, port, t0.sport, syn_ack, t0.seq.wrapping_add(1)),
+            )
         }),
         ("SYN-ACK to another address of the link", Some("not-to-us"), {
             let other = Ipv4Addr::new(192, 0, 2, 3);
-            ipv4_frame(macs, real, other, protocol::TCP, &tcp(real, other, port, t_real.sport, syn_ack, t_real.seq.wrapping_add(1)))
+            ipv4_frame(
+                macs,
+                real,
+                other,
+                protocol::TCP,
+                &tcp(real, other, port, t_real.sport, syn_ack, t_real.seq.wrapping_add(1)),
+            )
         }),
-        ("RST acknowledging another sequence number", Some("validation-failed"),
-         ipv4_frame(macs, real, us, protocol::TCP, &tcp(real, us, port, t_real.sport, rst, t_real.seq.wrapping_add(7)))),
-        ("ICMP quoting another sequence number", Some("icmp-quote-not-ours"),
-         ipv4_frame(macs, router, us, protocol::ICMP, &icmp(&quote_other_seq))),
-        ("ICMP quoting a probe to an unprobed address", Some("icmp-quote-not-ours"),
-         ipv4_frame(macs, router, us, protocol::ICMP, &icmp(&quote_unprobed))),
+        (
+            "RST acknowledging another sequence number",
+            Some("validation-failed"),
+            ipv4_frame(
+                macs,
+                real,
+                us,
+                protocol::TCP,
+                &tcp(real, us, port, t_real.sport, rst, t_real.seq.wrapping_add(7)),
+            ),
+        ),
+        (
+            "ICMP quoting another sequence number",
+            Some("icmp-quote-not-ours"),
+            ipv4_frame(macs, router, us, protocol::ICMP, &icmp(&quote_other_seq)),
+        ),
+        (
+            "ICMP quoting a probe to an unprobed address",
+            Some("icmp-quote-not-ours"),
+            ipv4_frame(macs, router, us, protocol::ICMP, &icmp(&quote_unprobed)),
+        ),
         // Dropped by the capture filter (destination port below the probes' range): never
         // reaches the receiver, so never counted, and never a row.
-        ("SYN-ACK to port 22 of the scanner", None,
-         ipv4_frame(macs, real, us, protocol::TCP, &tcp(real, us, port, 22, syn_ack, t_real.seq.wrapping_add(1)))),
+        (
+            "SYN-ACK to port 22 of the scanner",
+            None,
+            ipv4_frame(macs, real, us, protocol::TCP, &tcp(real, us, port, 22, syn_ack, t_real.seq.wrapping_add(1))),
+        ),
     ];
     // One valid answer for the silent target, three times: one row, two duplicates.
-    let valid_silent =
-        ipv4_frame(macs, silent, us, protocol::TCP, &tcp(silent, us, port, t_silent.sport, syn_ack, t_silent.seq.wrapping_add(1)));
+    let valid_silent = ipv4_frame(
+        macs,
+        silent,
+        us,
+        protocol::TCP,
+        &tcp(silent, us, port, t_silent.sport, syn_ack, t_silent.seq.wrapping_add(1)),
+    );
     for _ in 0..3 {
         forged.push(("valid SYN-ACK of the silent target", None, valid_silent.clone()));
     }
@@ -256,8 +331,27 @@ fn forged_frames_never_become_rows() {
     let blocklist = info.blocklist.display().to_string();
     let seed_s = seed.to_string();
     let args = [
-        "netns", "exec", &info.scanner_ns, EXE, "scan", "-p", "80,443", "-e", &seed_s, "-r", "500", "-c", "3",
-        "-b", &blocklist, "-q", "-o", csv.to_str().unwrap(), "-m", json.to_str().unwrap(), &targets,
+        "netns",
+        "exec",
+        &info.scanner_ns,
+        EXE,
+        "scan",
+        "-p",
+        "80,443",
+        "-e",
+        &seed_s,
+        "-r",
+        "500",
+        "-c",
+        "3",
+        "-b",
+        &blocklist,
+        "-q",
+        "-o",
+        csv.to_str().unwrap(),
+        "-m",
+        json.to_str().unwrap(),
+        &targets,
     ];
     let mut scan = Command::new("ip").args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
 
@@ -306,11 +400,15 @@ fn forged_frames_never_become_rows() {
             continue;
         }
         assert_ne!(ip, IpAddr::V4(unprobed), "row from an unprobed address: {r:?}");
-        let e = truth.expected(ip, p, ProbeVersion::V1).unwrap_or_else(|| panic!("row that the lab did not send: {r:?}"));
+        let e =
+            truth.expected(ip, p, ProbeVersion::V1).unwrap_or_else(|| panic!("row that the lab did not send: {r:?}"));
         assert_eq!(r["class"], e.class.label(), "{r:?}");
     }
     assert_eq!(silent_rows, 1, "the valid answer of the silent target: one row, however often it came");
-    assert!(rows.iter().any(|r| r["ip"] == real.to_string() && r["port"] == "443"), "the real server's own answer is kept");
+    assert!(
+        rows.iter().any(|r| r["ip"] == real.to_string() && r["port"] == "443"),
+        "the real server's own answer is kept"
+    );
 
     // The metadata counts every forged frame that reached the receiver.
     let reasons = &meta["invalid_reasons"];
@@ -331,5 +429,9 @@ fn forged_frames_never_become_rows() {
     assert_eq!(invalid, sum, "responses_invalid is the sum of invalid_reasons: {meta}");
     assert!(meta["duplicates"].as_u64().unwrap() >= 2, "the two repeated answers are duplicates: {meta}");
     assert_eq!(meta["rows"].as_u64().unwrap(), rows.len() as u64);
-    eprintln!("forged {} frames; metadata: invalid {invalid} {reasons}, duplicates {}", forged.len(), meta["duplicates"]);
+    eprintln!(
+        "forged {} frames; metadata: invalid {invalid} {reasons}, duplicates {}",
+        forged.len(),
+        meta["duplicates"]
+    );
 }

@@ -59,7 +59,10 @@ pub enum Outcome {
 pub fn frame(ctx: &Context, data: &[u8]) -> Outcome {
     match ctx.parse(data) {
         Err(Reject(why)) => {
-            assert!(!why.is_empty() && why.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "reason {why:?}");
+            assert!(
+                !why.is_empty() && why.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "reason {why:?}"
+            );
             Outcome::Rejected(why)
         }
         Ok(r) => {
@@ -106,7 +109,11 @@ fn check_verdict(r: &Response<'_>, v: &Verdict) {
             // A real server's answer: exactly one kind-30 option, and nothing of ours in it.
             let kind30: Vec<_> = TcpOptions::new(r.options)
                 .filter(|o| {
-                    matches!(o, Ok(TcpOption::MpCapable(_) | TcpOption::Mptcp { .. }) | Err(WireError::BadOptionLength { kind: 30, .. }))
+                    matches!(
+                        o,
+                        Ok(TcpOption::MpCapable(_) | TcpOption::Mptcp { .. })
+                            | Err(WireError::BadOptionLength { kind: 30, .. })
+                    )
                 })
                 .collect();
             assert_eq!(kind30.len(), 1, "mptcp with {kind30:?}");
@@ -187,7 +194,12 @@ pub fn build(data: &[u8]) -> Option<Vec<u8>> {
 
     if answer == 2 {
         // An ICMP error quoting our real probe, cut to the recipe's quote length.
-        let link = Link { src_mac: [2, 0, 0, 0, 0, 2], dst_mac: [2, 0, 0, 0, 0, 1], src_v4: Some(SRC_V4), src_v6: Some(SRC_V6) };
+        let link = Link {
+            src_mac: [2, 0, 0, 0, 0, 2],
+            dst_mac: [2, 0, 0, 0, 0, 1],
+            src_v4: Some(SRC_V4),
+            src_v6: Some(SRC_V6),
+        };
         let mut probe = [0u8; MAX_FRAME_LEN];
         let n = ProbeBuilder::new(&link, &[version]).write(&mut probe, target, port, version, &tag);
         let l3 = &probe[14..n];

@@ -44,7 +44,10 @@ fn main() -> std::io::Result<()> {
         }),
         ("echo--mirror-v1", recipe(0, 7, &probe_options(0, 7))),
         ("echo--mirror-v0-ipv6", recipe(V6 | V0, 8, &probe_options(V6 | V0, 8))),
-        ("tcp--synproxy-stripped", recipe(0, 9, &[0x02, 0x04, 0x05, 0xb4, 0x01, 0x01, 0x04, 0x02, 0x01, 0x03, 0x03, 0x07])),
+        (
+            "tcp--synproxy-stripped",
+            recipe(0, 9, &[0x02, 0x04, 0x05, 0xb4, 0x01, 0x01, 0x04, 0x02, 0x01, 0x03, 0x03, 0x07]),
+        ),
         ("malformed--mp-join", linux_syn_ack(0, 10, &[0x1e, 0x0c, 0x10, 0x00, 1, 2, 3, 4, 5, 6, 7, 8])),
         ("malformed--zero-length-mptcp", recipe(0, 11, &[0x01, 0x01, 0x1e, 0x00])),
         ("closed--rst", recipe(RST, 12, &[])),

@@ -17,7 +17,9 @@ fn main() {
         };
         let (what, detail) = match &outcome {
             Outcome::Rejected(why) => ("rejected".to_string(), why.to_string()),
-            Outcome::Row(c, csv) => (c.label().to_string(), csv.trim_end().rsplit(',').next().unwrap_or("").to_string()),
+            Outcome::Row(c, csv) => {
+                (c.label().to_string(), csv.trim_end().rsplit(',').next().unwrap_or("").to_string())
+            }
         };
         let target = if structured { "syn_ack" } else { "frame" };
         let detail = if detail.is_empty() { "-" } else { &detail };
