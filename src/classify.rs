@@ -101,20 +101,25 @@ pub fn classify(r: &Response<'_>) -> Verdict {
     let mut other_mptcp = false;
     let mut broken_mptcp = false;
     let mut mpc_bytes: Option<&[u8]> = None;
-    let mut rest = r.options;
-    for item in TcpOptions::new(r.options) {
+    let mut walk = TcpOptions::new(r.options);
+    loop {
+        // The option's own bytes, as the walker consumed them (`buffer_len` is the emitted
+        // length, which for a 22/24-byte MP_CAPABLE is 20).
+        let before = walk.rest();
+        let Some(item) = walk.next() else { break };
+        let here = &before[..before.len() - walk.rest().len()];
         match item {
             Ok(opt) => {
-                let len = opt.buffer_len();
-                let here = &rest[..len.min(rest.len())];
-                rest = &rest[len.min(rest.len())..];
                 match opt {
                     TcpOption::Timestamps { tsval, .. } => v.ts_echoed |= tsval == r.tag.tsval,
                     TcpOption::MpCapable(m) if v.mpc.is_none() => {
                         v.mpc = Some(m);
                         mpc_bytes = Some(here);
                     }
-                    TcpOption::MpCapable(_) => {} // a second MP_CAPABLE: the first decides
+                    // A second MP_CAPABLE: a SYN-ACK carries one. The first still decides an echo,
+                    // but the answer is not a clean server's (it may be our own option copied
+                    // in after one that looks like a server's).
+                    TcpOption::MpCapable(_) => other_mptcp = true,
                     TcpOption::Mptcp { .. } => other_mptcp = true,
                     _ => {}
                 }
@@ -283,5 +288,114 @@ mod tests {
         });
         assert_eq!((v.class, v.detail), (Class::Malformed, "extra-mptcp-option"));
         assert_eq!(v.mpc.unwrap().sender_key, Some(0xfeed_f00d_dead_beef));
+    }
+
+    /// Found by the fuzzer (fuzz/regressions/frame/malformed--second-mp-capable-is-our-key): a
+    /// server-looking MP_CAPABLE followed by our own v0 option was counted as a real server.
+    #[test]
+    fn a_second_mp_capable_is_not_a_clean_answer() {
+        let c = ctx(&[V0, V1]);
+        let v = verdict_with(&c, V0, |t| {
+            emit(&[O::MpCapable(server_mpc(0, 0x81)), O::MpCapable(MpCapable::v0_syn(t.key))])
+        });
+        assert_eq!((v.class, v.detail), (Class::Malformed, "extra-mptcp-option"));
+        // Two server-looking ones: not clean either.
+        let v = verdict_with(&c, V1, |_| emit(&[O::MpCapable(server_mpc(1, 0x01)), O::MpCapable(server_mpc(1, 0x01))]));
+        assert_eq!((v.class, v.detail), (Class::Malformed, "extra-mptcp-option"));
+        // Our own option first: still an echo, whatever follows.
+        let v = verdict_with(&c, V1, |_| emit(&[O::MpCapable(MpCapable::v1_syn()), O::MpCapable(server_mpc(1, 0x01))]));
+        assert_eq!(v.class, Class::Echo);
+    }
+}
+
+/// Property tests: any option bytes in a validated SYN-ACK get exactly one of the six classes,
+/// consistently with what the options hold, and never a panic.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::probe::ProbeVersion::{V0, V1};
+    use crate::response::tests::{ctx, tcp_reply, TARGET, US};
+    use proptest::prelude::*;
+
+    /// A validated SYN-ACK for `version` whose option area is `opts` (padded to a multiple of 4
+    /// with End of Option List), classified.
+    fn verdict(version: ProbeVersion, opts: &[u8]) -> (Verdict, crate::validate::ProbeTag) {
+        let c = ctx(&[V1, V0]);
+        let tag = c.validator.tag(US.into(), TARGET.into(), 443, version);
+        let mut f = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
+        let mut o = opts.to_vec();
+        o.resize(opts.len().div_ceil(4) * 4, 0);
+        f.extend_from_slice(&o);
+        let ip_len = (f.len() - 14) as u16;
+        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        f[46] = (((20 + o.len()) / 4) as u8) << 4;
+        let r = c.parse(&f).expect("validates");
+        assert_eq!(r.options, &o[..]);
+        (classify(&r), tag)
+    }
+
+    /// Option bytes biased towards what matters: kind-30 options of every length, the probe's
+    /// own option, timestamps, NOPs, and anything.
+    fn option_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 1..8),
+            (0u8..=26, any::<u8>(), proptest::collection::vec(any::<u8>(), 0..24)).prop_map(|(len, st, body)| {
+                let mut b = vec![30, len, st];
+                b.extend(body.into_iter().take((len as usize).saturating_sub(3)));
+                b
+            }),
+            Just(vec![0x1e, 0x04, 0x01, 0x01]),
+            Just(vec![1]),
+            (any::<u32>(), any::<u32>()).prop_map(|(a, b)| {
+                let mut v = vec![8, 10];
+                v.extend(a.to_be_bytes());
+                v.extend(b.to_be_bytes());
+                v
+            }),
+        ];
+        proptest::collection::vec(piece, 0..6).prop_map(|v| {
+            let mut b: Vec<u8> = v.concat();
+            b.truncate(40);
+            b
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_options_get_one_consistent_class(opts in option_bytes(), v0 in any::<bool>()) {
+            let version = if v0 { V0 } else { V1 };
+            let (v, tag) = verdict(version, &opts);
+            prop_assert!(Class::ALL.contains(&v.class));
+            prop_assert!(!matches!(v.class, Class::Closed | Class::Unreachable), "a SYN-ACK is never {:?}", v.class);
+            let mut padded = opts.clone();
+            padded.resize(opts.len().div_ceil(4) * 4, 0);
+            let has_kind_30 = TcpOptions::new(&padded).any(|o| matches!(o,
+                Ok(TcpOption::MpCapable(_) | TcpOption::Mptcp { .. }) | Err(crate::wire::Error::BadOptionLength { kind: 30, .. })));
+            match v.class {
+                Class::Tcp => prop_assert!(!has_kind_30 && v.mpc.is_none()),
+                Class::Mptcp => {
+                    let m = v.mpc.unwrap();
+                    prop_assert!(m.sender_key.is_some() && m.receiver_key.is_none());
+                    prop_assert!(m.version <= version as u8 && m.flags & 0x40 == 0);
+                    prop_assert!(!(version == V0 && m.sender_key == Some(tag.key)));
+                }
+                Class::Echo => prop_assert!(v.mpc.is_some()),
+                Class::Malformed => prop_assert!(has_kind_30 && !v.detail.is_empty()),
+                Class::Closed | Class::Unreachable => unreachable!(),
+            }
+        }
+
+        /// Whatever the box does around it, a server key after our exact options is classified by
+        /// the first MP_CAPABLE: appending options after a real server's answer never makes it
+        /// an echo.
+        #[test]
+        fn server_key_is_never_an_echo(key in any::<u64>(), flags in any::<u8>(), tail in proptest::collection::vec(any::<u8>(), 0..12)) {
+            let mut opts = vec![0x1e, 0x0c, 0x01, flags & !0x40];
+            opts.extend(key.to_be_bytes());
+            opts.extend(tail);
+            let (v, _) = verdict(V1, &opts);
+            prop_assert!(matches!(v.class, Class::Mptcp | Class::Malformed), "{:?}", v);
+            prop_assert_eq!(v.mpc.unwrap().sender_key, Some(key));
+        }
     }
 }

@@ -30,9 +30,45 @@ enum Command {
     Merge(mpscan::output::merge::MergeArgs),
 }
 
+/// Exit code of a command line clap rejects (an unknown option, a value of the wrong type).
+const EXIT_USAGE: u8 = 2;
+
+/// A clap error as one line: its message lines joined, without the usage block.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let msg: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let msg = msg.iter().fold(String::new(), |acc, l| match (acc.is_empty(), l.starts_with("tip:")) {
+        (true, _) => l.to_string(),
+        (false, true) => format!("{acc}; {l}"),
+        (false, false) => format!("{acc} {l}"),
+    });
+    format!("{} (see --help)", msg.strip_prefix("error: ").unwrap_or(&msg))
+}
+
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        // --help, --version, and a bare `mpscan` (which prints the help).
+        Err(e) if !e.use_stderr() || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("mpscan: {}", one_line(&e));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mpscan: {}", one_line(&e));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let result = match &mut cli.command {
         Command::Scan(a) => {
             // A scan definition (--config) fills in what the command line leaves out.

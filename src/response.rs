@@ -335,4 +335,298 @@ pub(crate) mod tests {
         other_dst[33] = 9;
         assert_eq!(c.parse(&other_dst).unwrap_err(), Reject("not-to-us"));
     }
+
+    // Responses that must never become rows: one test per case, each asserting its reason.
+
+    #[test]
+    fn rst_acknowledging_another_sequence_number_is_rejected() {
+        let c = ctx(&[ProbeVersion::V1]);
+        let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
+        for ack in [tag.seq.wrapping_sub(1), tag.seq.wrapping_add(2), !tag.seq, 0] {
+            let f = tcp_reply(TARGET, 443, tag.sport, 0x14, ack, &[]);
+            assert_eq!(c.parse(&f).unwrap_err(), Reject("validation-failed"), "ack {ack:#x}");
+        }
+        // A bare RST (no ACK flag) with the right number is still ours: zmap accepts it too.
+        assert_eq!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x04, tag.seq, &[])).unwrap().kind, Kind::Rst);
+    }
+
+    #[test]
+    fn syn_ack_to_another_port_of_ours_is_rejected() {
+        let c = ctx(&[ProbeVersion::V1]);
+        let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
+        // Ports outside the probes' range (a server of this machine, an ephemeral client port).
+        for dport in [22, 443, 8080, crate::validate::SPORT_LO - 1] {
+            let f = tcp_reply(TARGET, 443, dport, 0x12, tag.seq.wrapping_add(1), &[]);
+            assert_eq!(c.parse(&f).unwrap_err(), Reject("validation-failed"), "port {dport}");
+        }
+    }
+
+    #[test]
+    fn syn_ack_from_an_unprobed_address_with_a_probed_answer_is_rejected() {
+        // Everything right for TARGET, but sent from its neighbour, or from TARGET's port 80
+        // when only 443 was probed: the hash of (source, port) differs.
+        let c = ctx(&[ProbeVersion::V1, ProbeVersion::V0]);
+        let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
+        for (from, sport) in [(Ipv4Addr::new(198, 18, 0, 2), 443), (Ipv4Addr::new(203, 0, 113, 1), 443), (TARGET, 80)] {
+            let f = tcp_reply(from, sport, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
+            assert_eq!(c.parse(&f).unwrap_err(), Reject("validation-failed"), "{from}:{sport}");
+        }
+    }
+
+    fn quoted_probe(c: &Context, target: Ipv4Addr, port: u16) -> Vec<u8> {
+        let tag = c.validator.tag(US.into(), target.into(), port, ProbeVersion::V1);
+        let link = crate::probe::Link { src_mac: [0; 6], dst_mac: [0; 6], src_v4: Some(US), src_v6: None };
+        let mut buf = [0u8; crate::probe::MAX_FRAME_LEN];
+        let n = crate::probe::ProbeBuilder::new(&link, &[ProbeVersion::V1]).write(&mut buf, target.into(), port, ProbeVersion::V1, &tag);
+        buf[14..n].to_vec()
+    }
+
+    #[test]
+    fn icmp_quoting_a_probe_to_an_unprobed_address_or_port_is_rejected() {
+        let c = ctx(&[ProbeVersion::V1]);
+        let router = Ipv4Addr::new(192, 0, 2, 1);
+        let probe = quoted_probe(&c, TARGET, 443);
+        assert!(c.parse(&icmp_reply(router, &probe[..28])).is_ok());
+        let mut other_dst = probe.clone();
+        other_dst[19] ^= 1; // destination 198.18.0.0: not the probe's target
+        assert_eq!(c.parse(&icmp_reply(router, &other_dst[..28])).unwrap_err(), Reject("icmp-quote-not-ours"));
+        let mut other_port = probe.clone();
+        other_port[23] ^= 1; // destination port 442
+        assert_eq!(c.parse(&icmp_reply(router, &other_port[..28])).unwrap_err(), Reject("icmp-quote-not-ours"));
+        let mut other_sport = probe.clone();
+        other_sport[21] ^= 1;
+        assert_eq!(c.parse(&icmp_reply(router, &other_sport[..28])).unwrap_err(), Reject("icmp-quote-not-ours"));
+    }
+
+    #[test]
+    fn icmp_quoting_someone_elses_datagram_is_rejected() {
+        let c = ctx(&[ProbeVersion::V1]);
+        let router = Ipv4Addr::new(192, 0, 2, 1);
+        let probe = quoted_probe(&c, TARGET, 443);
+        let mut other_src = probe.clone();
+        other_src[15] = 99; // sent by 192.0.2.99, not by us
+        assert_eq!(c.parse(&icmp_reply(router, &other_src[..28])).unwrap_err(), Reject("icmp-quote-not-ours"));
+        let mut udp = probe.clone();
+        udp[9] = 17; // our address, but a UDP datagram
+        assert_eq!(c.parse(&icmp_reply(router, &udp[..28])).unwrap_err(), Reject("icmp-quote-not-ours"));
+        let mut not_ip = probe.clone();
+        not_ip[0] = 0x65;
+        assert_eq!(c.parse(&icmp_reply(router, &not_ip[..28])).unwrap_err(), Reject("icmp-bad-quote"));
+    }
+
+    #[test]
+    fn icmp_that_is_not_destination_unreachable_is_rejected() {
+        let c = ctx(&[ProbeVersion::V1]);
+        let probe = quoted_probe(&c, TARGET, 443);
+        for t in [0u8, 8, 11, 12] {
+            let mut f = icmp_reply(Ipv4Addr::new(192, 0, 2, 1), &probe[..28]);
+            f[34] = t;
+            assert_eq!(c.parse(&f).unwrap_err(), Reject("icmp-not-unreachable"), "type {t}");
+        }
+    }
+
+    #[test]
+    fn fragments_and_other_protocols_are_rejected() {
+        let c = ctx(&[ProbeVersion::V1]);
+        let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
+        let good = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
+        let mut more_frags = good.clone();
+        more_frags[20] = 0x20;
+        assert_eq!(c.parse(&more_frags).unwrap_err(), Reject("fragment"));
+        let mut later_frag = good.clone();
+        later_frag[21] = 0x01;
+        assert_eq!(c.parse(&later_frag).unwrap_err(), Reject("fragment"));
+        let mut udp = good.clone();
+        udp[23] = 17;
+        assert_eq!(c.parse(&udp).unwrap_err(), Reject("not-tcp-or-icmp"));
+        let mut arp = good.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(c.parse(&arp).unwrap_err(), Reject("not-ip"));
+    }
+
+    #[test]
+    fn ipv6_answers_without_an_ipv6_source_are_rejected() {
+        // A scan of IPv4 targets only has no IPv6 source: any IPv6 frame is not ours.
+        let c = ctx(&[ProbeVersion::V1]);
+        let mut f = vec![0u8; 14 + 40 + 20];
+        EthernetFrame::new_unchecked(&mut f[..]).set_ethertype(EtherType::Ipv6);
+        f[14] = 0x60;
+        assert_eq!(c.parse(&f).unwrap_err(), Reject("no-ipv6-source"));
+    }
+}
+
+/// Property tests: a probe built by [`crate::probe`] parses with the wire views to exactly what
+/// was meant, and the answers a target can give to it validate (and wrong ones do not), for
+/// arbitrary seeds, targets, ports and versions, IPv4 and IPv6.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::probe::{options_of, Link, ProbeBuilder, MAX_FRAME_LEN};
+    use crate::wire::{TcpFlags, TcpOption};
+    use proptest::prelude::*;
+
+    const US4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+    const US6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+    fn swap<const N: usize>(f: &mut [u8], a: usize, b: usize) {
+        for i in 0..N {
+            f.swap(a + i, b + i);
+        }
+    }
+
+    /// The probe turned into the target's answer: addresses and ports swapped, `flags`, `ack`
+    /// (the TCP checksum is left as it was: validation does not read it). The probe's options
+    /// stay (a mirroring box's answer).
+    fn answer(probe: &[u8], flags: u8, ack: u32) -> Vec<u8> {
+        let mut f = probe.to_vec();
+        let v6 = EthernetFrame::new_checked(&f[..]).unwrap().ethertype() == EtherType::Ipv6;
+        let l4 = if v6 { 54 } else { 34 };
+        if v6 {
+            swap::<16>(&mut f, 22, 38);
+        } else {
+            swap::<4>(&mut f, 26, 30);
+            Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
+        }
+        swap::<2>(&mut f, l4, l4 + 2);
+        let mut t = TcpPacket::new_unchecked(&mut f[l4..]);
+        t.set_ack(ack);
+        t.set_seq(0x0bad_cafe);
+        t.set_flags(TcpFlags(flags));
+        f
+    }
+
+    /// An ICMP(v6) destination unreachable from `router` to us quoting `quoted`.
+    fn unreachable(router: IpAddr, quoted: &[u8]) -> Vec<u8> {
+        let v6 = router.is_ipv6();
+        let l4 = if v6 { 54 } else { 34 };
+        let mut f = vec![0u8; l4 + 8 + quoted.len()];
+        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+        eth.set_ethertype(if v6 { EtherType::Ipv6 } else { EtherType::Ipv4 });
+        match router {
+            IpAddr::V4(r) => {
+                let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+                ip.set_version_and_header_len(20);
+                ip.set_total_len((28 + quoted.len()) as u16);
+                ip.set_ttl(60);
+                ip.set_protocol(protocol::ICMP);
+                ip.set_src_addr(r);
+                ip.set_dst_addr(US4);
+                ip.fill_checksum();
+            }
+            IpAddr::V6(r) => {
+                let mut ip = Ipv6Packet::new_unchecked(&mut f[14..]);
+                ip.set_version();
+                ip.set_payload_len((8 + quoted.len()) as u16);
+                ip.set_next_header(protocol::ICMPV6);
+                ip.set_hop_limit(60);
+                ip.set_src_addr(r);
+                ip.set_dst_addr(US6);
+            }
+        }
+        let mut m = IcmpPacket::new_unchecked(&mut f[l4..]);
+        m.set_type_code(if v6 { icmp::V6_DEST_UNREACHABLE } else { icmp::V4_DEST_UNREACHABLE }, 1);
+        m.payload_mut().copy_from_slice(quoted);
+        f
+    }
+
+    fn target() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![any::<u32>().prop_map(|a| IpAddr::V4(a.into())), any::<u128>().prop_map(|a| IpAddr::V6(a.into()))]
+    }
+
+    proptest! {
+        #[test]
+        fn probe_build_parse_and_answer_validation(
+            seed in any::<u64>(), dst in target(), port in 1u16.., v0 in any::<bool>(), delta in 1u32..,
+        ) {
+            let version = if v0 { ProbeVersion::V0 } else { ProbeVersion::V1 };
+            let versions = [ProbeVersion::V1, ProbeVersion::V0];
+            let link = Link { src_mac: [2, 0, 0, 0, 0, 2], dst_mac: [2, 0, 0, 0, 0, 1], src_v4: Some(US4), src_v6: Some(US6) };
+            let ctx = Context { validator: Validator::from_seed(seed), src_v4: Some(US4), src_v6: Some(US6), versions: versions.to_vec() };
+            let src = if dst.is_ipv4() { IpAddr::V4(US4) } else { IpAddr::V6(US6) };
+            let tag = ctx.validator.tag(src, dst, port, version);
+            let mut buf = [0u8; MAX_FRAME_LEN];
+            let n = ProbeBuilder::new(&link, &versions).write(&mut buf, dst, port, version, &tag);
+            let probe = &buf[..n];
+
+            // Build -> parse with the checked views.
+            let eth = EthernetFrame::new_checked(probe).unwrap();
+            let (l3, seg): (&[u8], &[u8]) = match dst {
+                IpAddr::V4(d) => {
+                    let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+                    prop_assert!(ip.verify_checksum());
+                    prop_assert_eq!((ip.src_addr(), ip.dst_addr(), ip.protocol()), (US4, d, protocol::TCP));
+                    prop_assert_eq!(ip.total_len() as usize, n - 14);
+                    let t = TcpPacket::new_checked(ip.payload()).unwrap();
+                    prop_assert!(t.verify_checksum_v4(US4, d));
+                    (&probe[14..], &probe[34..])
+                }
+                IpAddr::V6(d) => {
+                    let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+                    prop_assert_eq!((ip.src_addr(), ip.dst_addr(), ip.next_header()), (US6, d, protocol::TCP));
+                    prop_assert_eq!(ip.payload_len() as usize, n - 54);
+                    let t = TcpPacket::new_checked(ip.payload()).unwrap();
+                    prop_assert!(t.verify_checksum_v6(US6, d));
+                    (&probe[14..], &probe[54..])
+                }
+            };
+            let t = TcpPacket::new_checked(seg).unwrap();
+            prop_assert_eq!((t.src_port(), t.dst_port(), t.seq(), t.flags()), (tag.sport, port, tag.seq, TcpFlags(TcpFlags::SYN)));
+            let (want, len) = options_of(version, &tag);
+            prop_assert_eq!(t.options(), &want[..len]);
+            let opts: Vec<TcpOption> = t.option_iter().collect::<crate::wire::Result<_>>().unwrap();
+            prop_assert_eq!(opts.last().copied(), Some(TcpOption::MpCapable(version.syn_option(tag.key))));
+            let ts = TcpOption::Timestamps { tsval: tag.tsval, tsecr: 0 };
+            prop_assert!(opts.contains(&ts));
+
+            // Our own probe seen on the wire is never a response.
+            prop_assert_eq!(ctx.parse(probe).unwrap_err(), Reject("not-to-us"));
+
+            // The target's SYN-ACK validates, back to this (target, port, version, tag).
+            let ok = answer(probe, TcpFlags::SYN | TcpFlags::ACK, tag.seq.wrapping_add(1));
+            let r = ctx.parse(&ok).unwrap();
+            prop_assert_eq!((r.target, r.port, r.version, r.tag, r.kind, r.responder), (dst, port, version, tag, Kind::SynAck, dst));
+            prop_assert_eq!(r.options, &want[..len]);
+            // A RST acknowledging seq or seq + 1 too.
+            for ack in [tag.seq, tag.seq.wrapping_add(1)] {
+                prop_assert_eq!(ctx.parse(&answer(probe, TcpFlags::RST | TcpFlags::ACK, ack)).unwrap().kind, Kind::Rst);
+            }
+            // Any other acknowledgment number does not.
+            let bad = answer(probe, TcpFlags::SYN | TcpFlags::ACK, tag.seq.wrapping_add(1).wrapping_add(delta));
+            prop_assert_eq!(ctx.parse(&bad).unwrap_err(), Reject("validation-failed"));
+            // Neither does the same answer to a scan with another seed.
+            let other = Context { validator: Validator::from_seed(seed ^ 1), ..ctx.clone() };
+            prop_assert!(other.parse(&ok).is_err());
+
+            // An ICMP error quoting the probe (header + 8 bytes, or all of it) validates too.
+            let router = match dst {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            };
+            let hdr = if dst.is_ipv4() { 20 } else { 40 };
+            for q in [hdr + 8, l3.len()] {
+                let f = unreachable(router, &l3[..q]);
+                let r = ctx.parse(&f).unwrap();
+                prop_assert_eq!((r.target, r.port, r.version, r.responder), (dst, port, version, router));
+                prop_assert!(matches!(r.kind, Kind::Unreachable { .. }), "{:?}", r.kind);
+            }
+            // Quoting a different sequence number: not ours.
+            let mut other_seq = l3[..hdr + 8].to_vec();
+            other_seq[hdr + 4..hdr + 8].copy_from_slice(&tag.seq.wrapping_add(delta).to_be_bytes());
+            prop_assert_eq!(ctx.parse(&unreachable(router, &other_seq)).unwrap_err(), Reject("icmp-quote-not-ours"));
+        }
+
+        /// Any bytes as a frame: a response or a reason, never a panic; and any bytes after a
+        /// valid Ethernet/IPv4 header with our address: the same.
+        #[test]
+        fn any_frame_is_a_response_or_a_reason(bytes in proptest::collection::vec(any::<u8>(), 0..200), v6 in any::<bool>()) {
+            let ctx = Context { validator: Validator::from_seed(1), src_v4: Some(US4), src_v6: Some(US6), versions: vec![ProbeVersion::V1, ProbeVersion::V0] };
+            let _ = ctx.parse(&bytes);
+            let mut f = vec![0u8; 14];
+            f[12..14].copy_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+            f.extend_from_slice(&bytes);
+            if let Err(Reject(why)) = ctx.parse(&f) {
+                prop_assert!(!why.is_empty());
+            }
+        }
+    }
 }

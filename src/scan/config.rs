@@ -69,6 +69,9 @@ impl ScanConfig {
         if a.probes == 0 {
             bail!("--probes 0: each target needs at least one probe");
         }
+        if a.max_targets == Some(0) {
+            bail!("--max-targets 0: nothing would be probed; give 1 or more, or drop -n to scan every target");
+        }
         if a.sender_threads == 0 || a.sender_threads > 64 {
             bail!("--sender-threads {}: use 1 to 64", a.sender_threads);
         }
@@ -128,6 +131,18 @@ impl ScanConfig {
         let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
         if a.ipv6 && has_v4 {
             bail!("-6: {n4} of the targets are IPv4 (e.g. {}): give only IPv6 targets, or drop -6 to scan both families", set.nth(0));
+        }
+        match a.source_ip {
+            Some(ip @ IpAddr::V6(_)) if !has_v6 => {
+                bail!("-S {ip}: the source is IPv6 but every target is IPv4; give an IPv4 source address, or drop -S")
+            }
+            Some(ip @ IpAddr::V4(_)) if !has_v4 => {
+                bail!("-S {ip}: the source is IPv4 but every target is IPv6; give an IPv6 source address, or drop -S")
+            }
+            _ => {}
+        }
+        if let Some(m) = &a.metadata {
+            check_writable(m, a.dry_run).with_context(|| format!("-m {}: cannot write the metadata file; give a writable path", m.display()))?;
         }
         let route_for = |want_v4: bool| -> anyhow::Result<Option<Route>> {
             let dst = set.nth(if want_v4 { 0 } else { n4 });
@@ -243,4 +258,16 @@ impl ScanConfig {
             record,
         })
     }
+}
+
+/// Opens `path` for writing without truncating it, so that an unwritable metadata path is an
+/// error before the first probe rather than after the last. A file this check creates stays (the
+/// scan overwrites it at the end), except in a dry run, which writes no metadata.
+fn check_writable(path: &std::path::Path, dry_run: bool) -> std::io::Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+    if dry_run && !existed {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
 }

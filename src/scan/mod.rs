@@ -63,6 +63,21 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
         max_targets: cfg.max_targets,
     };
 
+    // Everything a resume can get wrong is refused before anything is opened or sent.
+    if let Some(sp) = &a.resume {
+        let saved = state::load(sp)?;
+        state::check_identity(&saved.identity, &identity, sp)?;
+        anyhow::ensure!(!saved.finished, "--resume {}: that scan already finished; nothing to resume", sp.display());
+        anyhow::ensure!(
+            a.output_format == crate::output::sink::OutputFormat::Csv,
+            "--resume works with CSV output only (a Parquet file is written whole at the end): drop --output-format parquet"
+        );
+        anyhow::ensure!(
+            !cfg.dry_run,
+            "--resume with --dry-run: a dry run would overwrite the results in -o with probes; drop --dry-run"
+        );
+    }
+
     if cfg.dry_run {
         let out: Box<dyn std::io::Write> = match &cfg.output {
             Some(p) => Box::new(std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?),
@@ -80,13 +95,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
     let (mut sink, mut carried, mut state_file, saved) = match (&cfg.state_file, cfg.resume) {
         (Some(sp), true) => {
             let saved = state::load(sp)?;
-            state::check_identity(&saved.identity, &identity, sp)?;
-            anyhow::ensure!(!saved.finished, "--resume {}: that scan already finished; nothing to resume", sp.display());
             let out = cfg.output.as_deref().expect("checked by config");
-            anyhow::ensure!(
-                a.output_format == crate::output::sink::OutputFormat::Csv,
-                "--resume works with CSV output only (a Parquet file is written whole at the end)"
-            );
             let (sink, rows) = CsvSink::resume(out)?;
             let sink: Box<dyn RowSink + Send> = Box::new(sink);
             let carried = recv::Carried { rows, invalid: saved.invalid.clone(), duplicates: saved.duplicates };

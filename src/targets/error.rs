@@ -143,6 +143,8 @@ pub enum TargetError {
     NothingLeft {
         /// Addresses before the allowlist was applied (after the blocklist).
         after_blocklist: u64,
+        /// The allowlist that removed them, if one was given.
+        allowlist: Option<PathBuf>,
     },
     /// Addresses times ports exceed what one permutation can walk.
     SpaceTooLarge {
@@ -196,7 +198,7 @@ impl fmt::Display for TargetError {
                 "{origin} {entry:?}: target lists cannot include other lists; give each @FILE on the command line"
             ),
             Io { kind, path, message } => {
-                write!(f, "cannot read {kind} {}: {message}", path.display())
+                write!(f, "cannot read {kind} {}: {message} (check the path and its permissions)", path.display())
             }
             EmptyList { kind, path } => write!(
                 f,
@@ -206,19 +208,26 @@ impl fmt::Display for TargetError {
             NoTargets => f.write_str(
                 "no targets given: name addresses, CIDR prefixes or @FILE lists (e.g. 198.51.100.0/24)",
             ),
-            Blocked { origin, entry, blocklist } => write!(
-                f,
-                "{origin} {entry:?} lies entirely inside the {blocklist}; \
-                 to scan it pass your own blocklist with -b FILE"
-            ),
+            Blocked { origin, entry, blocklist } => {
+                write!(f, "{origin} {entry:?} lies entirely inside the {blocklist}; ")?;
+                if blocklist.starts_with("built-in") {
+                    f.write_str("to scan it pass your own blocklist with -b FILE")
+                } else {
+                    f.write_str("remove it from the target list, or the covering entry from that blocklist")
+                }
+            }
             FullSpaceUnblocked => f.write_str(
                 "refusing to scan the whole IPv4 space without a blocklist: drop --no-blocklist \
                  (or pass -b FILE), or add --i-know-what-i-am-doing if you really mean it",
             ),
-            NothingLeft { after_blocklist } => write!(
+            NothingLeft { after_blocklist, allowlist: Some(path) } => write!(
                 f,
                 "no target address is left: {after_blocklist} remained after the blocklist and \
-                 none of them is in the allowlist; check -w/-b"
+                 none of them is in the allowlist {}; check -w and -b",
+                path.display()
+            ),
+            NothingLeft { allowlist: None, .. } => f.write_str(
+                "no target address is left after the blocklist; check -b and the targets",
             ),
             SpaceTooLarge { addresses, ports } => write!(
                 f,
@@ -233,7 +242,7 @@ impl fmt::Display for TargetError {
                     PortProblem::Zero => f.write_str("port 0 cannot be probed"),
                     PortProblem::TooLarge(s) => write!(f, "{s:?} is above 65535"),
                     PortProblem::Reversed { low, high } => {
-                        write!(f, "range {low}-{high} is reversed (write {high}-{low})")
+                        return write!(f, "range {low}-{high} is reversed (write {high}-{low})");
                     }
                 }?;
                 f.write_str(" (write e.g. 443, 80,443 or 22,8000-8100)")
@@ -270,7 +279,8 @@ mod tests {
         let all = [
             TargetError::NoTargets,
             TargetError::FullSpaceUnblocked,
-            TargetError::NothingLeft { after_blocklist: 3 },
+            TargetError::NothingLeft { after_blocklist: 3, allowlist: Some("allow.txt".into()) },
+            TargetError::NothingLeft { after_blocklist: 0, allowlist: None },
             TargetError::Ports { spec: "0".into(), problem: PortProblem::Zero },
             TargetError::Ports { spec: "9-1".into(), problem: PortProblem::Reversed { low: 9, high: 1 } },
             TargetError::Blocked {

@@ -162,13 +162,14 @@ impl TargetSpace {
             if a4.is_empty() && a6.is_empty() {
                 return Err(TargetError::NothingLeft {
                     after_blocklist: u64::try_from(after_blocklist).unwrap_or(u64::MAX),
+                    allowlist: spec.allowlist.map(Path::to_path_buf),
                 });
             }
         }
         // Every target was partially blocked, and together they vanished (cannot happen when each
         // target is checked, but a union of partial blocks could in principle).
         if a4.is_empty() && a6.is_empty() {
-            return Err(TargetError::NothingLeft { after_blocklist: 0 });
+            return Err(TargetError::NothingLeft { after_blocklist: 0, allowlist: None });
         }
         let no_blocklist = block4.is_empty() && block6.is_empty();
         if no_blocklist && !spec.allow_unblocked_full_space && a4.len() == 1u128 << 32 {
@@ -402,10 +403,12 @@ mod tests {
         assert!(s.contains(ip("198.18.0.127"), 80));
         assert!(!s.contains(ip("198.18.0.128"), 80));
         assert_eq!(s.get(128), (ip("198.18.1.0"), 80));
-        // Entirely covered with a user file: names the file.
+        // Entirely covered with a user file: names the file, and does not tell the user to pass
+        // the blocklist they already passed.
         let t = strings(&["198.18.0.200"]);
         let e = TargetSpace::build(&spec(&t, "80", BlockSource::File(bl.0.clone()))).unwrap_err();
         assert!(e.to_string().contains("partial-block.txt"), "{e}");
+        assert!(!e.to_string().contains("-b FILE"), "{e}");
     }
 
     #[test]
@@ -438,7 +441,9 @@ mod tests {
         let t = strings(&["203.0.113.0/24"]);
         let mut sp = spec(&t, "443", BlockSource::None);
         sp.allowlist = Some(&allow.0);
-        assert_eq!(TargetSpace::build(&sp).unwrap_err(), TargetError::NothingLeft { after_blocklist: 256 });
+        let e = TargetSpace::build(&sp).unwrap_err();
+        assert_eq!(e, TargetError::NothingLeft { after_blocklist: 256, allowlist: Some(allow.0.clone()) });
+        assert!(e.to_string().contains("allow.txt"), "{e}");
     }
 
     #[test]

@@ -131,6 +131,9 @@ mod tests {
         assert_eq!(problem("http"), PortProblem::NotANumber("http".into()));
         assert_eq!(problem("-5"), PortProblem::Empty);
         assert_eq!(problem("1-2-3"), PortProblem::NotANumber("2-3".into()));
+        // A reversed range says how to write it, once.
+        let msg = Ports::parse("100-90").unwrap_err().to_string();
+        assert_eq!(msg, r#"port spec "100-90": range 100-90 is reversed (write 90-100)"#);
     }
 
     #[test]

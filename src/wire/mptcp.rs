@@ -153,3 +153,40 @@ mod tests {
         assert_eq!(MpCapable::parse(&[0x02, 0x04, 0x01, 0x01]), None); // not kind 30
     }
 }
+
+/// Property tests: MP_CAPABLE emit -> parse for every version, flag byte and key shape.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::wire::tcp_option::proptests::mp_capable;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn emit_then_parse(m in mp_capable()) {
+            let mut b = [0u8; 24];
+            let n = m.emit(&mut b);
+            prop_assert_eq!(n, m.buffer_len());
+            prop_assert_eq!(b[1] as usize, n);
+            prop_assert_eq!(MpCapable::parse(&b[..n]), Some(m));
+            // The same option with its length byte changed to anything else is not MP_CAPABLE
+            // unless it is one of the lengths MP_CAPABLE has and the bytes are there.
+            for len in 0..=24u8 {
+                let mut c = b;
+                c[1] = len;
+                let parsed = MpCapable::parse(&c[..n]);
+                prop_assert_eq!(parsed.is_some(), len as usize == n);
+            }
+        }
+
+        /// Any bytes: parse never panics, and what it accepts is subtype 0 of a valid length.
+        #[test]
+        fn parse_any_bytes(b in proptest::collection::vec(any::<u8>(), 0..30)) {
+            if let Some(m) = MpCapable::parse(&b) {
+                prop_assert!(matches!(b.len(), 4 | 12 | 20 | 22 | 24));
+                prop_assert_eq!((b[0], b[1] as usize, b[2] >> 4), (KIND, b.len(), 0));
+                prop_assert_eq!(m.version, b[2] & 0x0f);
+            }
+        }
+    }
+}

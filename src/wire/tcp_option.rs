@@ -177,6 +177,16 @@ impl<'a> TcpOptions<'a> {
     pub fn new(options: &'a [u8]) -> Self {
         TcpOptions { rest: options, done: false }
     }
+
+    /// The bytes not walked yet (empty once the walk has ended, after End of Option List or an
+    /// error): what a caller needs to find the exact bytes of the option `next` returns.
+    pub fn rest(&self) -> &'a [u8] {
+        if self.done {
+            &[]
+        } else {
+            self.rest
+        }
+    }
 }
 
 impl<'a> Iterator for TcpOptions<'a> {
@@ -298,5 +308,140 @@ mod tests {
         let n = emit_all(&[TcpOption::WindowScale(7), TcpOption::SackPermitted], &mut buf);
         assert_eq!(n, 8);
         assert_eq!(buf, [3, 3, 7, 4, 2, 1, 1, 1]);
+    }
+}
+
+/// Property tests: emit-then-parse round trips over arbitrary option lists, and the walker over
+/// arbitrary bytes (terminates, never panics, gives back the bytes it consumed).
+#[cfg(test)]
+pub(crate) mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An owned option (the borrowed [`TcpOption`] needs its bytes to live somewhere).
+    #[derive(Debug, Clone)]
+    enum Owned {
+        Nop,
+        Mss(u16),
+        Wscale(u8),
+        SackPerm,
+        Sack(Vec<u8>),
+        Ts(u32, u32),
+        Mpc(MpCapable),
+        /// Kind 30 with a subtype other than MP_CAPABLE.
+        Mptcp(Vec<u8>),
+        Unknown(u8, Vec<u8>),
+    }
+
+    impl Owned {
+        fn as_option(&self) -> TcpOption<'_> {
+            match self {
+                Owned::Nop => TcpOption::NoOperation,
+                Owned::Mss(v) => TcpOption::MaxSegmentSize(*v),
+                Owned::Wscale(v) => TcpOption::WindowScale(*v),
+                Owned::SackPerm => TcpOption::SackPermitted,
+                Owned::Sack(d) => TcpOption::Sack(d),
+                Owned::Ts(a, b) => TcpOption::Timestamps { tsval: *a, tsecr: *b },
+                Owned::Mpc(m) => TcpOption::MpCapable(*m),
+                Owned::Mptcp(b) => TcpOption::Mptcp { subtype: b[2] >> 4, bytes: b },
+                Owned::Unknown(k, d) => TcpOption::Unknown { kind: *k, data: d },
+            }
+        }
+    }
+
+    pub(crate) fn mp_capable() -> impl Strategy<Value = MpCapable> {
+        (0u8..16, any::<u8>(), prop_oneof![Just(0u8), Just(1), Just(2)], any::<u64>(), any::<u64>()).prop_map(
+            |(version, flags, keys, a, b)| MpCapable {
+                version,
+                flags,
+                sender_key: (keys >= 1).then_some(a),
+                receiver_key: (keys == 2).then_some(b),
+            },
+        )
+    }
+
+    fn option() -> impl Strategy<Value = Owned> {
+        prop_oneof![
+            Just(Owned::Nop),
+            any::<u16>().prop_map(Owned::Mss),
+            any::<u8>().prop_map(Owned::Wscale),
+            Just(Owned::SackPerm),
+            proptest::collection::vec(any::<u8>(), 0..=38).prop_map(Owned::Sack),
+            (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Owned::Ts(a, b)),
+            mp_capable().prop_map(Owned::Mpc),
+            // MP_JOIN, DSS, ADD_ADDR...: subtypes 1 to 15, any body.
+            (1u8..16, any::<u8>(), proptest::collection::vec(any::<u8>(), 0..=35)).prop_map(|(st, low, body)| {
+                let mut b = vec![kind::MPTCP, (3 + body.len()) as u8, st << 4 | (low & 0x0f)];
+                b.extend(body);
+                Owned::Mptcp(b)
+            }),
+            // Unknown kinds (not one the walker knows).
+            (any::<u8>().prop_filter("unknown kind", |k| ![0, 1, 2, 3, 4, 5, 8, 30].contains(k)),
+             proptest::collection::vec(any::<u8>(), 0..=38))
+                .prop_map(|(k, d)| Owned::Unknown(k, d)),
+        ]
+    }
+
+    proptest! {
+        /// Any option list emitted back to back parses to the same list, and each option takes
+        /// exactly its `buffer_len` bytes.
+        #[test]
+        fn option_lists_round_trip(list in proptest::collection::vec(option(), 0..12), end in any::<bool>()) {
+            let mut opts: Vec<TcpOption<'_>> = list.iter().map(Owned::as_option).collect();
+            if end {
+                opts.push(TcpOption::EndOfList);
+            }
+            let mut buf = vec![0u8; opts.iter().map(TcpOption::buffer_len).sum()];
+            let mut n = 0;
+            for o in &opts {
+                n += o.emit(&mut buf[n..]);
+            }
+            prop_assert_eq!(n, buf.len());
+            let parsed: Vec<TcpOption<'_>> = TcpOptions::new(&buf).collect::<Result<_>>().unwrap();
+            prop_assert_eq!(parsed, opts);
+        }
+
+        /// The option walker over any bytes: at most one step per byte (plus one error), at most
+        /// one error and nothing after it, nothing after End of Option List, and every option it
+        /// yields emits back to exactly the bytes it consumed (a 22/24-byte MP_CAPABLE is emitted
+        /// in its 20-byte form: the data-level length is not kept).
+        #[test]
+        fn walker_over_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut rest: &[u8] = &bytes;
+            let mut steps = 0;
+            let mut it = TcpOptions::new(&bytes);
+            while let Some(item) = it.next() {
+                steps += 1;
+                prop_assert!(steps <= bytes.len() + 1);
+                match item {
+                    Ok(o) => {
+                        let (again, after) = TcpOption::parse(rest).unwrap();
+                        prop_assert_eq!(again, o);
+                        if o != TcpOption::EndOfList {
+                            prop_assert_eq!(it.rest(), after);
+                        }
+                        let consumed = &rest[..rest.len() - after.len()];
+                        let mut out = vec![0u8; o.buffer_len()];
+                        prop_assert_eq!(o.emit(&mut out), out.len());
+                        match o {
+                            TcpOption::MpCapable(_) if consumed.len() > 20 => {
+                                prop_assert!(consumed.len() == 22 || consumed.len() == 24);
+                                prop_assert_eq!(&out[2..], &consumed[2..20]);
+                            }
+                            _ => prop_assert_eq!(&out[..], consumed),
+                        }
+                        rest = after;
+                        if o == TcpOption::EndOfList {
+                            prop_assert!(it.next().is_none());
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert!(matches!(e, Error::BadOptionLength { .. }), "{:?}", e);
+                        prop_assert!(it.next().is_none());
+                    }
+                }
+            }
+            prop_assert!(steps <= bytes.len());
+        }
     }
 }
