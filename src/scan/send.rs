@@ -90,10 +90,19 @@ impl<'a> ProbeStream<'a> {
                     self.targets_done += 1;
                 }
             }
-            let src = if dst.is_ipv4() { self.src_v4 } else { self.src_v6 };
-            let Some(src) = src else { continue };
-            let tag = self.validator.tag(src, dst, port, version);
-            let n = self.builder.write(buf, dst, port, version, &tag);
+            let n = match (dst, self.src_v4) {
+                // The common case, without the generic hash and template search.
+                (IpAddr::V4(d), Some(IpAddr::V4(s))) => {
+                    let tag = self.validator.tag_v4(s.octets(), d.octets(), port, version);
+                    self.builder.write_v4(buf, d, port, version, &tag)
+                }
+                _ => {
+                    let src = if dst.is_ipv4() { self.src_v4 } else { self.src_v6 };
+                    let Some(src) = src else { continue };
+                    let tag = self.validator.tag(src, dst, port, version);
+                    self.builder.write(buf, dst, port, version, &tag)
+                }
+            };
             if n > 0 {
                 return Some((n, dst, port, version));
             }
