@@ -100,7 +100,7 @@ fn main() {
         let counters = Counters::default();
         let mut tx = NullTx { slot: [0; 256], queued: 0, fold: 0 };
         let (start, cpu0) = (Instant::now(), thread_cpu_secs());
-        send_loop(&mut tx, &mut stream, 0, &counters).expect("no I/O");
+        send_loop(&mut tx, &mut stream, 0, &counters, 0).expect("no I/O");
         let (secs, cpu) = (start.elapsed().as_secs_f64(), thread_cpu_secs() - cpu0);
         let n = tx.queued as f64;
         println!(

@@ -73,7 +73,7 @@ fn main() {
     let counters = Counters::default();
     let (u0, s0) = cpu();
     let start = Instant::now();
-    send_loop(&mut tx, &mut stream, rate, &counters).expect("send");
+    send_loop(&mut tx, &mut stream, rate, &counters, 0).expect("send");
     let secs = start.elapsed().as_secs_f64();
     let (u1, s1) = cpu();
     let n = Counters::get(&counters.sent) as f64;

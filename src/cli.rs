@@ -93,6 +93,16 @@ pub struct ScanArgs {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Continue the scan whose state file this is (run the interrupted command again, adding
+    /// this option): targets already sent are skipped, rows are appended to the same CSV.
+    #[arg(long, value_name = "STATE")]
+    pub resume: Option<PathBuf>,
+
+    /// Where to keep the resume state (default: the output file's name + ".state"; none when
+    /// writing to standard output).
+    #[arg(long = "state-file", value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+
     /// Metadata JSON file.
     #[arg(short = 'm', long, value_name = "FILE")]
     pub metadata: Option<PathBuf>,

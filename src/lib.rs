@@ -15,6 +15,8 @@
 //! * [`scan`]: the pipeline: configuration, the send loop, the receive loop, deduplication,
 //!   the monitor.
 //! * [`output`]: result rows, CSV and metadata JSON.
+//! * [`verify`]: the second stage: real MPTCP connections (the kernel's stack) to the scan's
+//!   candidates, an HTTP/TLS exchange, fallback and ADD_ADDR detection, a verdict per row.
 //! * [`lab`]: the mini-internet of namespaces used by tests, benchmarks and the demo.
 #![deny(unsafe_code)]
 
@@ -28,4 +30,5 @@ pub mod response;
 pub mod scan;
 pub mod targets;
 pub mod validate;
+pub mod verify;
 pub mod wire;

@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Scan address ranges for Multipath TCP support (zmap-style, stateless).
     Scan(Box<mpscan::cli::ScanArgs>),
+    /// Confirm scan candidates over real MPTCP connections (Linux's own stack, v1 only).
+    Verify(Box<mpscan::verify::VerifyArgs>),
     /// Bring the namespace lab up or down, or show its status.
     Lab(mpscan::lab::LabArgs),
     /// Summarise result CSVs into the study's headline tables.
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Scan(a) => mpscan::scan::run(a),
+        Command::Verify(a) => mpscan::verify::run(a),
         Command::Lab(a) => mpscan::lab::run(a).map(|()| ExitCode::SUCCESS),
         Command::Summary(a) => mpscan_analysis::cli::summary(a).map(|()| ExitCode::SUCCESS),
         Command::Diff(a) => mpscan_analysis::cli::diff(a).map(|()| ExitCode::SUCCESS),

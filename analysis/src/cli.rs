@@ -165,7 +165,7 @@ pub fn summary(a: &SummaryArgs) -> Result<()> {
     let meta = if a.metadata.is_empty() { None } else { Some(ScanMeta::read_all(&a.metadata)?) };
     let agg = aggregate(&a.csv, &opts, threads(a.threads))?;
     if let Some(m) = &meta {
-        for w in m.warnings() {
+        for w in m.warnings().into_iter().chain(summary::check_against_metadata(&agg, m)) {
             eprintln!("mpscan: warning: {w}");
         }
     }
@@ -257,6 +257,7 @@ mod tests {
         assert_eq!(agg.fingerprints.values().map(|s| s.count).sum::<u64>(), st.class(Class::Echo));
         // Metadata gives addresses probed.
         let m = ScanMeta::read_all(&[meta]).unwrap();
+        assert_eq!(summary::check_against_metadata(&agg, &m), Vec::<String>::new());
         let t = summary::headline(&agg, Some(&m), None);
         assert_eq!(t.int(HEADLINE_ROWS[0], "probe v1"), Some(st.targets * synth::PROBED_PER_ANSWER));
         assert_eq!(t.int("answered", "probe v1"), Some(st.targets));

@@ -34,6 +34,9 @@ pub struct Metadata {
     /// The scan was stopped before it finished.
     #[serde(default)]
     pub interrupted: bool,
+    /// Rows written per probe version and class, as the scanner counted them.
+    #[serde(default)]
+    pub classes: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 /// The metadata of all shards of a scan, summed.
@@ -53,6 +56,8 @@ pub struct ScanMeta {
     pub shards_seen: Vec<u32>,
     /// Declared shard count, if any file said.
     pub shards_declared: Option<u32>,
+    /// Sum over shards of the scanner's own per-(probe, class) row counts.
+    pub classes: std::collections::BTreeMap<(String, String), u64>,
 }
 
 impl Metadata {
@@ -85,6 +90,11 @@ impl ScanMeta {
                 m.shards_seen.push(s);
             }
             m.shards_declared = m.shards_declared.or(md.config.shards);
+            for (probe, per) in md.classes {
+                for (class, n) in per {
+                    *m.classes.entry((probe.clone(), class)).or_insert(0) += n;
+                }
+            }
             m.files += 1;
         }
         m.ports.sort_unstable();
@@ -133,8 +143,10 @@ mod tests {
     #[test]
     fn shards_sum_and_ports_split() {
         let a = meta(r#"{"tool":"mpscan","config":{"ports":[80,443],"probe_versions":["v1","v0"],"shards":2,"shard":0},"targets_probed":1000,"extra":1}"#);
-        let b = meta(r#"{"config":{"ports":[443,80],"probe_versions":["v1"],"shards":2,"shard":1},"targets_probed":600}"#);
-        let m = ScanMeta::read_all(&[a.path().into(), b.path().into()]).unwrap();
+        let b = meta(r#"{"config":{"ports":[443,80],"probe_versions":["v1"],"shards":2,"shard":1},"targets_probed":600,"classes":{"v1":{"echo":2}}}"#);
+        let c = meta(r#"{"targets_probed":0,"classes":{"v1":{"echo":3}}}"#);
+        let m = ScanMeta::read_all(&[a.path().into(), b.path().into(), c.path().into()]).unwrap();
+        assert_eq!(m.classes.get(&("v1".to_string(), "echo".to_string())), Some(&5));
         assert_eq!(m.targets_probed, 1600);
         assert_eq!(m.ports, vec![80, 443]);
         assert_eq!(m.probed(None, "v1"), Some(1600));

@@ -195,6 +195,24 @@ impl Columns {
     }
 }
 
+/// Fields of one CSV record, by index: implemented by `csv::ByteRecord` and by the reader's
+/// own splitter for unquoted lines (the fast path).
+pub trait Fields {
+    /// Number of fields.
+    fn count(&self) -> usize;
+    /// Field `i` (`i < count()`).
+    fn field(&self, i: usize) -> &[u8];
+}
+
+impl Fields for csv::ByteRecord {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn field(&self, i: usize) -> &[u8] {
+        &self[i]
+    }
+}
+
 /// One parsed row. `options` stays hex text: only fingerprinting decodes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row<'a> {
@@ -243,11 +261,11 @@ fn bad(col: Col, v: &[u8]) -> RowError {
 
 impl<'a> Row<'a> {
     /// Parse the needed fields of `rec`; columns the command did not ask for get neutral defaults.
-    pub fn parse(rec: &'a csv::ByteRecord, cols: &Columns) -> Result<Row<'a>, RowError> {
-        if rec.len() != cols.width {
-            return Err(RowError(format!("{} fields, header has {}", rec.len(), cols.width)));
+    pub fn parse<R: Fields + ?Sized>(rec: &'a R, cols: &Columns) -> Result<Row<'a>, RowError> {
+        if rec.count() != cols.width {
+            return Err(RowError(format!("{} fields, header has {}", rec.count(), cols.width)));
         }
-        let f = |c: Col| cols.idx[c as usize].map(|i| &rec[i]);
+        let f = |c: Col| cols.idx[c as usize].map(|i| rec.field(i));
         let ip_t = f(Col::Ip).unwrap_or(b"");
         let ip = parse_ip(ip_t).ok_or_else(|| bad(Col::Ip, ip_t))?;
         let port_t = f(Col::Port).unwrap_or(b"");

@@ -154,9 +154,12 @@ impl Addresses {
             let u = self.used[net as usize];
             if u < 65536 && routable(net) {
                 self.used[net as usize] += 1;
-                // An odd multiplier is a bijection on 16 bits: hosts spread over the /16.
-                let host = (u.wrapping_mul(40_503).wrapping_add(0x1f3d)) & 0xffff;
-                return (net as u32) << 16 | host;
+                // Fill one /24 before the next (servers cluster in /24s), in an order that looks
+                // random: both bytes are odd-multiplier bijections of the counter, keyed by net.
+                let n = net as u32;
+                let third = ((u >> 8) * 167 + (n >> 3)) & 255;
+                let fourth = ((u & 255) * 73 + n * 29 + 1) & 255;
+                return n << 16 | third << 8 | fourth;
             }
             net = net.wrapping_add(1);
         }

@@ -1,9 +1,13 @@
 //! `lab serve`: the long-running processes `up` starts inside population namespaces.
 //!
 //! * `--kind mptcp` / `--kind tcp`: kernel listeners on 0.0.0.0 for each port (IPPROTO_MPTCP for
-//!   `mptcp`); with a local route for a prefix, every address in it is a real server. Accepted
-//!   connections are closed at once. With `--iface`, transmit checksum offload is turned off on
-//!   that link first, so that the kernel's SYN-ACKs leave with complete checksums.
+//!   `mptcp`); with a local route for a prefix, every address in it is a real server. Each
+//!   accepted connection gets a thread that answers its first request ([`app_answer`]: an HTTP
+//!   HEAD/GET with a minimal HTTP/1.1 response, a TLS ClientHello with a minimal ServerHello
+//!   record), then keeps the connection open until the client closes it (or 10 s pass), so that a
+//!   client's path manager has time to join announced addresses. With `--iface`, transmit
+//!   checksum offload is turned off on that link first, so that the kernel's SYN-ACKs leave with
+//!   complete checksums.
 //! * `--kind echo|mirror|v0`: a [`Responder`] on an AF_PACKET socket.
 //!
 //! Each prints `ready` on standard output once it is listening (that is what `up` waits for),
@@ -16,7 +20,7 @@ use ipnet::Ipv4Net;
 use rand::Rng;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
@@ -82,9 +86,11 @@ fn listen(mptcp: bool, ports: &[u16]) -> anyhow::Result<()> {
             .with_context(|| format!("binding port {port}"))?;
         s.listen(BACKLOG)?;
         threads.push(std::thread::spawn(move || loop {
-            // Close at once: the lab's servers only need to complete handshakes.
-            if let Err(e) = s.accept() {
-                eprintln!("accept on port {port}: {e}");
+            match s.accept() {
+                Ok((c, _)) => {
+                    std::thread::spawn(move || answer_connection(c));
+                }
+                Err(e) => eprintln!("accept on port {port}: {e}"),
             }
         }));
     }
@@ -93,6 +99,50 @@ fn listen(mptcp: bool, ports: &[u16]) -> anyhow::Result<()> {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// How long a served connection stays open without the client closing it.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Answers one accepted connection's first request, then waits for the client to close.
+fn answer_connection(c: Socket) {
+    use std::io::Read;
+    let mut c = std::net::TcpStream::from(c);
+    let _ = c.set_read_timeout(Some(IDLE));
+    let mut buf = [0u8; 4096];
+    let Ok(n) = c.read(&mut buf) else { return };
+    if let Some(answer) = app_answer(&buf[..n]) {
+        if c.write_all(&answer).is_err() {
+            return;
+        }
+    }
+    // Drain until the client closes (or goes idle): closing first would end the connection
+    // before the client's path manager could open its subflows.
+    while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// The lab server's answer to a connection's first bytes: a minimal HTTP/1.1 response to an HTTP
+/// request, a minimal TLS ServerHello record (handshake record, message type 2, TLS 1.3 in
+/// supported_versions) to a TLS ClientHello, nothing to anything else.
+pub fn app_answer(req: &[u8]) -> Option<Vec<u8>> {
+    if req.starts_with(b"HEAD ") || req.starts_with(b"GET ") {
+        return Some(b"HTTP/1.1 200 OK\r\nServer: mpscan-lab\r\nContent-Length: 0\r\n\r\n".to_vec());
+    }
+    // Record type 22 (handshake), version 3.x, first message type 1 (ClientHello).
+    if req.len() >= 6 && req[0] == 0x16 && req[1] == 0x03 && req[5] == 0x01 {
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[0x5a; 32]); // server random (a lab constant)
+        body.push(0); // empty legacy session id
+        body.extend_from_slice(&[0x13, 0x01, 0x00]); // TLS_AES_128_GCM_SHA256, null compression
+        body.extend_from_slice(&[0x00, 0x06, 0x00, 0x2b, 0x00, 0x02, 0x03, 0x04]); // supported_versions: 1.3
+        let mut rec = vec![0x16, 0x03, 0x03];
+        rec.extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
+        rec.push(0x02); // ServerHello
+        rec.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        rec.extend_from_slice(&body);
+        return Some(rec);
+    }
+    None
 }
 
 fn respond(kind: ResponderKind, iface: &str, prefix: Ipv4Net, ports: &[u16]) -> anyhow::Result<()> {
@@ -128,5 +178,25 @@ fn respond(kind: ResponderKind, iface: &str, prefix: Ipv4Net, ports: &[u16]) -> 
             eprintln!("answered {answered}, ignored {ignored:?}");
             last_report = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::app::{App, AppResult};
+
+    #[test]
+    fn answers_what_verify_sends() {
+        let ip = "198.18.0.1".parse().unwrap();
+        for app in [App::Http, App::Tls] {
+            let answer = app_answer(&app.request(ip, &[1; 96])).expect("an answer");
+            assert_eq!(app.judge(&answer), Some(AppResult::Ok), "{app:?}");
+        }
+        let sh = app_answer(&App::Tls.request(ip, &[1; 96])).unwrap();
+        assert_eq!(u16::from_be_bytes([sh[3], sh[4]]) as usize, sh.len() - 5);
+        assert_eq!(u32::from_be_bytes([0, sh[6], sh[7], sh[8]]) as usize, sh.len() - 9);
+        assert_eq!(app_answer(b"SSH-2.0-x\r\n"), None);
+        assert_eq!(app_answer(&[0x16, 0x03]), None);
     }
 }

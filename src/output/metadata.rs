@@ -62,6 +62,8 @@ pub struct Metadata {
     pub end_time: String,
     /// Stopped early (signal or error).
     pub interrupted: bool,
+    /// Continued from a state file (`--resume`): the counters cover the whole scan.
+    pub resumed: bool,
     /// (address, port) pairs in the whole space after block/allow lists.
     pub targets_total: u64,
     /// Addresses the blocklist removed from the targets.

@@ -41,6 +41,10 @@ pub struct ScanConfig {
     pub output: Option<PathBuf>,
     /// Metadata JSON.
     pub metadata: Option<PathBuf>,
+    /// The state file to write (and, with `resume`, to continue from).
+    pub state_file: Option<PathBuf>,
+    /// Continue the scan saved in `state_file`.
+    pub resume: bool,
     /// Print probes instead of sending.
     pub dry_run: bool,
     /// No progress output.
@@ -95,7 +99,25 @@ impl ScanConfig {
             VersionArg::V1 => vec![ProbeVersion::V1],
             VersionArg::Both => vec![ProbeVersion::V1, ProbeVersion::V0],
         };
-        let seed = a.seed.unwrap_or_else(rand::random);
+        if a.resume.is_some() && a.output.is_none() {
+            bail!("--resume needs -o FILE: the rows of the interrupted scan are in its output file, and the new ones are appended there");
+        }
+        if let (Some(r), Some(s)) = (&a.resume, &a.state_file) {
+            if r != s {
+                bail!("--resume {} and --state-file {} differ: give only --resume", r.display(), s.display());
+            }
+        }
+        let resumed = match &a.resume {
+            Some(p) => Some(super::state::load(p)?),
+            None => None,
+        };
+        if let (Some(s), Some(seed)) = (&resumed, a.seed) {
+            if s.identity.seed != seed {
+                bail!("--resume: the state was saved by the scan with --seed {}, not {seed}; drop -e or give the same seed", s.identity.seed);
+            }
+        }
+        // The seed of a resumed scan is the saved one: that is what makes its probes the same.
+        let seed = a.seed.or(resumed.as_ref().map(|s| s.identity.seed)).unwrap_or_else(rand::random);
 
         let gw_mac = match &a.gateway_mac {
             Some(s) => Some(route::parse_mac(s).with_context(|| format!("-G {s:?}: write the MAC as aa:bb:cc:dd:ee:ff"))?),
@@ -190,6 +212,18 @@ impl ScanConfig {
             max_targets: a.max_targets,
             output: a.output.clone(),
             metadata: a.metadata.clone(),
+            state_file: if a.dry_run {
+                None
+            } else {
+                a.resume.clone().or(a.state_file.clone()).or_else(|| {
+                    a.output.as_ref().map(|o| {
+                        let mut s = o.clone().into_os_string();
+                        s.push(".state");
+                        PathBuf::from(s)
+                    })
+                })
+            },
+            resume: a.resume.is_some(),
             dry_run: a.dry_run,
             quiet: a.quiet,
             interface,

@@ -3,9 +3,22 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
+/// Progress of one sender, for the resume state.
+#[derive(Debug, Default)]
+pub struct SenderProgress {
+    /// Cycle position up to which every target's probes were handed to the kernel.
+    pub position: AtomicU64,
+    /// Targets this sender finished.
+    pub done: AtomicU64,
+    /// The sender reached the end of its cursor.
+    pub complete: AtomicBool,
+}
+
 /// Live counters of a scan.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// One per sender thread.
+    pub senders: Vec<SenderProgress>,
     /// Packets handed to the kernel.
     pub sent: AtomicU64,
     /// (address, port) targets whose probes were all sent.
@@ -25,6 +38,11 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Counters for `threads` senders.
+    pub fn new(threads: u32) -> Counters {
+        Counters { senders: (0..threads).map(|_| SenderProgress::default()).collect(), ..Default::default() }
+    }
+
     /// Adds to a counter.
     #[inline]
     pub fn add(c: &AtomicU64, n: u64) {

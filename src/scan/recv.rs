@@ -8,13 +8,14 @@ use super::counters::Counters;
 use super::dedup::Dedup;
 use crate::classify::{classify, Class};
 use crate::net::Receive;
-use crate::output::csv::CsvSink;
+use crate::output::csv::{CsvSink, Existing};
 use crate::output::Row;
 use crate::probe::ProbeVersion;
 use crate::response::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 /// What the receiver counted, handed back when it stops.
 #[derive(Debug, Default)]
@@ -31,19 +32,78 @@ pub struct RecvReport {
     pub error: Option<String>,
 }
 
+/// How often the receiver pushes buffered rows to the file.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a resumed scan already had: its rows (for the duplicate filter and the class counts)
+/// and its counters.
+#[derive(Debug, Default)]
+pub struct Carried {
+    /// Rows already in the CSV.
+    pub rows: Vec<Existing>,
+    /// Rejections so far.
+    pub invalid: BTreeMap<String, u64>,
+    /// Duplicates so far.
+    pub duplicates: u64,
+}
+
+/// What the receiver publishes about once a second, for the resume state.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Rejections by reason.
+    pub invalid: BTreeMap<String, u64>,
+    /// Duplicates.
+    pub duplicates: u64,
+    /// When the CSV was last flushed successfully: every row received before is in the file.
+    pub durable_at: Option<Instant>,
+}
+
+/// The receiver's published snapshot.
+pub type Published = Mutex<Snapshot>;
+
 /// Runs until `counters.stop_receiving` is set.
-pub fn recv_loop(rx: &mut dyn Receive, ctx: &Context, sink: &mut CsvSink, counters: &Counters) -> RecvReport {
-    let mut report = RecvReport::default();
-    let mut invalid: HashMap<&'static str, u64> = HashMap::new();
+pub fn recv_loop(
+    rx: &mut dyn Receive,
+    ctx: &Context,
+    sink: &mut CsvSink,
+    counters: &Counters,
+    carried: Carried,
+    published: &Published,
+) -> RecvReport {
+    let mut report = RecvReport { duplicates: carried.duplicates, ..Default::default() };
+    let mut invalid: HashMap<String, u64> = carried.invalid.into_iter().collect();
     let mut dedup = Dedup::default();
-    let mut last_flush = std::time::Instant::now();
+    for e in &carried.rows {
+        dedup.first(e.ip, e.port, e.version);
+        *report.classes.entry((e.version, e.class)).or_default() += 1;
+        if e.class == Class::Mptcp {
+            Counters::add(&counters.hits, 1);
+        }
+    }
+    Counters::add(&counters.rows, carried.rows.len() as u64);
+    let publish = |invalid: &HashMap<String, u64>, dups: u64, flushed: Option<Instant>| {
+        if let Ok(mut p) = published.lock() {
+            p.invalid = invalid.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            p.duplicates = dups;
+            if flushed.is_some() {
+                p.durable_at = flushed;
+            }
+        }
+    };
+    publish(&invalid, report.duplicates, Some(Instant::now()));
+    let mut last_flush = Instant::now();
     while !counters.stop_receiving.load(Relaxed) {
         let r = rx.recv_batch(Duration::from_millis(50), &mut |frame: &[u8]| {
             Counters::add(&counters.received, 1);
             let resp = match ctx.parse(frame) {
                 Ok(r) => r,
                 Err(why) => {
-                    *invalid.entry(why.0).or_default() += 1;
+                    match invalid.get_mut(why.0) {
+                        Some(n) => *n += 1,
+                        None => {
+                            invalid.insert(why.0.to_string(), 1);
+                        }
+                    }
                     return;
                 }
             };
@@ -72,20 +132,29 @@ pub fn recv_loop(rx: &mut dyn Receive, ctx: &Context, sink: &mut CsvSink, counte
             counters.stop_sending.store(true, Relaxed);
             break;
         }
-        if last_flush.elapsed() > Duration::from_secs(1) && report.error.is_none() {
-            if let Err(e) = sink.flush() {
-                report.error = Some(format!("{e:#}"));
-                counters.stop_sending.store(true, Relaxed);
+        if last_flush.elapsed() >= FLUSH_INTERVAL && report.error.is_none() {
+            let at = Instant::now();
+            match sink.flush() {
+                Ok(()) => publish(&invalid, report.duplicates, Some(at)),
+                Err(e) => {
+                    report.error = Some(format!("{e:#}"));
+                    counters.stop_sending.store(true, Relaxed);
+                    publish(&invalid, report.duplicates, None);
+                }
             }
-            last_flush = std::time::Instant::now();
+            last_flush = at;
         }
     }
-    if report.error.is_none() {
-        if let Err(e) = sink.flush() {
+    let at = Instant::now();
+    let flushed = report.error.is_none() && {
+        let r = sink.flush();
+        if let Err(e) = &r {
             report.error = Some(format!("{e:#}"));
         }
-    }
+        r.is_ok()
+    };
+    publish(&invalid, report.duplicates, flushed.then_some(at));
     report.kernel_drops = rx.stats().dropped;
-    report.invalid = invalid.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    report.invalid = invalid.into_iter().collect();
     report
 }

@@ -35,6 +35,8 @@ pub struct ProbeStream<'a> {
     src_v4: Option<IpAddr>,
     src_v6: Option<IpAddr>,
     current: Option<(IpAddr, u16)>,
+    /// Cursor position before the target in progress: where a resume must start again.
+    before_current: u64,
     next_version: usize,
     next_repeat: u32,
     /// Targets fully sent.
@@ -61,6 +63,7 @@ impl<'a> ProbeStream<'a> {
             probes,
             src_v4: link.src_v4.map(IpAddr::V4),
             src_v6: link.src_v6.map(IpAddr::V6),
+            before_current: 0,
             current: None,
             next_version: 0,
             next_repeat: 0,
@@ -68,9 +71,14 @@ impl<'a> ProbeStream<'a> {
         }
     }
 
-    /// The cursor's position (for resume).
-    pub fn position(&self) -> u64 {
-        self.cursor.position()
+    /// The cursor position up to which every target's probes have been written: a resume from
+    /// here sends everything not yet sent (and the target in progress again, whole).
+    pub fn resume_position(&self) -> u64 {
+        if self.current.is_some() {
+            self.before_current
+        } else {
+            self.cursor.position()
+        }
     }
 
     /// Writes the next probe into `buf` and returns its length and its target, or `None` at the
@@ -79,6 +87,7 @@ impl<'a> ProbeStream<'a> {
     pub fn next_probe(&mut self, buf: &mut [u8]) -> Option<(usize, IpAddr, u16, ProbeVersion)> {
         loop {
             if self.current.is_none() {
+                self.before_current = self.cursor.position();
                 let index = self.cursor.next()?;
                 self.current = Some(self.space.get(index));
                 self.next_version = 0;
@@ -173,8 +182,15 @@ impl Pacer {
 }
 
 /// Sends the whole stream through `tx` at `rate` packets per second (0: unlimited), stopping
-/// early when `counters.stop_sending` is set. Returns the transmit error, if any.
-pub fn send_loop(tx: &mut dyn Transmit, stream: &mut ProbeStream<'_>, rate: u64, counters: &Counters) -> std::io::Result<()> {
+/// early when `counters.stop_sending` is set, and publishes the progress of sender `me` after
+/// every batch. Returns the transmit error, if any.
+pub fn send_loop(
+    tx: &mut dyn Transmit,
+    stream: &mut ProbeStream<'_>,
+    rate: u64,
+    counters: &Counters,
+    me: usize,
+) -> std::io::Result<()> {
     let mut pacer = (rate > 0).then(|| Pacer::new(rate, Instant::now()));
     let mut done = false;
     while !done && !counters.stop_sending.load(Relaxed) {
@@ -198,6 +214,11 @@ pub fn send_loop(tx: &mut dyn Transmit, stream: &mut ProbeStream<'_>, rate: u64,
         })?;
         Counters::add(&counters.sent, sent as u64);
         Counters::add(&counters.targets_done, stream.targets_done - before);
+        if let Some(p) = counters.senders.get(me) {
+            p.position.store(stream.resume_position(), Relaxed);
+            p.done.fetch_add(stream.targets_done - before, Relaxed);
+            p.complete.store(done, Relaxed);
+        }
     }
     tx.flush()
 }

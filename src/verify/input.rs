@@ -1,0 +1,213 @@
+//! Reading the scan's result CSV: the rows of the chosen classes, and the distinct (address,
+//! port) targets they name (a target probed with v0 and v1 is connected to once; both rows get
+//! its result).
+
+use crate::classify::Class;
+use anyhow::{bail, Context};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+/// The key columns of one selected scan row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRow {
+    /// The probed address.
+    pub ip: IpAddr,
+    /// The probed port.
+    pub port: u16,
+    /// `v0` or `v1` (as written by the scan).
+    pub probe: String,
+    /// The scan's class.
+    pub class: Class,
+    /// The scan's MP_CAPABLE flag byte, if the answer had one.
+    pub mpc_flags: Option<u8>,
+    /// The scan's MP_CAPABLE version (`mptcp_version`), if the answer had one and the CSV has
+    /// the column.
+    pub mptcp_version: Option<u8>,
+    /// Index into [`Input::targets`].
+    pub target: usize,
+}
+
+impl ScanRow {
+    /// The C flag (0x20) was set in the scan's SYN-ACK: the server asked not to be joined on this
+    /// address, as load balancers do.
+    pub fn c_flag(&self) -> Option<bool> {
+        self.mpc_flags.map(|f| f & 0x20 != 0)
+    }
+}
+
+/// The selected rows and the targets to connect to.
+#[derive(Debug, Default)]
+pub struct Input {
+    /// Selected rows, in file order.
+    pub rows: Vec<ScanRow>,
+    /// Distinct targets, in order of first appearance.
+    pub targets: Vec<SocketAddr>,
+    /// Rows read in all.
+    pub read: u64,
+    /// Rows that could not be read (bad address, port, class, flags), with the first reason.
+    pub rejected: u64,
+    /// The first rejection: line number and why.
+    pub first_rejection: Option<String>,
+}
+
+/// The `--classes` argument: the scan classes to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassList(pub Vec<Class>);
+
+/// Parses `--classes` (see [`parse_classes`]).
+pub fn parse_class_list(s: &str) -> Result<ClassList, String> {
+    parse_classes(s).map(ClassList)
+}
+
+/// Parses a comma-separated list of scan classes, or `all`.
+pub fn parse_classes(s: &str) -> Result<Vec<Class>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if part == "all" {
+            return Ok(Class::ALL.to_vec());
+        }
+        let c = Class::ALL.into_iter().find(|c| c.label() == part).ok_or_else(|| {
+            format!("unknown class {part:?} (one of mptcp, echo, malformed, tcp, closed, unreachable, all)")
+        })?;
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        return Err("no class given".into());
+    }
+    Ok(out)
+}
+
+fn parse_flags(s: &str) -> Result<Option<u8>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let hex = s.strip_prefix("0x").ok_or_else(|| format!("mpc_flags {s:?} is not 0x.."))?;
+    u8::from_str_radix(hex, 16).map(Some).map_err(|_| format!("mpc_flags {s:?} is not a hex byte"))
+}
+
+fn parse_class(s: &str) -> Result<Class, String> {
+    Class::ALL.into_iter().find(|c| c.label() == s).ok_or_else(|| format!("unknown class {s:?}"))
+}
+
+/// Reads scan rows from `r` (a CSV with a header), keeping those whose class is in `classes`.
+pub fn read(r: impl std::io::Read, classes: &[Class]) -> anyhow::Result<Input> {
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(r);
+    let headers = rdr.headers().context("reading the CSV header")?.clone();
+    let col = |name: &str| -> anyhow::Result<usize> {
+        headers.iter().position(|h| h == name).with_context(|| {
+            format!("the CSV has no {name:?} column: is it an `mpscan scan` result? (columns: ip, port, probe, class, mpc_flags)")
+        })
+    };
+    let (ci, cp, cv, cc, cf) = (col("ip")?, col("port")?, col("probe")?, col("class")?, col("mpc_flags")?);
+    let cver = headers.iter().position(|h| h == "mptcp_version");
+    let mut input = Input::default();
+    let mut index: HashMap<SocketAddr, usize> = HashMap::new();
+    for (n, rec) in rdr.records().enumerate() {
+        let line = n + 2;
+        input.read += 1;
+        let parsed = rec.map_err(|e| e.to_string()).and_then(|rec| {
+            let get = |i: usize| rec.get(i).unwrap_or("");
+            let ip: IpAddr = get(ci).parse().map_err(|_| format!("bad ip {:?}", get(ci)))?;
+            let port: u16 = get(cp).parse().map_err(|_| format!("bad port {:?}", get(cp)))?;
+            let class = parse_class(get(cc))?;
+            let mpc_flags = parse_flags(get(cf))?;
+            let version = match cver.map(get).unwrap_or("") {
+                "" => None,
+                v => Some(v.parse::<u8>().map_err(|_| format!("bad mptcp_version {v:?}"))?),
+            };
+            Ok((ip, port, get(cv).to_string(), class, mpc_flags, version))
+        });
+        let (ip, port, probe, class, mpc_flags, mptcp_version) = match parsed {
+            Ok(p) => p,
+            Err(why) => {
+                input.rejected += 1;
+                input.first_rejection.get_or_insert_with(|| format!("line {line}: {why}"));
+                continue;
+            }
+        };
+        if !classes.contains(&class) {
+            continue;
+        }
+        let sa = SocketAddr::new(ip, port);
+        let target = *index.entry(sa).or_insert_with(|| {
+            input.targets.push(sa);
+            input.targets.len() - 1
+        });
+        input.rows.push(ScanRow { ip, port, probe, class, mpc_flags, mptcp_version, target });
+    }
+    Ok(input)
+}
+
+/// Reads the scan CSV at `path` (see [`read`]).
+pub fn read_path(path: &Path, classes: &[Class]) -> anyhow::Result<Input> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let input = read(std::io::BufReader::new(f), classes).with_context(|| format!("reading {}", path.display()))?;
+    if input.read > 0 && input.rejected == input.read {
+        bail!("{}: no row could be read ({})", path.display(), input.first_rejection.as_deref().unwrap_or("?"));
+    }
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "ip,port,probe,class,responder,mptcp_version,mpc_flags,mpc_key,options,mirrored,ts_echoed,ttl,window,timestamp,detail
+198.18.0.1,443,v1,mptcp,198.18.0.1,1,0x01,0011223344556677,,false,false,63,64240,2024-01-01T00:00:00.000000Z,
+198.18.0.1,443,v0,tcp,198.18.0.1,,,,,false,false,63,64240,2024-01-01T00:00:00.000000Z,
+203.0.113.130,443,v1,mptcp,203.0.113.130,1,0x21,0011223344556677,,false,false,63,64240,2024-01-01T00:00:00.000000Z,
+198.51.100.1,80,v1,echo,198.51.100.1,1,0x01,,,false,false,63,64240,2024-01-01T00:00:00.000000Z,
+198.19.2.1,80,v1,closed,198.19.2.1,,,,,false,false,63,0,2024-01-01T00:00:00.000000Z,
+not-an-ip,80,v1,mptcp,,,,,,,,,,,
+198.18.0.9,80,v1,weird,,,,,,,,,,,
+";
+
+    #[test]
+    fn selects_classes_and_dedups_targets() {
+        let i = read(CSV.as_bytes(), &[Class::Mptcp, Class::Echo]).unwrap();
+        assert_eq!(i.read, 7);
+        assert_eq!(i.rejected, 2);
+        assert_eq!(i.first_rejection.as_deref(), Some("line 7: bad ip \"not-an-ip\""));
+        assert_eq!(i.rows.len(), 3);
+        assert_eq!(i.targets.len(), 3);
+        assert_eq!(i.rows[1].c_flag(), Some(true));
+        assert_eq!(i.rows[0].c_flag(), Some(false));
+        assert_eq!(i.rows[2].class, Class::Echo);
+
+        let all = read(CSV.as_bytes(), &Class::ALL).unwrap();
+        assert_eq!(all.rows.len(), 5);
+        // v0 and v1 rows of one target share one connection.
+        assert_eq!(all.targets.len(), 4);
+        assert_eq!(all.rows[0].target, all.rows[1].target);
+        assert_eq!(all.rows[1].c_flag(), None);
+    }
+
+    #[test]
+    fn classes_argument() {
+        assert_eq!(parse_classes("mptcp,echo,malformed").unwrap(), vec![Class::Mptcp, Class::Echo, Class::Malformed]);
+        assert_eq!(parse_classes("all").unwrap().len(), 6);
+        assert_eq!(parse_classes("mptcp,mptcp").unwrap(), vec![Class::Mptcp]);
+        assert!(parse_classes("mptcp,bogus").unwrap_err().contains("bogus"));
+        assert!(parse_classes("").is_err());
+    }
+
+    #[test]
+    fn missing_column_is_a_clear_error() {
+        let e = read("ip,port\n1.2.3.4,80\n".as_bytes(), &Class::ALL).unwrap_err();
+        assert!(format!("{e:#}").contains("no \"probe\" column"), "{e:#}");
+    }
+
+    #[test]
+    fn bad_flags_are_rejected_not_panicking() {
+        let i = read(
+            "ip,port,probe,class,mpc_flags\n1.2.3.4,80,v1,mptcp,0xzz\n1.2.3.4,80,v1,mptcp,21\n".as_bytes(),
+            &Class::ALL,
+        )
+        .unwrap();
+        assert_eq!(i.rejected, 2);
+        assert!(i.rows.is_empty());
+    }
+}
