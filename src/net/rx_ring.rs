@@ -65,6 +65,23 @@ impl Default for RxConfig {
     }
 }
 
+impl RxConfig {
+    /// Bytes one answer takes in a block: a `tpacket3_hdr` (48 bytes, with the MAC offset
+    /// padding) plus a SYN-ACK or RST frame of up to 98 bytes, rounded to 16.
+    pub const BYTES_PER_ANSWER: usize = 160;
+
+    /// The default ring, shrunk for a scan that can receive at most `answers` answers (its
+    /// probes, counting every version and repeat): a ring never needs more than room for every
+    /// answer the scan can get, so a /16 scan keeps its resident memory low (the ring's pages
+    /// are resident from `mmap` on) while a large scan keeps the full 64 MiB. At least 4 blocks.
+    pub fn for_answers(answers: u64) -> RxConfig {
+        let d = RxConfig::default();
+        let bytes = answers.saturating_mul(Self::BYTES_PER_ANSWER as u64);
+        let blocks = bytes.div_ceil(d.block_size as u64).clamp(4, d.block_count as u64);
+        RxConfig { block_count: blocks as usize, ..d }
+    }
+}
+
 /// An AF_PACKET socket with a TPACKET_V3 receive ring.
 #[derive(Debug)]
 pub struct AfPacketRx {
@@ -271,6 +288,15 @@ impl Receive for AfPacketRx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_fits_the_scan() {
+        // A /16 single-port scan: 65,536 answers at most, 10 MiB; a full scan: the default.
+        assert_eq!(RxConfig::for_answers(65_536).block_count, 10);
+        assert_eq!(RxConfig::for_answers(1).block_count, 4);
+        assert_eq!(RxConfig::for_answers(1 << 32), RxConfig::default());
+        assert_eq!(RxConfig::for_answers(u64::MAX), RxConfig::default());
+    }
 
     #[test]
     fn rejects_bad_shapes() {

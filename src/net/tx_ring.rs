@@ -17,6 +17,18 @@
 //! qdisc layer (the driver queue is our only queue), and `PACKET_LOSS` makes the kernel skip a
 //! malformed frame instead of stopping the ring on it; we check lengths ourselves first, so that
 //! failures are counted.
+//!
+//! `PACKET_VNET_HDR` (on by default): each slot's frame is preceded by a 10-byte
+//! `struct virtio_net_hdr` whose `hdr_len` is the whole frame, which makes the kernel copy the
+//! frame into the socket buffer's linear area. Without it, the kernel copies only the Ethernet
+//! header and attaches the rest as a reference to the ring's page, marked zero-copy; a veth (and
+//! any path that may hold the buffer) must then copy that page fragment into a freshly allocated
+//! page (`skb_copy_ubufs`), and every frame takes and drops a reference on the shared ring page.
+//! For a 78-byte probe the linear copy is far cheaper (measured in BENCHMARKS.md).
+//!
+//! ```text
+//!  slot i:  | tpacket2_hdr (32) | virtio_net_hdr (10): flags 0, gso NONE, hdr_len = frame len | frame |
+//! ```
 #![allow(unsafe_code)]
 
 use super::ifaddrs::{if_index, if_mtu};
@@ -46,7 +58,13 @@ pub struct TxConfig {
     pub frame_count: usize,
     /// Skip the qdisc layer (`PACKET_QDISC_BYPASS`).
     pub qdisc_bypass: bool,
+    /// Prefix frames with a virtio-net header asking for a linear copy (`PACKET_VNET_HDR`; see
+    /// the module documentation). Silently off if the kernel refuses it.
+    pub vnet_hdr: bool,
 }
+
+/// Size of `struct virtio_net_hdr`.
+const VNET_HDR_LEN: usize = 10;
 
 impl Default for TxConfig {
     /// 16,384 slots of 256 bytes (4 MiB): room for any SYN probe, and enough in flight to
@@ -56,6 +74,7 @@ impl Default for TxConfig {
             frame_size: 256,
             frame_count: 16_384,
             qdisc_bypass: true,
+            vnet_hdr: true,
         }
     }
 }
@@ -71,6 +90,8 @@ pub struct TxRing {
     frame_count: usize,
     /// Largest frame the interface takes: MTU + Ethernet header, capped by the slot.
     max_len: usize,
+    /// Bytes of virtio-net header before each frame (0 or [`VNET_HDR_LEN`]).
+    vnet: usize,
     head: usize,
     tail: usize,
     in_flight: usize,
@@ -87,7 +108,7 @@ impl TxRing {
     /// Opens a TX ring on interface `ifname` (in the calling thread's network namespace).
     pub fn open(ifname: &str, cfg: TxConfig) -> io::Result<Self> {
         if !cfg.frame_size.is_multiple_of(16)
-            || cfg.frame_size < TX_DATA_OFFSET + MIN_SLOT
+            || cfg.frame_size < TX_DATA_OFFSET + VNET_HDR_LEN + MIN_SLOT
             || cfg.frame_size > 1 << 16
             || cfg.frame_count == 0
         {
@@ -118,6 +139,16 @@ impl TxRing {
                 "setsockopt(PACKET_QDISC_BYPASS)",
             )?;
         }
+        // Must come before the ring is set up (the kernel answers EBUSY after).
+        let vnet = if cfg.vnet_hdr
+            && sock
+                .set_packet_int(libc::PACKET_VNET_HDR, 1, "setsockopt(PACKET_VNET_HDR)")
+                .is_ok()
+        {
+            VNET_HDR_LEN
+        } else {
+            0
+        };
         // Every frame in flight is charged to the send buffer; the default (~200 KiB) would
         // stop a non-blocking send() after a few hundred frames.
         let sndbuf = i32::try_from(frame_count * 1024).unwrap_or(i32::MAX);
@@ -159,7 +190,8 @@ impl TxRing {
             frames_per_block,
             block_size,
             frame_count,
-            max_len: (mtu + ETH_HEADER_LEN).min(cfg.frame_size - TX_DATA_OFFSET),
+            max_len: (mtu + ETH_HEADER_LEN).min(cfg.frame_size - TX_DATA_OFFSET - vnet),
+            vnet,
             head: 0,
             tail: 0,
             in_flight: 0,
@@ -273,8 +305,8 @@ impl Transmit for TxRing {
             // does not outlive this iteration.
             let data = unsafe {
                 std::slice::from_raw_parts_mut(
-                    self.ring.base().add(off + TX_DATA_OFFSET),
-                    self.frame_size - TX_DATA_OFFSET,
+                    self.ring.base().add(off + TX_DATA_OFFSET + self.vnet),
+                    self.frame_size - TX_DATA_OFFSET - self.vnet,
                 )
             };
             let len = fill(data);
@@ -285,8 +317,26 @@ impl Transmit for TxRing {
                 self.stats.failed += 1;
                 continue;
             }
+            if self.vnet > 0 {
+                // struct virtio_net_hdr { u8 flags; u8 gso_type; u16 hdr_len; u16 gso_size;
+                // u16 csum_start; u16 csum_offset; }, in the host's byte order (legacy virtio):
+                // no offload, and the whole frame counts as header, to be copied.
+                let mut h = [0u8; VNET_HDR_LEN];
+                h[2..4].copy_from_slice(&(len as u16).to_ne_bytes());
+                // SAFETY: the header lies in this slot, between the tpacket2_hdr and the frame
+                // (the slot is ours, see above); `data` is not used past this point.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        h.as_ptr(),
+                        self.ring.base().add(off + TX_DATA_OFFSET),
+                        VNET_HDR_LEN,
+                    )
+                };
+            }
             // SAFETY: tp_len is the u32 at offset 4 of the slot's header, which we own (see above).
-            unsafe { (self.ring.base().add(off + 4) as *mut u32).write_volatile(len as u32) };
+            unsafe {
+                (self.ring.base().add(off + 4) as *mut u32).write_volatile((self.vnet + len) as u32)
+            };
             self.status(self.head)
                 .store(TP_STATUS_SEND_REQUEST, Ordering::Release);
             self.head = (self.head + 1) % self.frame_count;
@@ -352,8 +402,10 @@ impl AfPacketTx {
     pub fn describe(&self) -> String {
         match self {
             AfPacketTx::Ring(r) => format!(
-                "PACKET_TX_RING ({} slots of {} bytes)",
-                r.frame_count, r.frame_size
+                "PACKET_TX_RING ({} slots of {} bytes{})",
+                r.frame_count,
+                r.frame_size,
+                if r.vnet > 0 { ", PACKET_VNET_HDR linear copy" } else { "" }
             ),
             AfPacketTx::Mmsg(_, why) => format!("sendmmsg (TX ring unavailable: {why})"),
         }

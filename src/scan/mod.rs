@@ -122,7 +122,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let filter = net::bpf::filter_for(crate::validate::SPORT_LO..=crate::validate::SPORT_HI);
     let mut rx: Box<dyn net::Receive + Send> = Box::new(
-        net::AfPacketRx::open(&cfg.interface, Some(&filter), net::RxConfig::default())
+        net::AfPacketRx::open(&cfg.interface, Some(&filter), net::RxConfig::for_answers(expected_targets(&cfg).saturating_mul(u64::from(cfg.probes) * cfg.versions.len() as u64)))
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.interface))?,
     );
     let mut txs = (0..cfg.threads)
