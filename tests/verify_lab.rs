@@ -235,6 +235,37 @@ fn verify_gives_each_lab_range_its_verdict() {
     // The v0-only server's rows: its v0 MP_CAPABLE was seen by the scan, Linux cannot speak it.
     let v0_range = lab.info.ranges.iter().find(|r| r.kind == Kind::V0Server).unwrap();
     assert!(seen[&v0_range.name].contains("fallback"), "{seen:?}");
+
+    // The scan's summary takes the verified CSV: confirmed counts beside the SYN-ACK classes.
+    let out = Command::new(env!("CARGO_BIN_EXE_mpscan"))
+        .args(["summary", scan_csv.to_str().unwrap(), "--verified", verify_csv.to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mpscan summary --verified: {}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tables = doc.as_array().or_else(|| doc["tables"].as_array()).expect("a list of tables");
+    let vt = tables
+        .iter()
+        .find(|t| t["title"].as_str().is_some_and(|s| s.starts_with("Verification")))
+        .unwrap_or_else(|| panic!("no verification table in {doc}"));
+    let vrows = vt["rows"].as_array().unwrap();
+    let want = |probe: &str, class: &str, verdict: &str| {
+        rows.iter().filter(|r| r["probe"] == probe && r["class"] == class && r["verdict"] == verdict).count() as u64
+    };
+    let mut confirmed_total = 0;
+    for vr in vrows {
+        let (p, c) = (vr["probe"].as_str().unwrap(), vr["class"].as_str().unwrap());
+        let confirmed = vr["confirmed"].as_u64().unwrap();
+        assert_eq!(confirmed, want(p, c, "confirmed"), "{vr}");
+        assert_eq!(vr["fallback"].as_u64().unwrap(), want(p, c, "fallback"), "{vr}");
+        let in_scan = scan_rows.iter().filter(|r| r["probe"] == p && r["class"] == c).count() as u64;
+        if c != "tcp" {
+            assert_eq!(vr["in scan"].as_u64(), Some(in_scan), "{vr}");
+        }
+        confirmed_total += confirmed;
+    }
+    assert!(confirmed_total > 0, "{vt}");
+    assert_eq!(confirmed_total, rows.iter().filter(|r| r["verdict"] == "confirmed").count() as u64, "{vt}");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::diff::{self, Diff};
 use crate::metadata::ScanMeta;
 use crate::pfx2as::Pfx2As;
 use crate::reader::{for_each_row, Input};
-use crate::row::{Col, Probe};
+use crate::row::{Class, Col, Probe};
 use crate::summary::{self, Aggregate, Level, Options};
 use crate::synth::{self, SynthConfig};
 use crate::table::{render, Format};
@@ -46,6 +46,10 @@ pub struct SummaryArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// CSVs written by `mpscan verify -o` for this scan: adds a table of verdicts (confirmed,
+    /// fallback, no-data, refused, unreachable, timeout, error) beside the SYN-ACK classes.
+    #[arg(long, num_args = 1.., value_name = "VERIFIED.csv")]
+    pub verified: Vec<PathBuf>,
 }
 
 /// `mpscan diff`: change between two scans.
@@ -169,7 +173,18 @@ pub fn summary(a: &SummaryArgs) -> Result<()> {
             eprintln!("mpscan: warning: {w}");
         }
     }
-    let tables = summary::tables(&agg, meta.as_ref(), &opts);
+    let mut tables = summary::tables(&agg, meta.as_ref(), &opts);
+    if !a.verified.is_empty() {
+        let v = crate::verified::Verified::read_all(&a.verified)?;
+        let in_scan = |probe: &str, class: &str| {
+            let p = Probe::parse(probe)?;
+            let c = Class::ALL.into_iter().find(|c| c.as_str() == class)?;
+            Some(agg.counts(None, p)[c as usize])
+        };
+        // Right after the headline table(s), which it qualifies.
+        let at = tables.iter().position(|t| !t.title.starts_with("Headline")).unwrap_or(tables.len());
+        tables.insert(at, v.table(in_scan));
+    }
     print(&render(&tables, a.format))?;
     if let Some(dir) = &a.plots {
         let files = crate::plots::summary_charts(&agg, &opts, dir)?;
@@ -208,7 +223,6 @@ pub fn synth(a: &SynthArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::row::Class;
     use crate::summary::HEADLINE_ROWS;
     use crate::table::Cell;
 
@@ -223,6 +237,7 @@ mod tests {
             by: "8,16,24,32,48".split(',').map(String::from).collect(),
             probe: None,
             threads: Some(2),
+            verified: vec![],
         }
     }
 

@@ -17,3 +17,4 @@ pub mod row;
 pub mod summary;
 pub mod synth;
 pub mod table;
+pub mod verified;
