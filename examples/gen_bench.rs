@@ -93,7 +93,7 @@ fn main() {
     let builder = ProbeBuilder::new(&link, &versions);
     let validator = Validator::from_seed(42);
     let perm = space.permutation(42);
-    assert!(MAX_FRAME_LEN <= 256);
+    const { assert!(MAX_FRAME_LEN <= 256) };
     for r in 0..repeat {
         let cursor = perm.cursor(0, 1, 0, 1, 0).expect("one shard, one thread").limit(probes);
         let mut stream = ProbeStream::new(&space, cursor, &builder, &validator, &versions, 1, &link);

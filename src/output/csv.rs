@@ -144,7 +144,7 @@ impl CsvSink {
             return Err(self.error(e.into()));
         }
         self.rows += 1;
-        if self.rows % FLUSH_EVERY == 0 {
+        if self.rows.is_multiple_of(FLUSH_EVERY) {
             self.flush()?;
         }
         Ok(())

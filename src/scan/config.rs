@@ -94,7 +94,7 @@ impl ScanConfig {
             allow_unblocked_full_space: a.i_know_what_i_am_doing,
         };
         let space = TargetSpace::build(&spec)?;
-        if space.len() == 0 {
+        if space.is_empty() {
             bail!("nothing to scan: every target is excluded by the blocklist or allowlist");
         }
         let versions = match a.mptcp_version {
