@@ -391,7 +391,7 @@ mod tests {
             // The factors really are all of p - 1's prime factors.
             let mut rest = g.p - 1;
             for q in prime_factors(g.p - 1) {
-                while rest % q == 0 {
+                while rest.is_multiple_of(q) {
                     rest /= q;
                 }
             }

@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn construct_then_deconstruct() {
-        let mut buf = vec![0u8; 60];
+        let mut buf = [0u8; 60];
         let mut p = Ipv6Packet::new_unchecked(&mut buf[..]);
         p.set_version();
         p.set_payload_len(20);
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn truncated_and_wrong_version() {
-        let mut buf = vec![0u8; 60];
+        let mut buf = [0u8; 60];
         buf[0] = 0x60;
         buf[5] = 21;
         assert!(matches!(Ipv6Packet::new_checked(&buf[..]), Err(Error::Truncated { .. })));
