@@ -23,7 +23,7 @@ use crate::response::{Kind, Response};
 use crate::wire::{MpCapable, TcpOption, TcpOptions};
 
 /// The class of a response (the CSV's `class` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     /// A real MPTCP server: a well-formed MP_CAPABLE that is not the probe's.

@@ -17,9 +17,11 @@
 #[path = "../fuzz/src/harness.rs"]
 mod harness;
 
+mod common;
+use common::lab_possible;
 use mpscan::lab::sys::PacketSocket;
 use mpscan::lab::topology::random_run_name;
-use mpscan::lab::{netns, preflight, Kind, Lab, LabOptions, Size};
+use mpscan::lab::{netns, Kind, Lab, LabOptions, Size};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
 use mpscan::validate::Validator;
 use mpscan::wire::{
@@ -80,19 +82,6 @@ fn fuzz_seeds_and_regressions_replay() {
 
 // ---------------------------------------------------------------------------------------------
 // Forged frames during a lab scan.
-
-fn lab_possible(test: &str) -> bool {
-    match preflight() {
-        Ok(()) => true,
-        Err(e) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => {
-            panic!("{test}: the lab is required (MPSCAN_REQUIRE_LAB=1) but cannot run: {e:#}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED {test}: {e:#} (set MPSCAN_REQUIRE_LAB=1 to make this a failure)");
-            false
-        }
-    }
-}
 
 /// An AF_PACKET socket on `ifname` inside namespace `ns`: opened on a thread that entered the
 /// namespace, so the socket belongs to it; this process's own namespace is untouched.

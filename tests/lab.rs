@@ -6,10 +6,12 @@
 //! `MPSCAN_REQUIRE_LAB=1` (set by `.ci/run`), which makes a missing capability a failure.
 //! Every lab has a unique name and is torn down by its `Lab` guard, even when a test fails.
 
+mod common;
+use common::lab_possible;
 use mpscan::lab::connect::Outcome;
 use mpscan::lab::state::{ProcRef, State};
 use mpscan::lab::topology::random_run_name;
-use mpscan::lab::{down, preflight, Class, GroundTruth, Lab, LabOptions, Size};
+use mpscan::lab::{down, Class, GroundTruth, Lab, LabOptions, Size};
 use mpscan::probe::{options_of, ProbeVersion};
 use mpscan::validate::Validator;
 use mpscan::wire::{icmp, ipv4, EthernetFrame, IcmpPacket, Ipv4Packet, MpCapable, TcpOption, TcpPacket};
@@ -20,20 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
-
-/// Whether the lab can run here; skips (or, with MPSCAN_REQUIRE_LAB=1, fails) if not.
-fn lab_possible(test: &str) -> bool {
-    match preflight() {
-        Ok(()) => true,
-        Err(e) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => {
-            panic!("{test}: the lab is required (MPSCAN_REQUIRE_LAB=1) but cannot run: {e:#}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED {test}: {e:#} (set MPSCAN_REQUIRE_LAB=1 to make this a failure)");
-            false
-        }
-    }
-}
 
 fn opts(name: &str) -> LabOptions {
     LabOptions { name: Some(name.to_string()), size: Size::Small, exe: Some(PathBuf::from(EXE)) }

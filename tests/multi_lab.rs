@@ -13,8 +13,10 @@
 //! `MPSCAN_REQUIRE_LAB=1` (set by `.ci/run`). Each test's lab has a unique name and is torn down
 //! by its guard even when the test fails.
 
+mod common;
+use common::lab_possible;
 use mpscan::lab::topology::random_run_name;
-use mpscan::lab::{preflight, GroundTruth, Lab, LabOptions, Size};
+use mpscan::lab::{GroundTruth, Lab, LabOptions, Size};
 use mpscan::probe::ProbeVersion;
 use mpscan::scan::definition::Definition;
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,19 +28,6 @@ const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
 const LAB_TOML: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scans/lab.toml");
 const PORTS: [u16; 3] = [22, 80, 443];
 const BOTH: [ProbeVersion; 2] = [ProbeVersion::V1, ProbeVersion::V0];
-
-fn lab_possible(test: &str) -> bool {
-    match preflight() {
-        Ok(()) => true,
-        Err(e) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => {
-            panic!("{test}: the lab is required (MPSCAN_REQUIRE_LAB=1) but cannot run: {e:#}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED {test}: {e:#} (set MPSCAN_REQUIRE_LAB=1 to make this a failure)");
-            false
-        }
-    }
-}
 
 fn up() -> Lab {
     Lab::up(LabOptions { name: Some(random_run_name()), size: Size::Small, exe: Some(PathBuf::from(EXE)) })

@@ -6,8 +6,9 @@
 //! Needs root and network namespaces: skips without them, fails instead with
 //! `MPSCAN_REQUIRE_LAB=1`.
 
-use mpscan::lab::topology::random_run_name;
-use mpscan::lab::{preflight, Lab, LabOptions, Size};
+mod common;
+use common::lab_possible;
+use mpscan::lab::Lab;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,21 +16,8 @@ use std::time::Duration;
 
 const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
 
-fn lab_possible(test: &str) -> bool {
-    match preflight() {
-        Ok(()) => true,
-        Err(e) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => {
-            panic!("{test}: the lab is required (MPSCAN_REQUIRE_LAB=1) but cannot run: {e:#}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED {test}: {e:#}");
-            false
-        }
-    }
-}
-
 fn up() -> Lab {
-    Lab::up(LabOptions { name: Some(random_run_name()), size: Size::Small, exe: Some(PathBuf::from(EXE)) }).expect("lab up")
+    common::up_small()
 }
 
 fn dir(lab: &Lab, name: &str) -> PathBuf {

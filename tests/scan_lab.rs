@@ -7,8 +7,9 @@
 //! `MPSCAN_REQUIRE_LAB=1` (set by `.ci/run`). Each test's lab has a unique name and is torn down
 //! by its guard even when the test fails.
 
-use mpscan::lab::topology::random_run_name;
-use mpscan::lab::{preflight, GroundTruth, Lab, LabOptions, Size};
+mod common;
+use common::lab_possible;
+use mpscan::lab::{GroundTruth, Lab};
 use mpscan::probe::ProbeVersion;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -17,21 +18,8 @@ use std::process::Command;
 
 const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
 
-fn lab_possible(test: &str) -> bool {
-    match preflight() {
-        Ok(()) => true,
-        Err(e) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => {
-            panic!("{test}: the lab is required (MPSCAN_REQUIRE_LAB=1) but cannot run: {e:#}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED {test}: {e:#} (set MPSCAN_REQUIRE_LAB=1 to make this a failure)");
-            false
-        }
-    }
-}
-
 fn up() -> Lab {
-    Lab::up(LabOptions { name: Some(random_run_name()), size: Size::Small, exe: Some(PathBuf::from(EXE)) }).expect("lab up")
+    common::up_small()
 }
 
 /// One CSV row, as a map from column to value.

@@ -14,28 +14,17 @@
 //! Needs root and network namespaces: skips without them, fails instead with
 //! `MPSCAN_REQUIRE_LAB=1`. The lab is torn down by its guard even when the test fails.
 
+mod common;
+use common::lab_possible;
 use mpscan::lab::plan::LB_DIRECT_ADDR;
 use mpscan::lab::topology::random_run_name;
-use mpscan::lab::{preflight, Kind, Lab, LabOptions, Size};
+use mpscan::lab::{Kind, Lab, LabOptions, Size};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
-
-fn lab_possible(test: &str) -> bool {
-    match preflight() {
-        Ok(()) => true,
-        Err(e) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => {
-            panic!("{test}: the lab is required (MPSCAN_REQUIRE_LAB=1) but cannot run: {e:#}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED {test}: {e:#} (set MPSCAN_REQUIRE_LAB=1 to make this a failure)");
-            false
-        }
-    }
-}
 
 type Row = BTreeMap<String, String>;
 

@@ -16,37 +16,8 @@ use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-/// A class a scan can report, as in the CSV's `class` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Class {
-    /// A real MPTCP server.
-    Mptcp,
-    /// The probe's MP_CAPABLE came back.
-    Echo,
-    /// An MPTCP option that is not a valid MP_CAPABLE answer.
-    Malformed,
-    /// A SYN-ACK without MP_CAPABLE.
-    Tcp,
-    /// A RST.
-    Closed,
-    /// An ICMP destination-unreachable quoting the probe.
-    Unreachable,
-}
-
-impl Class {
-    /// The CSV spelling.
-    pub fn label(self) -> &'static str {
-        match self {
-            Class::Mptcp => "mptcp",
-            Class::Echo => "echo",
-            Class::Malformed => "malformed",
-            Class::Tcp => "tcp",
-            Class::Closed => "closed",
-            Class::Unreachable => "unreachable",
-        }
-    }
-}
+/// A class a scan can report: the scanner's own, so the lab and the classifier cannot drift.
+pub use crate::classify::Class;
 
 /// What one (address, port, probe version) must produce: a row with these values. Fields that
 /// are `None` are not constrained (or, for `mptcp_version`/`mpc_flags`, must be empty in the CSV
