@@ -13,7 +13,7 @@ use mpscan::net::{AfPacketTx, Transmit, TxConfig};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion};
 use mpscan::scan::counters::Counters;
 use mpscan::scan::send::{send_loop, ProbeStream};
-use mpscan::targets::{TargetSpace, TargetSpec, BlockSource};
+use mpscan::targets::{BlockSource, TargetSpace, TargetSpec};
 use mpscan::validate::Validator;
 use std::net::Ipv4Addr;
 use std::time::Instant;
@@ -69,7 +69,8 @@ fn main() {
     let builder = ProbeBuilder::new(&link, &versions);
     let validator = Validator::from_seed(1);
     let perm = space.permutation(1);
-    let mut stream = ProbeStream::new(&space, perm.cursor(0, 1, 0, 1, 0).unwrap(), &builder, &validator, &versions, 1, &link);
+    let mut stream =
+        ProbeStream::new(&space, perm.cursor(0, 1, 0, 1, 0).unwrap(), &builder, &validator, &versions, 1, &link);
     let counters = Counters::default();
     let (u0, s0) = cpu();
     let start = Instant::now();

@@ -42,7 +42,8 @@ pub enum Class {
 
 impl Class {
     /// Every class, in table order.
-    pub const ALL: [Class; 6] = [Class::Mptcp, Class::Echo, Class::Malformed, Class::Tcp, Class::Closed, Class::Unreachable];
+    pub const ALL: [Class; 6] =
+        [Class::Mptcp, Class::Echo, Class::Malformed, Class::Tcp, Class::Closed, Class::Unreachable];
 
     /// The CSV spelling.
     pub fn label(self) -> &'static str {
@@ -172,7 +173,11 @@ mod tests {
     use crate::wire::TcpOption as O;
 
     /// Builds a validated SYN-ACK for `version` carrying `options` and classifies it.
-    fn verdict_with(c: &Context, version: ProbeVersion, options: impl Fn(&crate::validate::ProbeTag) -> Vec<u8>) -> Verdict {
+    fn verdict_with(
+        c: &Context,
+        version: ProbeVersion,
+        options: impl Fn(&crate::validate::ProbeTag) -> Vec<u8>,
+    ) -> Verdict {
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, version);
         let mut f = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
         let opts = options(&tag);
@@ -251,7 +256,13 @@ mod tests {
     fn plain_tcp_and_stripped() {
         let c = ctx(&[V1]);
         let v = verdict_with(&c, V1, |t| {
-            emit(&[O::MaxSegmentSize(1460), O::SackPermitted, O::Timestamps { tsval: 5, tsecr: t.tsval }, O::NoOperation, O::WindowScale(7)])
+            emit(&[
+                O::MaxSegmentSize(1460),
+                O::SackPermitted,
+                O::Timestamps { tsval: 5, tsecr: t.tsval },
+                O::NoOperation,
+                O::WindowScale(7),
+            ])
         });
         assert_eq!((v.class, v.mpc, v.ts_echoed), (Class::Tcp, None, false));
         assert_eq!(verdict_with(&c, V1, |_| vec![]).class, Class::Tcp);
@@ -263,9 +274,22 @@ mod tests {
         let cases: Vec<(ProbeVersion, Vec<u8>, &str)> = vec![
             (V1, vec![0x1e, 0x08, 0x01, 0x01, 1, 2, 3, 4], "not-mp-capable"), // length 8
             (V1, vec![0x1e, 0x0c, 0x10, 0x00, 1, 2, 3, 4, 5, 6, 7, 8], "not-mp-capable"), // MP_JOIN
-            (V1, vec![0x01, 0x1e, 0x28, 0x01], "mptcp-option-overflows"), // length 40 in a 4-byte area
-            (V1, vec![0x1e, 0x00, 0x01, 0x01], "mptcp-option-overflows"), // zero length
-            (V1, { let mut b = emit(&[O::MpCapable(MpCapable { version: 1, flags: 1, sender_key: Some(1), receiver_key: Some(2) })]); b.truncate(20); b }, "mpc-third-ack-shape"),
+            (V1, vec![0x01, 0x1e, 0x28, 0x01], "mptcp-option-overflows"),     // length 40 in a 4-byte area
+            (V1, vec![0x1e, 0x00, 0x01, 0x01], "mptcp-option-overflows"),     // zero length
+            (
+                V1,
+                {
+                    let mut b = emit(&[O::MpCapable(MpCapable {
+                        version: 1,
+                        flags: 1,
+                        sender_key: Some(1),
+                        receiver_key: Some(2),
+                    })]);
+                    b.truncate(20);
+                    b
+                },
+                "mpc-third-ack-shape",
+            ),
             (V0, vec![0x1e, 0x04, 0x00, 0x81], "mpc-without-key"), // 4 bytes to a 12-byte probe
             (V1, emit(&[O::MpCapable(server_mpc(5, 0x01))]), "mpc-version-above-offer"),
             (V1, emit(&[O::MpCapable(server_mpc(1, 0x41))]), "mpc-flag-b-set"),

@@ -3,10 +3,14 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "mpscan", version, about = "Internet-wide Multipath TCP deployment scanner",
+#[command(
+    name = "mpscan",
+    version,
+    about = "Internet-wide Multipath TCP deployment scanner",
     long_about = "Internet-wide Multipath TCP deployment scanner.\n\nSends TCP SYNs carrying MP_CAPABLE \
     (v1, v0 or both) statelessly over a permuted address space, validates every answer, and tells real \
-    MPTCP servers from middleboxes that echo, mirror or strip the option.")]
+    MPTCP servers from middleboxes that echo, mirror or strip the option."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

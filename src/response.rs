@@ -13,10 +13,8 @@
 
 use crate::probe::ProbeVersion;
 use crate::validate::{ProbeTag, Validator};
-use crate::wire::{
-    icmp, ipv4::protocol, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket,
-};
 use crate::wire::tcp::TcpQuote;
+use crate::wire::{icmp, ipv4::protocol, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What kind of answer a response is.
@@ -125,7 +123,14 @@ impl Context {
                             return Err(Reject("icmp-quote-not-ours"));
                         }
                         let kind = Kind::Unreachable { icmp_type: msg.msg_type(), code: msg.code() };
-                        self.quote(IpAddr::V4(src), IpAddr::V4(quoted.dst_addr()), responder, ip.ttl(), kind, quoted.payload())
+                        self.quote(
+                            IpAddr::V4(src),
+                            IpAddr::V4(quoted.dst_addr()),
+                            responder,
+                            ip.ttl(),
+                            kind,
+                            quoted.payload(),
+                        )
                     }
                     _ => Err(Reject("not-tcp-or-icmp")),
                 }
@@ -149,7 +154,14 @@ impl Context {
                             return Err(Reject("icmp-quote-not-ours"));
                         }
                         let kind = Kind::Unreachable { icmp_type: msg.msg_type(), code: msg.code() };
-                        self.quote(IpAddr::V6(src), IpAddr::V6(quoted.dst_addr()), responder, ip.hop_limit(), kind, quoted.payload())
+                        self.quote(
+                            IpAddr::V6(src),
+                            IpAddr::V6(quoted.dst_addr()),
+                            responder,
+                            ip.hop_limit(),
+                            kind,
+                            quoted.payload(),
+                        )
                     }
                     _ => Err(Reject("not-tcp-or-icmp")),
                 }
@@ -266,7 +278,10 @@ pub(crate) mod tests {
             (tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq, &[]), "validation-failed"), // ack = seq
             (tcp_reply(TARGET, 443, tag.sport ^ 1, 0x12, tag.seq.wrapping_add(1), &[]), "validation-failed"), // port
             (tcp_reply(TARGET, 80, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]), "validation-failed"), // other port
-            (tcp_reply(Ipv4Addr::new(198, 18, 0, 2), 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]), "validation-failed"),
+            (
+                tcp_reply(Ipv4Addr::new(198, 18, 0, 2), 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]),
+                "validation-failed",
+            ),
             (tcp_reply(TARGET, 443, tag.sport, 0x02, tag.seq.wrapping_add(1), &[]), "not-syn-ack-or-rst"), // bare SYN
             (tcp_reply(TARGET, 443, tag.sport, 0x10, tag.seq.wrapping_add(1), &[]), "not-syn-ack-or-rst"), // bare ACK
         ] {
@@ -281,7 +296,9 @@ pub(crate) mod tests {
         let f = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
         assert_eq!(c.parse(&f).unwrap().version, ProbeVersion::V0);
         // A scan that sent only v1 does not accept the v0 probe's answer.
-        assert!(ctx(&[ProbeVersion::V1]).parse(&tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[])).is_err());
+        assert!(ctx(&[ProbeVersion::V1])
+            .parse(&tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]))
+            .is_err());
     }
 
     #[test]
@@ -377,7 +394,13 @@ pub(crate) mod tests {
         let tag = c.validator.tag(US.into(), target.into(), port, ProbeVersion::V1);
         let link = crate::probe::Link { src_mac: [0; 6], dst_mac: [0; 6], src_v4: Some(US), src_v6: None };
         let mut buf = [0u8; crate::probe::MAX_FRAME_LEN];
-        let n = crate::probe::ProbeBuilder::new(&link, &[ProbeVersion::V1]).write(&mut buf, target.into(), port, ProbeVersion::V1, &tag);
+        let n = crate::probe::ProbeBuilder::new(&link, &[ProbeVersion::V1]).write(
+            &mut buf,
+            target.into(),
+            port,
+            ProbeVersion::V1,
+            &tag,
+        );
         buf[14..n].to_vec()
     }
 

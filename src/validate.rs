@@ -59,7 +59,12 @@ impl Validator {
         let k1 = u64::from_le_bytes(secret[8..].try_into().unwrap());
         // SipHash's constants ("somepseudorandomlygeneratedbytes"); v1 already carries the
         // 128-bit variant's 0xee.
-        let init = [k0 ^ 0x736f_6d65_7073_6575, k1 ^ 0x646f_7261_6e64_6f83, k0 ^ 0x6c79_6765_6e65_7261, k1 ^ 0x7465_6462_7974_6573];
+        let init = [
+            k0 ^ 0x736f_6d65_7073_6575,
+            k1 ^ 0x646f_7261_6e64_6f83,
+            k0 ^ 0x6c79_6765_6e65_7261,
+            k1 ^ 0x7465_6462_7974_6573,
+        ];
         Validator { hasher: SipHasher13::new_with_key(&secret), init }
     }
 

@@ -26,32 +26,18 @@ const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0xb, 1];
 
 /// Runs `ip ARGS`, returning an error with its stderr on failure.
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
+    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(())
 }
 
 fn sh_in(ns: &str, cmd: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, cmd])
-        .args(args)
-        .output()
-        .map_err(|e| format!("{cmd}: {e}"))?;
+    let out =
+        Command::new("ip").args(["netns", "exec", ns, cmd]).args(args).output().map_err(|e| format!("{cmd}: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "{cmd} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(format!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -75,16 +61,8 @@ impl Lab {
     /// Builds the lab, or returns why it cannot be built (not root, no netns, ...).
     fn try_new() -> Result<Lab, String> {
         static N: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut lab = Lab {
-            a: format!("mpscan-net-{id}-a"),
-            b: format!("mpscan-net-{id}-b"),
-            created: Vec::new(),
-        };
+        let id = format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let mut lab = Lab { a: format!("mpscan-net-{id}-a"), b: format!("mpscan-net-{id}-b"), created: Vec::new() };
         if !mpscan::net::caps::has_cap_net_raw() {
             return Err("not root (CAP_NET_RAW missing)".into());
         }
@@ -93,9 +71,7 @@ impl Lab {
             lab.created.push(ns);
         }
         let (a, b) = (lab.a.as_str(), lab.b.as_str());
-        ip(&[
-            "link", "add", "vA", "netns", a, "type", "veth", "peer", "name", "vB", "netns", b,
-        ])?;
+        ip(&["link", "add", "vA", "netns", a, "type", "veth", "peer", "name", "vB", "netns", b])?;
         for (ns, dev, mac, v4, v6) in [
             (a, "vA", MAC_A, "198.18.0.1/24", "2001:db8:1::1/64"),
             (b, "vB", MAC_B, "198.18.0.2/24", "2001:db8:1::2/64"),
@@ -147,9 +123,7 @@ fn tcp4(buf: &mut [u8], dport: u16, flags: u8, mark: u32) -> usize {
     f[6..12].copy_from_slice(&MAC_A);
     f[12..14].copy_from_slice(&[0x08, 0x00]);
     // 198.51.100.7 is not B's: B's kernel drops these frames after the capture saw them.
-    f[14..34].copy_from_slice(&[
-        0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 198, 51, 100, 8, 198, 51, 100, 7,
-    ]);
+    f[14..34].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 198, 51, 100, 8, 198, 51, 100, 7]);
     f[34..36].copy_from_slice(&443u16.to_be_bytes());
     f[36..38].copy_from_slice(&dport.to_be_bytes());
     f[38..42].copy_from_slice(&mark.to_be_bytes());
@@ -224,11 +198,7 @@ fn collect(rx: &mut AfPacketRx, want: usize) -> BTreeSet<u32> {
 }
 
 fn small_rx() -> RxConfig {
-    RxConfig {
-        block_size: 1 << 18,
-        block_count: 32,
-        ..RxConfig::default()
-    }
+    RxConfig { block_size: 1 << 18, block_count: 32, ..RxConfig::default() }
 }
 
 /// Frames sent through the real TX ring in A all arrive, once each, through the real RX ring in B.
@@ -237,20 +207,9 @@ fn tx_ring_to_rx_ring() {
     let Some(lab) = Lab::new_or_skip() else {
         return;
     };
-    let mut rx = in_ns(&lab.b, || {
-        AfPacketRx::open("vB", Some(&filter_for(40000..=40999)), small_rx()).unwrap()
-    });
+    let mut rx = in_ns(&lab.b, || AfPacketRx::open("vB", Some(&filter_for(40000..=40999)), small_rx()).unwrap());
     // A small ring, so that 20,000 frames wrap it many times and exercise the ring-full wait.
-    let mut tx = in_ns(&lab.a, || {
-        TxRing::open(
-            "vA",
-            TxConfig {
-                frame_count: 512,
-                ..TxConfig::default()
-            },
-        )
-        .unwrap()
-    });
+    let mut tx = in_ns(&lab.a, || TxRing::open("vA", TxConfig { frame_count: 512, ..TxConfig::default() }).unwrap());
     const N: u32 = 20_000;
     let mut next = 0u32;
     while next < N {
@@ -267,23 +226,11 @@ fn tx_ring_to_rx_ring() {
     }
     tx.flush().unwrap();
     let st = tx.stats();
-    assert_eq!(
-        (st.queued, st.sent, st.failed),
-        (u64::from(N), u64::from(N), 0),
-        "{st:?}"
-    );
-    assert!(
-        st.ring_full_waits > 0,
-        "a 512-slot ring must fill up under 20,000 frames: {st:?}"
-    );
+    assert_eq!((st.queued, st.sent, st.failed), (u64::from(N), u64::from(N), 0), "{st:?}");
+    assert!(st.ring_full_waits > 0, "a 512-slot ring must fill up under 20,000 frames: {st:?}");
 
     let seen = collect(&mut rx, N as usize);
-    assert_eq!(
-        seen.len(),
-        N as usize,
-        "missing marks, first: {:?}",
-        (0..N).find(|m| !seen.contains(m))
-    );
+    assert_eq!(seen.len(), N as usize, "missing marks, first: {:?}", (0..N).find(|m| !seen.contains(m)));
     let rs = rx.stats();
     assert!(rs.received >= u64::from(N) && rs.dropped == 0, "{rs:?}");
     assert!(rs.handled >= u64::from(N));
@@ -296,12 +243,8 @@ fn kernel_filter_matches_interpreter() {
         return;
     };
     let prog = filter_for(40000..=40999);
-    let mut rx = in_ns(&lab.b, move || {
-        AfPacketRx::open("vB", Some(&prog), small_rx()).unwrap()
-    });
-    let mut tx = in_ns(&lab.a, || {
-        AfPacketTx::open("vA", TxConfig::default()).unwrap()
-    });
+    let mut rx = in_ns(&lab.b, move || AfPacketRx::open("vB", Some(&prog), small_rx()).unwrap());
+    let mut tx = in_ns(&lab.a, || AfPacketTx::open("vA", TxConfig::default()).unwrap());
     // (frame writer, dport, flags) for marks 0..: which of them pass is the interpreter's call.
     type Writer = fn(&mut [u8], u16, u8, u32) -> usize;
     let cases: Vec<(Writer, u16, u8)> = vec![
@@ -328,11 +271,7 @@ fn kernel_filter_matches_interpreter() {
         .filter(|(_, f)| mpscan::net::bpf::run(&filter_for(40000..=40999), f).unwrap() > 0)
         .map(|(i, _)| i as u32)
         .collect();
-    assert_eq!(
-        expect,
-        BTreeSet::from([0, 1, 5, 6]),
-        "interpreter's verdict on the sample"
-    );
+    assert_eq!(expect, BTreeSet::from([0, 1, 5, 6]), "interpreter's verdict on the sample");
 
     let mut it = frames.iter();
     let sent = tx
@@ -365,14 +304,7 @@ fn own_frames_not_read_back() {
             AfPacketRx::open("vA", None, small_rx()).unwrap(),
             // Through the qdisc: frames sent with PACKET_QDISC_BYPASS never reach packet taps
             // at all, so only the qdisc path shows that IGNORE_OUTGOING works.
-            TxRing::open(
-                "vA",
-                TxConfig {
-                    qdisc_bypass: false,
-                    ..TxConfig::default()
-                },
-            )
-            .unwrap(),
+            TxRing::open("vA", TxConfig { qdisc_bypass: false, ..TxConfig::default() }).unwrap(),
         )
     });
     let mut k = 0;
@@ -410,9 +342,7 @@ fn mmsg_tx_to_rx_ring() {
     let Some(lab) = Lab::new_or_skip() else {
         return;
     };
-    let mut rx = in_ns(&lab.b, || {
-        AfPacketRx::open("vB", Some(&filter_for(40000..=40999)), small_rx()).unwrap()
-    });
+    let mut rx = in_ns(&lab.b, || AfPacketRx::open("vB", Some(&filter_for(40000..=40999)), small_rx()).unwrap());
     let mut tx = in_ns(&lab.a, || MmsgTx::open("vA", true).unwrap());
     const N: u32 = 3_000;
     let mut next = 0;
@@ -429,10 +359,7 @@ fn mmsg_tx_to_rx_ring() {
         .unwrap();
     assert_eq!(q, N as usize);
     let st = tx.stats();
-    assert_eq!(
-        (st.queued, st.sent, st.failed),
-        (u64::from(N), u64::from(N), 1)
-    );
+    assert_eq!((st.queued, st.sent, st.failed), (u64::from(N), u64::from(N), 1));
     let seen = collect(&mut rx, N as usize);
     let expect: BTreeSet<u32> = (0..=N).filter(|m| *m != 6).collect();
     assert_eq!(seen, expect);
@@ -444,39 +371,15 @@ fn route_resolution_in_namespace() {
     let Some(lab) = Lab::new_or_skip() else {
         return;
     };
-    ip(&[
-        "-n",
-        &lab.a,
-        "route",
-        "add",
-        "198.51.100.0/24",
-        "via",
-        "198.18.0.2",
-    ])
-    .unwrap();
-    ip(&[
-        "-n",
-        &lab.a,
-        "-6",
-        "route",
-        "add",
-        "2001:db8:2::/48",
-        "via",
-        "2001:db8:1::2",
-    ])
-    .unwrap();
+    ip(&["-n", &lab.a, "route", "add", "198.51.100.0/24", "via", "198.18.0.2"]).unwrap();
+    ip(&["-n", &lab.a, "-6", "route", "add", "2001:db8:2::/48", "via", "2001:db8:1::2"]).unwrap();
     let ip4 = |s: &str| s.parse::<IpAddr>().unwrap();
     let results = in_ns(&lab.a, move || {
         (
             resolve(ip4("198.18.0.2"), None, None, None),
             resolve(ip4("198.51.100.7"), None, None, None),
             resolve(ip4("203.0.113.1"), None, None, None),
-            resolve(
-                ip4("203.0.113.1"),
-                Some("vA"),
-                None,
-                Some([2, 0, 0, 0, 0, 9]),
-            ),
+            resolve(ip4("203.0.113.1"), Some("vA"), None, Some([2, 0, 0, 0, 0, 9])),
             resolve(ip4("198.18.0.77"), None, None, None),
             resolve(ip4("2001:db8:2::5"), None, None, None),
             resolve(ip4("198.51.100.7"), None, Some(ip4("192.0.2.99")), None),
@@ -491,10 +394,7 @@ fn route_resolution_in_namespace() {
     assert_eq!(on_link.gateway_mac, MAC_B);
 
     let via_gw = via_gw.unwrap();
-    assert_eq!(
-        (via_gw.gateway_ip, via_gw.gateway_mac),
-        (Some(ip4("198.18.0.2")), MAC_B)
-    );
+    assert_eq!((via_gw.gateway_ip, via_gw.gateway_mac), (Some(ip4("198.18.0.2")), MAC_B));
 
     let e = no_route.unwrap_err();
     assert!(matches!(e, RouteError::NoRoute { .. }), "{e}");
@@ -512,31 +412,17 @@ fn route_resolution_in_namespace() {
 
     let v6 = v6.unwrap();
     assert_eq!(v6.src_ip, ip4("2001:db8:1::1"));
-    assert_eq!(
-        (v6.gateway_ip, v6.gateway_mac),
-        (Some(ip4("2001:db8:1::2")), MAC_B)
-    );
+    assert_eq!((v6.gateway_ip, v6.gateway_mac), (Some(ip4("2001:db8:1::2")), MAC_B));
 
     // -S may name an address no interface has (zmap allows it too): the route still decides.
     let spoofed = bad_src.unwrap();
-    assert_eq!(
-        (
-            spoofed.interface.as_str(),
-            spoofed.src_ip,
-            spoofed.gateway_mac
-        ),
-        ("vA", ip4("192.0.2.99"), MAC_B)
-    );
+    assert_eq!((spoofed.interface.as_str(), spoofed.src_ip, spoofed.gateway_mac), ("vA", ip4("192.0.2.99"), MAC_B));
 }
 
 /// Reads the packet count of the sink's first rule (the one matching our frames).
 fn sink_count(ns: &str) -> u64 {
     let out = sh_in(ns, "nft", &["list", "table", "netdev", "sink"]).unwrap();
-    out.split_whitespace()
-        .skip_while(|w| *w != "packets")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("nft counter")
+    out.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|s| s.parse().ok()).expect("nft counter")
 }
 
 /// Send-rate benchmark: 2 million 60-byte frames through the TX ring into a veth whose peer drops
@@ -555,13 +441,8 @@ fn bench_tx_ring() {
     sh_in(&lab.b, "nft", &["-f", conf.to_str().unwrap()]).unwrap();
     let _ = std::fs::remove_file(&conf);
 
-    let frames: u64 = std::env::var("MPSCAN_BENCH_FRAMES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2_000_000);
-    let mut tx = in_ns(&lab.a, || {
-        AfPacketTx::open("vA", TxConfig::default()).unwrap()
-    });
+    let frames: u64 = std::env::var("MPSCAN_BENCH_FRAMES").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let mut tx = in_ns(&lab.a, || AfPacketTx::open("vA", TxConfig::default()).unwrap());
     eprintln!("back end: {}", tx.describe());
     for run in 1..=3 {
         let before = sink_count(&lab.b);
@@ -582,7 +463,10 @@ fn bench_tx_ring() {
         tx.flush().unwrap();
         let secs = start.elapsed().as_secs_f64();
         let counted = sink_count(&lab.b) - before;
-        eprintln!("mpscan TX ring run {run}: {counted} of {frames} frames counted by the sink in {secs:.3} s = {:.3} Mpps", counted as f64 / secs / 1e6);
+        eprintln!(
+            "mpscan TX ring run {run}: {counted} of {frames} frames counted by the sink in {secs:.3} s = {:.3} Mpps",
+            counted as f64 / secs / 1e6
+        );
         assert_eq!(counted, frames);
     }
     eprintln!("stats {:?}", tx.stats());
@@ -600,23 +484,8 @@ fn bench_tx_ring() {
     for cpus in ["1", "2"] {
         let before = sink_count(&lab.b);
         let start = Instant::now();
-        sh_in(
-            &lab.a,
-            "trafgen",
-            &[
-                "-o",
-                "vA",
-                "-i",
-                cfg.to_str().unwrap(),
-                "-n",
-                &frames_s,
-                "-P",
-                cpus,
-                "-C",
-                "-Q",
-            ],
-        )
-        .unwrap();
+        sh_in(&lab.a, "trafgen", &["-o", "vA", "-i", cfg.to_str().unwrap(), "-n", &frames_s, "-P", cpus, "-C", "-Q"])
+            .unwrap();
         let secs = start.elapsed().as_secs_f64();
         let counted = sink_count(&lab.b) - before;
         eprintln!("trafgen -P {cpus}: {counted} frames counted in {secs:.3} s (process wall time, start-up included) = {:.3} Mpps", counted as f64 / secs / 1e6);
@@ -633,16 +502,10 @@ fn bench_rx_ring() {
     let Some(lab) = Lab::new_or_skip() else {
         return;
     };
-    let frames: u64 = std::env::var("MPSCAN_BENCH_FRAMES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2_000_000);
-    let mut rx = in_ns(&lab.b, || {
-        AfPacketRx::open("vB", Some(&filter_for(40000..=40999)), RxConfig::default()).unwrap()
-    });
-    let mut tx = in_ns(&lab.a, || {
-        AfPacketTx::open("vA", TxConfig::default()).unwrap()
-    });
+    let frames: u64 = std::env::var("MPSCAN_BENCH_FRAMES").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let mut rx =
+        in_ns(&lab.b, || AfPacketRx::open("vB", Some(&filter_for(40000..=40999)), RxConfig::default()).unwrap());
+    let mut tx = in_ns(&lab.a, || AfPacketTx::open("vA", TxConfig::default()).unwrap());
     let start = Instant::now();
     let sender = std::thread::spawn(move || {
         let mut made = 0u64;
@@ -663,11 +526,7 @@ fn bench_rx_ring() {
     let mut handled = 0u64;
     let mut quiet_since = Instant::now();
     while handled < frames && quiet_since.elapsed() < Duration::from_secs(2) {
-        let n = rx
-            .recv_batch(Duration::from_millis(50), &mut |f| {
-                handled += u64::from(mark_of(f).is_some())
-            })
-            .unwrap();
+        let n = rx.recv_batch(Duration::from_millis(50), &mut |f| handled += u64::from(mark_of(f).is_some())).unwrap();
         if n > 0 {
             quiet_since = Instant::now();
         }

@@ -16,7 +16,9 @@ use std::process::{Command, Stdio};
 const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
 
 fn possible(test: &str) -> bool {
-    let tools = ["tcpdump", "tshark"].iter().all(|t| Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let tools = ["tcpdump", "tshark"]
+        .iter()
+        .all(|t| Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success()));
     let why = match preflight() {
         Err(e) => Some(format!("{e:#}")),
         Ok(()) if !tools => Some("tcpdump and tshark are needed (scripts/install-deps installs them)".into()),
@@ -24,7 +26,9 @@ fn possible(test: &str) -> bool {
     };
     match why {
         None => true,
-        Some(w) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => panic!("{test}: required but cannot run: {w}"),
+        Some(w) if std::env::var("MPSCAN_REQUIRE_LAB").as_deref() == Ok("1") => {
+            panic!("{test}: required but cannot run: {w}")
+        }
         Some(w) => {
             eprintln!("SKIPPED {test}: {w}");
             false
@@ -37,12 +41,27 @@ fn tshark_decodes_captured_probes_as_intended() {
     if !possible("tshark_decodes_captured_probes_as_intended") {
         return;
     }
-    let lab = Lab::up(LabOptions { name: Some(random_run_name()), size: Size::Small, exe: Some(PathBuf::from(EXE)) }).unwrap();
+    let lab = Lab::up(LabOptions { name: Some(random_run_name()), size: Size::Small, exe: Some(PathBuf::from(EXE)) })
+        .unwrap();
     let pcap = std::env::temp_dir().join(format!("mpscan-probes-{}.pcap", lab.info.run));
     let src = lab.info.source_ip.to_string();
     let filter = format!("src host {src} and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn");
     let mut dump = Command::new("ip")
-        .args(["netns", "exec", &lab.info.router_ns, "tcpdump", "-i", "any", "-Q", "in", "-U", "-n", "-w", pcap.to_str().unwrap(), &filter])
+        .args([
+            "netns",
+            "exec",
+            &lab.info.router_ns,
+            "tcpdump",
+            "-i",
+            "any",
+            "-Q",
+            "in",
+            "-U",
+            "-n",
+            "-w",
+            pcap.to_str().unwrap(),
+            &filter,
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .expect("tcpdump");
@@ -66,10 +85,37 @@ fn tshark_decodes_captured_probes_as_intended() {
     let _ = dump.wait();
 
     let out = Command::new("tshark")
-        .args(["-r", pcap.to_str().unwrap(), "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-T", "fields", "-E", "separator=|"])
+        .args([
+            "-r",
+            pcap.to_str().unwrap(),
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+        ])
         .args(["-e", "tcp.options.mptcp.subtype", "-e", "tcp.options.mptcp.version", "-e", "tcp.options.mptcp.sendkey"])
-        .args(["-e", "tcp.checksum.status", "-e", "ip.checksum.status", "-e", "tcp.options.mss_val", "-e", "tcp.options.wscale.shift"])
-        .args(["-e", "tcp.options.sack_perm", "-e", "tcp.options.timestamp.tsval", "-e", "tcp.options.mptcp.sha256.flag"])
+        .args([
+            "-e",
+            "tcp.checksum.status",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "tcp.options.mss_val",
+            "-e",
+            "tcp.options.wscale.shift",
+        ])
+        .args([
+            "-e",
+            "tcp.options.sack_perm",
+            "-e",
+            "tcp.options.timestamp.tsval",
+            "-e",
+            "tcp.options.mptcp.sha256.flag",
+        ])
         .output()
         .expect("tshark");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -43,7 +43,10 @@ fn start(lab: &Lab, csv: &Path, extra: &[&str]) -> Child {
 
 fn keys(csv: &Path) -> Vec<(String, String, String, String)> {
     let mut rdr = csv::Reader::from_path(csv).unwrap();
-    rdr.records().map(|r| r.unwrap()).map(|r| (r[0].to_string(), r[1].to_string(), r[2].to_string(), r[3].to_string())).collect()
+    rdr.records()
+        .map(|r| r.unwrap())
+        .map(|r| (r[0].to_string(), r[1].to_string(), r[2].to_string(), r[3].to_string()))
+        .collect()
 }
 
 /// A small deterministic generator (no rand dependency in tests).
@@ -128,7 +131,9 @@ fn sigint_stops_cleanly_and_resumes() {
     let out = start(&lab, &csv, &["-r", "2000", "--resume", &state, "-e", "78"]).wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--seed"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = start(&lab, &csv, &["-r", "2000", "--resume", &state, "-m", json.to_str().unwrap()]).wait_with_output().unwrap();
+    let out = start(&lab, &csv, &["-r", "2000", "--resume", &state, "-m", json.to_str().unwrap()])
+        .wait_with_output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(meta["interrupted"], false);
@@ -148,7 +153,8 @@ fn full_disk_stops_with_one_line_and_resumes_elsewhere() {
     let d = dir(&lab, "disk");
     let mnt = d.join("small");
     std::fs::create_dir_all(&mnt).unwrap();
-    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=96k", "tmpfs", mnt.to_str().unwrap()]).status().unwrap();
+    let ok =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=96k", "tmpfs", mnt.to_str().unwrap()]).status().unwrap();
     assert!(ok.success(), "mounting a small tmpfs");
     struct Unmount(PathBuf);
     impl Drop for Unmount {

@@ -32,8 +32,28 @@ fn scan(lab: &Lab, version: &str, seed: &str, extra: &[&str]) -> (Vec<Row>, serd
     let targets = format!("@{}", lab.info.targets.display());
     let blocklist = lab.info.blocklist.display().to_string();
     let mut args = vec![
-        "netns", "exec", &lab.info.scanner_ns, EXE, "scan", "-p", "22,80,443", "--mptcp-version", version, "-e", seed,
-        "-r", "20000", "-c", "2", "-b", &blocklist, "-q", "-o", csv.to_str().unwrap(), "-m", json.to_str().unwrap(),
+        "netns",
+        "exec",
+        &lab.info.scanner_ns,
+        EXE,
+        "scan",
+        "-p",
+        "22,80,443",
+        "--mptcp-version",
+        version,
+        "-e",
+        seed,
+        "-r",
+        "20000",
+        "-c",
+        "2",
+        "-b",
+        &blocklist,
+        "-q",
+        "-o",
+        csv.to_str().unwrap(),
+        "-m",
+        json.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     args.push(&targets);
@@ -106,7 +126,12 @@ fn check(truth: &GroundTruth, rows: &[Row], versions: &[ProbeVersion], ports: &[
             }
         }
     }
-    assert!(missing.is_empty(), "{} answering targets have no row, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} answering targets have no row, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     rows.len()
 }
 

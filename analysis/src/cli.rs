@@ -245,7 +245,13 @@ mod tests {
     #[test]
     fn synthetic_counts_known_by_construction() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = SynthConfig { rows: 120_000, seed: 3, probes: vec![Probe::V1, Probe::V0], ports: vec![443, 80], ipv6_share: 0.05 };
+        let cfg = SynthConfig {
+            rows: 120_000,
+            seed: 3,
+            probes: vec![Probe::V1, Probe::V0],
+            ports: vec![443, 80],
+            ipv6_share: 0.05,
+        };
         let (csv, meta) = (dir.path().join("s.csv"), dir.path().join("s.json"));
         let st = synth::write_files(&cfg, &csv, Some(&meta)).unwrap();
         // Shard it by hand: header + first half, header + second half.
@@ -312,8 +318,17 @@ mod tests {
         a.plots = Some(dir.path().join("plots"));
         a.format = Format::Json;
         summary(&a).unwrap();
-        let files: Vec<PathBuf> = std::fs::read_dir(dir.path().join("plots")).unwrap().map(|e| e.unwrap().path()).collect();
-        for want in ["classes.svg", "mp_capable.svg", "fingerprints.svg", "top_mptcp_16.svg", "top_echo_24.svg", "top_echo_as.svg", "top_echo_v6_48.svg"] {
+        let files: Vec<PathBuf> =
+            std::fs::read_dir(dir.path().join("plots")).unwrap().map(|e| e.unwrap().path()).collect();
+        for want in [
+            "classes.svg",
+            "mp_capable.svg",
+            "fingerprints.svg",
+            "top_mptcp_16.svg",
+            "top_echo_24.svg",
+            "top_echo_as.svg",
+            "top_echo_v6_48.svg",
+        ] {
             assert!(files.iter().any(|f| f.ends_with(want)), "{want} missing from {files:?}");
         }
         crate::plots::tests::check_all(&files);
@@ -336,10 +351,24 @@ mod tests {
         let c = |rows| SynthConfig { rows, seed: 5, probes: vec![Probe::V1], ports: vec![443], ipv6_share: 0.0 };
         synth::write_files(&c(20_000), &a, None).unwrap();
         synth::write_files(&c(20_000), &b, None).unwrap();
-        let d = Diff::run(&Input::open_all(std::slice::from_ref(&a), diff::NEEDED).unwrap(), &Input::open_all(std::slice::from_ref(&b), diff::NEEDED).unwrap(), 2).unwrap();
+        let d = Diff::run(
+            &Input::open_all(std::slice::from_ref(&a), diff::NEEDED).unwrap(),
+            &Input::open_all(std::slice::from_ref(&b), diff::NEEDED).unwrap(),
+            2,
+        )
+        .unwrap();
         assert!(d.changes.is_empty());
         assert_eq!(d.old_targets, 20_000);
-        let args = DiffArgs { old: a, new: b, old_more: vec![], new_more: vec![], limit: 5, format: Format::Markdown, plots: Some(dir.path().join("p")), threads: None };
+        let args = DiffArgs {
+            old: a,
+            new: b,
+            old_more: vec![],
+            new_more: vec![],
+            limit: 5,
+            format: Format::Markdown,
+            plots: Some(dir.path().join("p")),
+            threads: None,
+        };
         diff(&args).unwrap();
         crate::plots::tests::check_all(&[dir.path().join("p/diff.svg")]);
     }

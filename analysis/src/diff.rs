@@ -326,7 +326,8 @@ pub fn tables(d: &Diff, limit: usize) -> Vec<Table> {
     }
     out.push(m);
 
-    let mut v = Table::new("MPTCP version changes of real servers", &["probe", "old version", "new version", "servers"]);
+    let mut v =
+        Table::new("MPTCP version changes of real servers", &["probe", "old version", "new version", "servers"]);
     let mut vc: Vec<_> = d.version_changes.iter().collect();
     vc.sort();
     for ((p, a, b), n) in vc {
@@ -339,12 +340,14 @@ pub fn tables(d: &Diff, limit: usize) -> Vec<Table> {
     let lists: [(&str, Pick); 4] = [
         ("Real MPTCP servers that appeared", |c| c.old.is_none() && matches!(c.new, Some((Class::Mptcp, _)))),
         ("Real MPTCP servers that disappeared", |c| c.new.is_none() && matches!(c.old, Some((Class::Mptcp, _)))),
-        ("Targets that switched class (MPTCP option on either side)", |c| {
-            matches!((c.old, c.new), (Some(a), Some(b)) if a.0 != b.0)
-        }),
-        ("Real MPTCP servers that switched version", |c| {
-            matches!((c.old, c.new), (Some((Class::Mptcp, a)), Some((Class::Mptcp, b))) if a != b)
-        }),
+        (
+            "Targets that switched class (MPTCP option on either side)",
+            |c| matches!((c.old, c.new), (Some(a), Some(b)) if a.0 != b.0),
+        ),
+        (
+            "Real MPTCP servers that switched version",
+            |c| matches!((c.old, c.new), (Some((Class::Mptcp, a)), Some((Class::Mptcp, b))) if a != b),
+        ),
     ];
     for (title, pick) in lists {
         let all: Vec<&Change> = d.changes.iter().filter(|c| pick(c)).collect();
@@ -360,7 +363,11 @@ pub fn tables(d: &Diff, limit: usize) -> Vec<Table> {
             ]);
         }
         let note = if shown < all.len() {
-            format!("{} in all; first {} by address shown (--limit 0 lists all)", crate::table::thousands(all.len() as u64), shown)
+            format!(
+                "{} in all; first {} by address shown (--limit 0 lists all)",
+                crate::table::thousands(all.len() as u64),
+                shown
+            )
         } else {
             format!("{} in all", all.len())
         };
@@ -447,7 +454,16 @@ mod tests {
         assert_eq!(by_class.int("mptcp", "switched in"), Some(1));
         assert_eq!(by_class.int("echo", "switched out"), Some(1));
         let list = |title: &str| -> Vec<String> {
-            ts.iter().find(|t| t.title == title).unwrap().rows.iter().map(|r| match &r[0] { Cell::Text(s) => s.clone(), _ => panic!() }).collect()
+            ts.iter()
+                .find(|t| t.title == title)
+                .unwrap()
+                .rows
+                .iter()
+                .map(|r| match &r[0] {
+                    Cell::Text(s) => s.clone(),
+                    _ => panic!(),
+                })
+                .collect()
         };
         assert_eq!(list("Real MPTCP servers that appeared"), ["1.0.0.7"]);
         assert_eq!(list("Real MPTCP servers that disappeared"), ["1.0.0.2"]);

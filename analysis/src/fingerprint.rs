@@ -23,7 +23,11 @@ pub struct Fingerprint {
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ttl<={} win={} opts={} mirrored={} ts_echoed={}", self.ttl_bucket, self.window, self.layout, self.mirrored, self.ts_echoed)
+        write!(
+            f,
+            "ttl<={} win={} opts={} mirrored={} ts_echoed={}",
+            self.ttl_bucket, self.window, self.layout, self.mirrored, self.ts_echoed
+        )
     }
 }
 
@@ -93,7 +97,13 @@ pub fn layout(hex: &[u8]) -> Result<String, String> {
 
 impl Fingerprint {
     /// Fingerprint of an answer from its wire-visible fields.
-    pub fn of(ttl: u8, window: u16, options_hex: &[u8], mirrored: bool, ts_echoed: bool) -> Result<Fingerprint, String> {
+    pub fn of(
+        ttl: u8,
+        window: u16,
+        options_hex: &[u8],
+        mirrored: bool,
+        ts_echoed: bool,
+    ) -> Result<Fingerprint, String> {
         Ok(Fingerprint { ttl_bucket: ttl_bucket(ttl), window, layout: layout(options_hex)?, mirrored, ts_echoed })
     }
 }
@@ -119,6 +129,18 @@ mod tests {
 
     #[test]
     fn ttl_buckets() {
-        assert_eq!([ttl_bucket(1), ttl_bucket(32), ttl_bucket(33), ttl_bucket(64), ttl_bucket(65), ttl_bucket(128), ttl_bucket(129), ttl_bucket(255)], [32, 32, 64, 64, 128, 128, 255, 255]);
+        assert_eq!(
+            [
+                ttl_bucket(1),
+                ttl_bucket(32),
+                ttl_bucket(33),
+                ttl_bucket(64),
+                ttl_bucket(65),
+                ttl_bucket(128),
+                ttl_bucket(129),
+                ttl_bucket(255)
+            ],
+            [32, 32, 64, 64, 128, 128, 255, 255]
+        );
     }
 }

@@ -63,7 +63,8 @@ pub struct ScanMeta {
 impl Metadata {
     /// Read one metadata file; errors name the file.
     pub fn read(path: &Path) -> Result<Metadata> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read metadata", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("{}: cannot read metadata", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("{}: not valid mpscan metadata JSON", path.display()))
     }
 }
@@ -122,7 +123,11 @@ impl ScanMeta {
         }
         if let Some(n) = self.shards_declared {
             if n > 1 && (self.shards_seen.len() as u32) < n {
-                w.push(format!("metadata for {} of {} shards: addresses probed is incomplete", self.shards_seen.len(), n));
+                w.push(format!(
+                    "metadata for {} of {} shards: addresses probed is incomplete",
+                    self.shards_seen.len(),
+                    n
+                ));
             }
         }
         w
@@ -142,8 +147,12 @@ mod tests {
 
     #[test]
     fn shards_sum_and_ports_split() {
-        let a = meta(r#"{"tool":"mpscan","config":{"ports":[80,443],"probe_versions":["v1","v0"],"shards":2,"shard":0},"targets_probed":1000,"extra":1}"#);
-        let b = meta(r#"{"config":{"ports":[443,80],"probe_versions":["v1"],"shards":2,"shard":1},"targets_probed":600,"classes":{"v1":{"echo":2}}}"#);
+        let a = meta(
+            r#"{"tool":"mpscan","config":{"ports":[80,443],"probe_versions":["v1","v0"],"shards":2,"shard":0},"targets_probed":1000,"extra":1}"#,
+        );
+        let b = meta(
+            r#"{"config":{"ports":[443,80],"probe_versions":["v1"],"shards":2,"shard":1},"targets_probed":600,"classes":{"v1":{"echo":2}}}"#,
+        );
         let c = meta(r#"{"targets_probed":0,"classes":{"v1":{"echo":3}}}"#);
         let m = ScanMeta::read_all(&[a.path().into(), b.path().into(), c.path().into()]).unwrap();
         assert_eq!(m.classes.get(&("v1".to_string(), "echo".to_string())), Some(&5));

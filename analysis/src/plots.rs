@@ -58,7 +58,17 @@ fn draw_inner(b: &Bars, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let height = (110 + n * (14 * ns + 14)).clamp(220, 2400) as u32;
     let label_w = b.categories.iter().map(|c| c.chars().count()).max().unwrap_or(4) as u32 * 7 + 16;
     let max = b.series.iter().flat_map(|s| s.1.iter()).copied().max().unwrap_or(0).max(1) as f64;
-    let tx = |v: u64| if b.log { if v == 0 { 0.0 } else { (v as f64).log10() + 0.0 } } else { v as f64 };
+    let tx = |v: u64| {
+        if b.log {
+            if v == 0 {
+                0.0
+            } else {
+                (v as f64).log10() + 0.0
+            }
+        } else {
+            v as f64
+        }
+    };
     let xmax = if b.log { max.log10().ceil().max(1.0) } else { max * 1.08 };
     let root = SVGBackend::new(path, (900, height)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -78,7 +88,17 @@ fn draw_inner(b: &Bars, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         cats.get(n - 1 - g).cloned().unwrap_or_default()
     };
     let log = b.log;
-    let x_label = move |x: &f64| if log { if x.fract() == 0.0 { human(10f64.powf(*x)) } else { String::new() } } else { human(*x) };
+    let x_label = move |x: &f64| {
+        if log {
+            if x.fract() == 0.0 {
+                human(10f64.powf(*x))
+            } else {
+                String::new()
+            }
+        } else {
+            human(*x)
+        }
+    };
     chart
         .configure_mesh()
         .disable_y_mesh()
@@ -185,7 +205,15 @@ pub fn summary_charts(agg: &Aggregate, opts: &Options, dir: &Path) -> Result<Vec
                 x_desc: "echoing answers".into(),
                 categories: fps
                     .iter()
-                    .map(|(f, _)| format!("ttl{} w{} {}{}", f.ttl_bucket, f.window, f.layout, if f.mirrored { " mirrored" } else { "" }))
+                    .map(|(f, _)| {
+                        format!(
+                            "ttl{} w{} {}{}",
+                            f.ttl_bucket,
+                            f.window,
+                            f.layout,
+                            if f.mirrored { " mirrored" } else { "" }
+                        )
+                    })
                     .collect(),
                 series: vec![("answers".into(), fps.iter().map(|x| x.1.count).collect())],
                 log: false,
@@ -256,7 +284,8 @@ pub(crate) mod tests {
     #[test]
     fn bad_directory_is_an_error() {
         let f = tempfile::NamedTempFile::new().unwrap();
-        let e = summary_charts(&Aggregate::new(&Options::default()), &Options::default(), &f.path().join("sub")).unwrap_err();
+        let e = summary_charts(&Aggregate::new(&Options::default()), &Options::default(), &f.path().join("sub"))
+            .unwrap_err();
         assert!(e.to_string().contains("cannot create plot directory"), "{e}");
     }
 

@@ -293,7 +293,8 @@ where
                         let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(line);
                         match r.read_byte_record(rec) {
                             Ok(true) => {
-                                let row = Row::parse(rec, &inp.cols).map_err(|e| anyhow::anyhow!("{}: {e}", at(off)))?;
+                                let row =
+                                    Row::parse(rec, &inp.cols).map_err(|e| anyhow::anyhow!("{}: {e}", at(off)))?;
                                 f(state, &row).map_err(|e| anyhow::anyhow!("{}: {e}", at(off)))?;
                             }
                             Ok(false) => {}
@@ -348,10 +349,15 @@ mod tests {
 
     fn count(paths: &[PathBuf], threads: usize) -> Result<u64> {
         let inputs = Input::open_all(paths, Col::DIFF)?;
-        let states = for_each_row(&inputs, threads, || 0u64, |n, _r| {
-            *n += 1;
-            Ok(())
-        })?;
+        let states = for_each_row(
+            &inputs,
+            threads,
+            || 0u64,
+            |n, _r| {
+                *n += 1;
+                Ok(())
+            },
+        )?;
         Ok(states.iter().sum())
     }
 
@@ -400,10 +406,11 @@ mod tests {
         })
         .unwrap()
         .remove(0);
-        let want: Vec<(String, String)> = [("1.2.3.4", "tcp"), ("1.2.3.5", "mptcp"), ("1.2.3.6", "tcp"), ("1.2.3.7", "echo"), ("1.2.3.8", "closed")]
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+        let want: Vec<(String, String)> =
+            [("1.2.3.4", "tcp"), ("1.2.3.5", "mptcp"), ("1.2.3.6", "tcp"), ("1.2.3.7", "echo"), ("1.2.3.8", "closed")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
         assert_eq!(got, want);
     }
 
@@ -418,7 +425,8 @@ mod tests {
                     b",\n\"+-!#\t\x0b\xac\x2c\xff\x80a0"[(x >> 16) as usize % 15]
                 })
                 .collect();
-            let want: Vec<usize> = buf.iter().enumerate().filter(|(_, b)| b",\n\"".contains(b)).map(|(i, _)| i).collect();
+            let want: Vec<usize> =
+                buf.iter().enumerate().filter(|(_, b)| b",\n\"".contains(b)).map(|(i, _)| i).collect();
             assert_eq!(Specials::new(&buf).collect::<Vec<_>>(), want, "{buf:?}");
         }
     }

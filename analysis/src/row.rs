@@ -142,10 +142,8 @@ pub enum Col {
 }
 
 const NCOL: usize = 11;
-const COL_NAMES: [&str; NCOL] = [
-    "ip", "port", "probe", "class", "mptcp_version", "mpc_flags", "options", "mirrored", "ts_echoed",
-    "ttl", "window",
-];
+const COL_NAMES: [&str; NCOL] =
+    ["ip", "port", "probe", "class", "mptcp_version", "mpc_flags", "options", "mirrored", "ts_echoed", "ttl", "window"];
 
 impl Col {
     /// Header name of the column.
@@ -154,8 +152,17 @@ impl Col {
     }
     /// Columns the `summary` command reads.
     pub const SUMMARY: &'static [Col] = &[
-        Col::Ip, Col::Port, Col::Probe, Col::Class, Col::MptcpVersion, Col::MpcFlags, Col::Options,
-        Col::Mirrored, Col::TsEchoed, Col::Ttl, Col::Window,
+        Col::Ip,
+        Col::Port,
+        Col::Probe,
+        Col::Class,
+        Col::MptcpVersion,
+        Col::MpcFlags,
+        Col::Options,
+        Col::Mirrored,
+        Col::TsEchoed,
+        Col::Ttl,
+        Col::Window,
     ];
     /// Columns the `diff` command reads.
     pub const DIFF: &'static [Col] = &[Col::Ip, Col::Port, Col::Probe, Col::Class, Col::MptcpVersion];
@@ -179,11 +186,9 @@ impl Columns {
                 idx[c].get_or_insert(i);
             }
         }
-        let missing: Vec<&str> =
-            needed.iter().filter(|c| idx[**c as usize].is_none()).map(|c| c.name()).collect();
+        let missing: Vec<&str> = needed.iter().filter(|c| idx[**c as usize].is_none()).map(|c| c.name()).collect();
         if !missing.is_empty() {
-            let have: Vec<String> =
-                header.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            let have: Vec<String> = header.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
             return Err(format!(
                 "missing column{} {} (header has: {})",
                 if missing.len() > 1 { "s" } else { "" },
@@ -401,8 +406,20 @@ mod tests {
     }
 
     const HEADER: &[&str] = &[
-        "ip", "port", "probe", "class", "responder", "mptcp_version", "mpc_flags", "mpc_key", "options",
-        "mirrored", "ts_echoed", "ttl", "window", "timestamp",
+        "ip",
+        "port",
+        "probe",
+        "class",
+        "responder",
+        "mptcp_version",
+        "mpc_flags",
+        "mpc_key",
+        "options",
+        "mirrored",
+        "ts_echoed",
+        "ttl",
+        "window",
+        "timestamp",
     ];
 
     #[test]
@@ -421,8 +438,20 @@ mod tests {
     fn full_row_parses() {
         let cols = Columns::resolve(&rec(HEADER), Col::SUMMARY).unwrap();
         let r = rec(&[
-            "198.51.100.7", "443", "v1", "mptcp", "198.51.100.7", "1", "0x21", "0011223344556677",
-            "1e0c0121", "false", "true", "57", "65535", "2026-11-21T18:00:00.123456Z",
+            "198.51.100.7",
+            "443",
+            "v1",
+            "mptcp",
+            "198.51.100.7",
+            "1",
+            "0x21",
+            "0011223344556677",
+            "1e0c0121",
+            "false",
+            "true",
+            "57",
+            "65535",
+            "2026-11-21T18:00:00.123456Z",
         ]);
         let row = Row::parse(&r, &cols).unwrap();
         assert_eq!(row.ip, Ip::V4(0xc6336407));
@@ -436,7 +465,8 @@ mod tests {
     fn columns_found_by_name_in_any_order_extra_ignored() {
         let cols = Columns::resolve(&rec(&["extra", "class", "probe", "port", "ip"]), Col::DIFF);
         assert!(cols.as_ref().unwrap_err().contains("mptcp_version"), "{cols:?}");
-        let cols = Columns::resolve(&rec(&["extra", "class", "probe", "mptcp_version", "port", "ip"]), Col::DIFF).unwrap();
+        let cols =
+            Columns::resolve(&rec(&["extra", "class", "probe", "mptcp_version", "port", "ip"]), Col::DIFF).unwrap();
         let r = rec(&["x", "echo", "v0", "0", "80", "2001:db8::1"]);
         let row = Row::parse(&r, &cols).unwrap();
         assert_eq!((row.class, row.probe, row.port, row.version), (Class::Echo, Probe::V0, 80, Some(0)));
@@ -445,15 +475,20 @@ mod tests {
     #[test]
     fn bad_fields_name_the_column() {
         let cols = Columns::resolve(&rec(HEADER), Col::SUMMARY).unwrap();
-        let good = [
-            "198.51.100.7", "443", "v1", "tcp", "198.51.100.7", "", "", "", "", "false", "false", "57",
-            "65535", "t",
-        ];
+        let good =
+            ["198.51.100.7", "443", "v1", "tcp", "198.51.100.7", "", "", "", "", "false", "false", "57", "65535", "t"];
         assert!(Row::parse(&rec(&good), &cols).is_ok());
         for (i, v, col) in [
-            (0, "1.2.3", "ip"), (1, "70000", "port"), (2, "v2", "probe"), (3, "mptcpp", "class"),
-            (5, "x", "mptcp_version"), (6, "0x123", "mpc_flags"), (9, "yes", "mirrored"),
-            (10, "1", "ts_echoed"), (11, "-1", "ttl"), (12, "65536", "window"),
+            (0, "1.2.3", "ip"),
+            (1, "70000", "port"),
+            (2, "v2", "probe"),
+            (3, "mptcpp", "class"),
+            (5, "x", "mptcp_version"),
+            (6, "0x123", "mpc_flags"),
+            (9, "yes", "mirrored"),
+            (10, "1", "ts_echoed"),
+            (11, "-1", "ttl"),
+            (12, "65536", "window"),
         ] {
             let mut f = good;
             f[i] = v;

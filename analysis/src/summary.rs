@@ -281,7 +281,10 @@ pub fn headline(agg: &Aggregate, meta: Option<&ScanMeta>, port: Option<u16>) -> 
     let mut probes = agg.probes();
     if let Some(m) = meta {
         for v in Probe::ALL {
-            if m.probe_versions.iter().any(|s| s == v.as_str()) && !probes.contains(&v) && agg.probe_filter.is_none_or(|f| f == v) {
+            if m.probe_versions.iter().any(|s| s == v.as_str())
+                && !probes.contains(&v)
+                && agg.probe_filter.is_none_or(|f| f == v)
+            {
                 probes.push(v);
             }
         }
@@ -396,7 +399,13 @@ pub fn flags_table(agg: &Aggregate) -> Table {
         &["probe", "version", "flags", "A checksum", "B", "C no subflows", "H (HMAC)", "servers", "% of probe"],
     );
     let mut v: Vec<_> = agg.flags.iter().collect();
-    v.sort_by(|a, b| (std::cmp::Reverse(a.0 .0 as u8), std::cmp::Reverse(a.1), a.0).cmp(&(std::cmp::Reverse(b.0 .0 as u8), std::cmp::Reverse(b.1), b.0)));
+    v.sort_by(|a, b| {
+        (std::cmp::Reverse(a.0 .0 as u8), std::cmp::Reverse(a.1), a.0).cmp(&(
+            std::cmp::Reverse(b.0 .0 as u8),
+            std::cmp::Reverse(b.1),
+            b.0,
+        ))
+    });
     for ((probe, ver, flags), n) in v {
         let total = agg.counts(None, *probe)[MP];
         let [a, b, c, h] = flag_bits(*ver, *flags);
@@ -458,7 +467,9 @@ pub fn fingerprint_table(agg: &Aggregate, top: usize) -> Table {
 pub fn networks(agg: &Aggregate, level: Level) -> Vec<(String, Counts)> {
     let nz = |c: &Counts| c.iter().any(|n| *n > 0);
     match level {
-        Level::V4p8 => agg.v4_8.iter().enumerate().filter(|x| nz(x.1)).map(|(i, c)| (format!("{i}.0.0.0/8"), *c)).collect(),
+        Level::V4p8 => {
+            agg.v4_8.iter().enumerate().filter(|x| nz(x.1)).map(|(i, c)| (format!("{i}.0.0.0/8"), *c)).collect()
+        }
         Level::V4p16 => agg
             .v4_16
             .iter()
@@ -466,9 +477,19 @@ pub fn networks(agg: &Aggregate, level: Level) -> Vec<(String, Counts)> {
             .filter(|x| x.1.iter().any(|n| *n > 0))
             .map(|(i, c)| (format!("{}/16", std::net::Ipv4Addr::from((i as u32) << 16)), c.map(u64::from)))
             .collect(),
-        Level::V4p24 => agg.v4_24.iter().map(|(k, c)| (format!("{}/24", std::net::Ipv4Addr::from(k << 8)), *c)).collect(),
-        Level::V6p32 => agg.v6_32.iter().map(|(k, c)| (format!("{}/32", std::net::Ipv6Addr::from((*k as u128) << 96)), *c)).collect(),
-        Level::V6p48 => agg.v6_48.iter().map(|(k, c)| (format!("{}/48", std::net::Ipv6Addr::from((*k as u128) << 80)), *c)).collect(),
+        Level::V4p24 => {
+            agg.v4_24.iter().map(|(k, c)| (format!("{}/24", std::net::Ipv4Addr::from(k << 8)), *c)).collect()
+        }
+        Level::V6p32 => agg
+            .v6_32
+            .iter()
+            .map(|(k, c)| (format!("{}/32", std::net::Ipv6Addr::from((*k as u128) << 96)), *c))
+            .collect(),
+        Level::V6p48 => agg
+            .v6_48
+            .iter()
+            .map(|(k, c)| (format!("{}/48", std::net::Ipv6Addr::from((*k as u128) << 80)), *c))
+            .collect(),
         Level::As => match &agg.pfx {
             None => vec![],
             Some(t) => agg
@@ -513,7 +534,8 @@ fn top_table(agg: &Aggregate, level: Level, class: Class, top: usize) -> Table {
         row.extend([Cell::Int(c[MP]), Cell::Int(c[ECHO]), Cell::Int(c[MALF]), Cell::pct(c[class as usize], total)]);
         t.push(row);
     }
-    let mut note = format!("{} {what} in {} distinct {} networks", crate::table::thousands(total), distinct, level.name());
+    let mut note =
+        format!("{} {what} in {} distinct {} networks", crate::table::thousands(total), distinct, level.name());
     if !full {
         note.push_str("; /24 counters are kept for answers with an MPTCP option only");
     }
@@ -553,7 +575,8 @@ mod tests {
     use super::*;
     use crate::row::{Col, Columns};
 
-    const HEADER: &str = "ip,port,probe,class,responder,mptcp_version,mpc_flags,mpc_key,options,mirrored,ts_echoed,ttl,window,timestamp";
+    const HEADER: &str =
+        "ip,port,probe,class,responder,mptcp_version,mpc_flags,mpc_key,options,mirrored,ts_echoed,ttl,window,timestamp";
 
     /// A hand-made scan whose every count is known. Two ports, both probes, IPv4 and IPv6.
     pub(crate) const SMALL: &str = "\
@@ -575,7 +598,8 @@ mod tests {
 ";
 
     fn agg_of(body: &str, opts: &Options) -> Aggregate {
-        let mut rdr = csv::ReaderBuilder::new().from_reader(std::io::Cursor::new(format!("{HEADER}\n{body}").into_bytes()));
+        let mut rdr =
+            csv::ReaderBuilder::new().from_reader(std::io::Cursor::new(format!("{HEADER}\n{body}").into_bytes()));
         let cols = Columns::resolve(rdr.byte_headers().unwrap(), Col::SUMMARY).unwrap();
         let mut a = Aggregate::new(opts);
         let mut rec = csv::ByteRecord::new();
@@ -607,7 +631,13 @@ mod tests {
         let all = headline(&a, None, None);
         assert_eq!(all.title, "Headline: all ports");
         assert_eq!(all.int("of which echoed", v1), Some(4));
-        let meta = ScanMeta { targets_probed: 1000, ports: vec![80, 443], probe_versions: vec!["v1".into(), "v0".into()], files: 1, ..Default::default() };
+        let meta = ScanMeta {
+            targets_probed: 1000,
+            ports: vec![80, 443],
+            probe_versions: vec!["v1".into(), "v0".into()],
+            files: 1,
+            ..Default::default()
+        };
         let h = headline(&a, Some(&meta), Some(443));
         assert_eq!(h.int("addresses probed", v1), Some(500));
         assert_eq!(h.row("answered").unwrap()[2], Cell::pct(13, 500));
@@ -634,7 +664,19 @@ mod tests {
     fn flags_of_real_servers() {
         let a = agg_of(SMALL, &Options::default());
         let t = flags_table(&a);
-        let rows: Vec<Vec<String>> = t.rows.iter().map(|r| r.iter().map(|c| match c { Cell::Text(s) => s.clone(), Cell::Int(n) => n.to_string(), c => format!("{c:?}") }).collect()).collect();
+        let rows: Vec<Vec<String>> = t
+            .rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|c| match c {
+                        Cell::Text(s) => s.clone(),
+                        Cell::Int(n) => n.to_string(),
+                        c => format!("{c:?}"),
+                    })
+                    .collect()
+            })
+            .collect();
         assert_eq!(rows.len(), 3);
         assert_eq!(&rows[0][..8], ["v1", "1", "0x01", "no", "no", "no", "HMAC-SHA256", "3"]);
         assert_eq!(&rows[1][..8], ["v1", "1", "0x21", "no", "no", "set (load balancer)", "HMAC-SHA256", "1"]);
@@ -652,7 +694,10 @@ mod tests {
         assert_eq!(v[0].1.example.to_string(), "10.1.2.3");
         assert_eq!(v[1].0.to_string(), "ttl<=64 win=8192 opts=mp4 mirrored=false ts_echoed=false");
         assert_eq!(v[2].0.to_string(), "ttl<=128 win=29200 opts=mss,sok,ts,nop,ws,mp4 mirrored=true ts_echoed=true");
-        assert!(fingerprint_table(&a, 1).note.unwrap().contains("4 echoing answers from 3 distinct fingerprints; the 1 shown cover 50.00%"));
+        assert!(fingerprint_table(&a, 1)
+            .note
+            .unwrap()
+            .contains("4 echoing answers from 3 distinct fingerprints; the 1 shown cover 50.00%"));
     }
 
     #[test]

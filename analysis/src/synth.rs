@@ -104,10 +104,24 @@ struct Model {
 const MODELS: [Model; 6] = [
     Model { name: "cpe-mirror", weight: 35, ttl: 64, window: None, prefix: None, ts: true },
     Model { name: "isp-firewall", weight: 25, ttl: 255, window: Some(8192), prefix: Some("02040564"), ts: false },
-    Model { name: "load-balancer", weight: 20, ttl: 64, window: Some(29200), prefix: Some("020405b40402080a"), ts: false },
+    Model {
+        name: "load-balancer",
+        weight: 20,
+        ttl: 64,
+        window: Some(29200),
+        prefix: Some("020405b40402080a"),
+        ts: false,
+    },
     Model { name: "cgnat", weight: 10, ttl: 128, window: Some(65535), prefix: Some("0204057801030308"), ts: false },
     Model { name: "old-router", weight: 6, ttl: 255, window: Some(4128), prefix: Some(""), ts: false },
-    Model { name: "ts-rewriting-proxy", weight: 4, ttl: 64, window: Some(14600), prefix: Some("020405b40402080a"), ts: false },
+    Model {
+        name: "ts-rewriting-proxy",
+        weight: 4,
+        ttl: 64,
+        window: Some(14600),
+        prefix: Some("020405b40402080a"),
+        ts: false,
+    },
 ];
 
 /// A real server's MP_CAPABLE answer (version, flags), or `None` for a plain TCP answer.
@@ -242,7 +256,10 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
     let mut addrs = Addresses::new(&mut rng);
     let mut st = SynthStats { targets, ..SynthStats::default() };
     let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    writeln!(w, "ip,port,probe,class,responder,mptcp_version,mpc_flags,mpc_key,options,mirrored,ts_echoed,ttl,window,timestamp")?;
+    writeln!(
+        w,
+        "ip,port,probe,class,responder,mptcp_version,mpc_flags,mpc_key,options,mirrored,ts_echoed,ttl,window,timestamp"
+    )?;
     let mut second = u64::MAX;
     let mut stamp = String::new();
     for t in 0..targets {
@@ -288,7 +305,8 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
             let tsval: u32 = rng.gen();
             let probe_key: u64 = rng.gen();
             let mut class = class;
-            let (mut version, mut flags, mut key, mut options) = (String::new(), String::new(), String::new(), String::new());
+            let (mut version, mut flags, mut key, mut options) =
+                (String::new(), String::new(), String::new(), String::new());
             let (mut mirrored, mut ts_echoed) = (false, false);
             let mut window: u16 = [65160, 29200, 8192, 65535, 64240][(server_key % 5) as usize];
             let mut responder = ip.clone();
@@ -323,7 +341,9 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
                             mirrored = true;
                             probe_options(probe, tsval, probe_key)
                         }
-                        Some(p) if p.ends_with("080a") => format!("{p}{:08x}{tsval:08x}01030307{mpc}", server_key as u32),
+                        Some(p) if p.ends_with("080a") => {
+                            format!("{p}{:08x}{tsval:08x}01030307{mpc}", server_key as u32)
+                        }
                         Some(p) => format!("{p}{mpc}"),
                     };
                     ts_echoed = model.ts;
@@ -332,14 +352,20 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
                 }
                 Class::Malformed => {
                     // Subtype 1 (MP_JOIN) or a short MP_CAPABLE where an answer belongs.
-                    options = if server_key & 1 == 0 { "020405b41e0c1101aabbccdd00112233".into() } else { "020405b41e0601".to_string() + "01aa" };
+                    options = if server_key & 1 == 0 {
+                        "020405b41e0c1101aabbccdd00112233".into()
+                    } else {
+                        "020405b41e0601".to_string() + "01aa"
+                    };
                 }
                 Class::Tcp => options = linux(""),
                 Class::Closed => window = 0,
                 Class::Unreachable => {
                     window = 0;
                     responder = match ip.parse::<std::net::IpAddr>() {
-                        Ok(std::net::IpAddr::V4(a)) => std::net::Ipv4Addr::from(u32::from(a) & 0xffff_ff00 | 1).to_string(),
+                        Ok(std::net::IpAddr::V4(a)) => {
+                            std::net::Ipv4Addr::from(u32::from(a) & 0xffff_ff00 | 1).to_string()
+                        }
                         _ => "2001:db8::1".to_string(),
                     };
                 }

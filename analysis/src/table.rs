@@ -85,7 +85,12 @@ pub struct Table {
 impl Table {
     /// An empty table with these columns.
     pub fn new(title: impl Into<String>, columns: &[&str]) -> Table {
-        Table { title: title.into(), columns: columns.iter().map(|s| s.to_string()).collect(), rows: vec![], note: None }
+        Table {
+            title: title.into(),
+            columns: columns.iter().map(|s| s.to_string()).collect(),
+            rows: vec![],
+            note: None,
+        }
     }
     /// Append a row (must have one cell per column).
     pub fn push(&mut self, row: Vec<Cell>) {

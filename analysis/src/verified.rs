@@ -34,7 +34,8 @@ impl Verified {
     }
 
     fn read(&mut self, path: &Path) -> Result<()> {
-        let mut rdr = csv::Reader::from_path(path).with_context(|| format!("{}: cannot open verified CSV", path.display()))?;
+        let mut rdr =
+            csv::Reader::from_path(path).with_context(|| format!("{}: cannot open verified CSV", path.display()))?;
         let h = rdr.headers().with_context(|| format!("{}: cannot read the header", path.display()))?.clone();
         let col = |name: &str| {
             h.iter().position(|c| c == name).with_context(|| {

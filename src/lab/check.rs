@@ -36,7 +36,9 @@ pub struct Line {
 pub fn compare(truth: &GroundTruth, csv: &Path) -> anyhow::Result<Vec<Line>> {
     let mut rdr = csv::Reader::from_path(csv).with_context(|| format!("reading {}", csv.display()))?;
     let h = rdr.headers()?.clone();
-    let col = |name: &str| h.iter().position(|c| c == name).with_context(|| format!("{} has no {name} column", csv.display()));
+    let col = |name: &str| {
+        h.iter().position(|c| c == name).with_context(|| format!("{} has no {name} column", csv.display()))
+    };
     let (ci, cp, cv, cc) = (col("ip")?, col("port")?, col("probe")?, col("class")?);
     let mut rows: HashMap<(IpAddr, u16, ProbeVersion), String> = HashMap::new();
     let (mut ports, mut versions) = (BTreeSet::new(), BTreeSet::new());
@@ -59,12 +61,14 @@ pub fn compare(truth: &GroundTruth, csv: &Path) -> anyhow::Result<Vec<Line>> {
         .ranges
         .iter()
         .map(|r| {
-            let all = (u32::from(r.prefix.network())..=u32::from(r.prefix.broadcast())).map(|a| IpAddr::V4(Ipv4Addr::from(a)));
+            let all = (u32::from(r.prefix.network())..=u32::from(r.prefix.broadcast()))
+                .map(|a| IpAddr::V4(Ipv4Addr::from(a)));
             (r.prefix.to_string(), r.name.clone(), all.collect::<Vec<_>>())
         })
         .chain(truth.ranges6.iter().filter(|r| r.prefix.prefix_len() >= 104).map(|r| {
             // (a lab range of more than 2^24 IPv6 addresses is not enumerable; the lab has none)
-            let all = (u128::from(r.prefix.network())..=u128::from(r.prefix.broadcast())).map(|a| IpAddr::V6(Ipv6Addr::from(a)));
+            let all = (u128::from(r.prefix.network())..=u128::from(r.prefix.broadcast()))
+                .map(|a| IpAddr::V6(Ipv6Addr::from(a)));
             (r.prefix.to_string(), r.name.clone(), all.collect::<Vec<_>>())
         }));
     let mut lines = Vec::new();
@@ -112,7 +116,11 @@ pub fn compare(truth: &GroundTruth, csv: &Path) -> anyhow::Result<Vec<Line>> {
 pub fn render(lines: &[Line]) -> String {
     let fmt = |m: &mut dyn Iterator<Item = (String, u64)>| {
         let s: Vec<String> = m.map(|(k, n)| format!("{k} {n}")).collect();
-        if s.is_empty() { "(no rows)".to_string() } else { s.join(", ") }
+        if s.is_empty() {
+            "(no rows)".to_string()
+        } else {
+            s.join(", ")
+        }
     };
     let mut table = vec![[
         "range".to_string(),

@@ -27,7 +27,8 @@ pub fn probe(
     let mac_text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
         .with_context(|| format!("reading the MAC address of {iface}"))?;
     let src_mac = crate::net::route::parse_mac(mac_text.trim()).context("bad interface MAC")?;
-    let dst_mac = crate::net::route::parse_mac(gateway_mac).with_context(|| format!("bad gateway MAC {gateway_mac:?}"))?;
+    let dst_mac =
+        crate::net::route::parse_mac(gateway_mac).with_context(|| format!("bad gateway MAC {gateway_mac:?}"))?;
     let sock = PacketSocket::open(iface).with_context(|| format!("opening an AF_PACKET socket on {iface}"))?;
     let builder = ProbeBuilder::new(&Link { src_mac, dst_mac, src_v4: Some(src), src_v6: None }, &[version]);
     let validator = Validator::from_seed(seed);

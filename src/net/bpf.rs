@@ -118,22 +118,12 @@ impl Asm {
     }
 
     fn push(&mut self, code: u16, k: u32) -> &mut Self {
-        self.insns.push(Pending {
-            code,
-            k,
-            jt: Next,
-            jf: Next,
-        });
+        self.insns.push(Pending { code, k, jt: Next, jf: Next });
         self
     }
 
     fn jump(&mut self, op: u16, k: u32, jt: Target, jf: Target) -> &mut Self {
-        self.insns.push(Pending {
-            code: BPF_JMP | op | BPF_K,
-            k,
-            jt,
-            jf,
-        });
+        self.insns.push(Pending { code: BPF_JMP | op | BPF_K, k, jt, jf });
         self
     }
 
@@ -142,12 +132,7 @@ impl Asm {
         if self.labels.insert(name, self.insns.len()).is_some() {
             // Remember the mistake as a jump that can never resolve; finish() reports it.
             self.labels.insert("\0dup", 0);
-            self.insns.push(Pending {
-                code: u16::MAX,
-                k: 0,
-                jt: Label(name),
-                jf: Next,
-            });
+            self.insns.push(Pending { code: u16::MAX, k: 0, jt: Label(name), jf: Next });
         }
         self
     }
@@ -226,17 +211,10 @@ impl Asm {
             .enumerate()
             .map(|(at, p)| {
                 if p.code == u16::MAX {
-                    let Label(name) = p.jt else {
-                        unreachable!("only duplicate markers use u16::MAX")
-                    };
+                    let Label(name) = p.jt else { unreachable!("only duplicate markers use u16::MAX") };
                     return Err(AsmError::DuplicateLabel(name));
                 }
-                Ok(SockFilter {
-                    code: p.code,
-                    jt: resolve(at, p.jt)?,
-                    jf: resolve(at, p.jf)?,
-                    k: p.k,
-                })
+                Ok(SockFilter { code: p.code, jt: resolve(at, p.jt)?, jf: resolve(at, p.jf)?, k: p.k })
             })
             .collect()
     }
@@ -294,8 +272,7 @@ pub fn filter_for(dst_ports: RangeInclusive<u16>) -> Vec<SockFilter> {
         .ret(ACCEPT_LEN)
         .label("drop")
         .ret(0);
-    a.finish()
-        .expect("the capture filter's labels are all defined and forward")
+    a.finish().expect("the capture filter's labels are all defined and forward")
 }
 
 /// Why the interpreter stopped without a `ret` (a malformed program; the kernel verifier would
@@ -502,30 +479,15 @@ mod tests {
 
     #[test]
     fn accepted_frames_kept_whole() {
-        assert_eq!(
-            run(&filter_for(PORTS), &ip4(6, 5, 0, &tcp(40500, SYN | ACK))),
-            Ok(ACCEPT_LEN)
-        );
+        assert_eq!(run(&filter_for(PORTS), &ip4(6, 5, 0, &tcp(40500, SYN | ACK))), Ok(ACCEPT_LEN));
     }
 
     #[test]
     fn assembler_resolves_and_rejects() {
         let mut a = Asm::new();
-        a.ldb(0)
-            .jeq(1, Label("yes"), Next)
-            .ret(0)
-            .label("yes")
-            .ret(1);
+        a.ldb(0).jeq(1, Label("yes"), Next).ret(0).label("yes").ret(1);
         let p = a.finish().unwrap();
-        assert_eq!(
-            p[1],
-            SockFilter {
-                code: 0x15,
-                jt: 1,
-                jf: 0,
-                k: 1
-            }
-        );
+        assert_eq!(p[1], SockFilter { code: 0x15, jt: 1, jf: 0, k: 1 });
         assert_eq!(run(&p, &[1]), Ok(1));
         assert_eq!(run(&p, &[2]), Ok(0));
 
@@ -555,36 +517,16 @@ mod tests {
         // `tcpdump -dd` spellings of the instructions the filter uses.
         let mut a = Asm::new();
         a.ldh(12).ldb(23).ld(26).ldx_msh(14).ldh_x(16).ldb_x(27);
-        a.jeq(0x800, Next, Next)
-            .jgt(1, Next, Next)
-            .jge(1, Next, Next)
-            .jset(0x1fff, Next, Next)
-            .ret(0);
+        a.jeq(0x800, Next, Next).jgt(1, Next, Next).jge(1, Next, Next).jset(0x1fff, Next, Next).ret(0);
         let codes: Vec<u16> = a.finish().unwrap().iter().map(|i| i.code).collect();
-        assert_eq!(
-            codes,
-            vec![0x28, 0x30, 0x20, 0xb1, 0x48, 0x50, 0x15, 0x25, 0x35, 0x45, 0x06]
-        );
+        assert_eq!(codes, vec![0x28, 0x30, 0x20, 0xb1, 0x48, 0x50, 0x15, 0x25, 0x35, 0x45, 0x06]);
     }
 
     #[test]
     fn interpreter_rejects_unknown_and_fall_off() {
-        let p = [SockFilter {
-            code: 0x04,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }]; // ALU add
-        assert_eq!(
-            run(&p, &[0]),
-            Err(RunError::Unsupported { pc: 0, code: 0x04 })
-        );
-        let p = [SockFilter {
-            code: 0x30,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }];
+        let p = [SockFilter { code: 0x04, jt: 0, jf: 0, k: 0 }]; // ALU add
+        assert_eq!(run(&p, &[0]), Err(RunError::Unsupported { pc: 0, code: 0x04 }));
+        let p = [SockFilter { code: 0x30, jt: 0, jf: 0, k: 0 }];
         assert_eq!(run(&p, &[0]), Err(RunError::FellOff));
     }
 

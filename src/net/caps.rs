@@ -23,19 +23,14 @@ impl std::error::Error for NeedsRoot {}
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            status_field(&s, "Uid:").and_then(|v| v.split_whitespace().nth(1).map(|e| e == "0"))
-        })
+        .and_then(|s| status_field(&s, "Uid:").and_then(|v| v.split_whitespace().nth(1).map(|e| e == "0")))
         .unwrap_or(false)
 }
 
 /// True when CAP_NET_RAW is in the effective capability set (root normally has it; a binary
 /// given it with `setcap` has it without being root).
 pub fn has_cap_net_raw() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| cap_eff_has(&s, CAP_NET_RAW))
-        .unwrap_or(false)
+    std::fs::read_to_string("/proc/self/status").ok().and_then(|s| cap_eff_has(&s, CAP_NET_RAW)).unwrap_or(false)
 }
 
 /// `Ok` when raw sockets may be opened, else the one-line [`NeedsRoot`] error.
@@ -48,10 +43,7 @@ pub fn require_cap_net_raw() -> Result<(), NeedsRoot> {
 }
 
 fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .map(str::trim)
+    status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim)
 }
 
 /// Reads the `CapEff:` hex mask of a `/proc/PID/status` text and tests bit `cap`.

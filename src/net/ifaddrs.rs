@@ -25,10 +25,7 @@ pub(crate) struct IfAddr {
 fn ifreq_for(name: &str) -> io::Result<libc::ifreq> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("'{name}' is not a valid interface name"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("'{name}' is not a valid interface name")));
     }
     // SAFETY: ifreq is plain old data; all-zero is valid.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
@@ -56,10 +53,7 @@ fn ioctl(name: &str, request: libc::Ioctl) -> io::Result<libc::ifreq> {
     if r < 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::ENODEV) {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no interface named '{name}'"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named '{name}'")));
         }
         return Err(e);
     }
@@ -109,18 +103,14 @@ pub(crate) fn interface_addrs() -> io::Result<Vec<IfAddr>> {
             continue;
         }
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
-            .to_string_lossy()
-            .into_owned();
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
         // SAFETY: ifa_addr is non-null and points to a sockaddr whose family says its real type;
         // we read the larger struct only for the matching family.
         let addr = unsafe {
             match i32::from((*ifa.ifa_addr).sa_family) {
                 libc::AF_INET => {
                     let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    Some(IpAddr::V4(Ipv4Addr::from(
-                        sin.sin_addr.s_addr.to_ne_bytes(),
-                    )))
+                    Some(IpAddr::V4(Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes())))
                 }
                 libc::AF_INET6 => {
                     let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
@@ -150,30 +140,14 @@ mod tests {
         assert_eq!((mac, ty), ([0; 6], ARPHRD_LOOPBACK));
         assert!(if_mtu("lo").unwrap() >= 1500);
         let addrs = interface_addrs().unwrap();
-        assert!(
-            addrs
-                .iter()
-                .any(|a| a.name == "lo" && a.addr == IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            "{addrs:?}"
-        );
+        assert!(addrs.iter().any(|a| a.name == "lo" && a.addr == IpAddr::V4(Ipv4Addr::LOCALHOST)), "{addrs:?}");
     }
 
     #[test]
     fn bad_names_are_errors() {
-        assert_eq!(
-            if_index("mpscan-nope0").unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
-        assert_eq!(
-            if_index("").unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            if_index("a-name-far-too-long-for-linux")
-                .unwrap_err()
-                .kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(if_index("mpscan-nope0").unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(if_index("").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(if_index("a-name-far-too-long-for-linux").unwrap_err().kind(), io::ErrorKind::InvalidInput);
         assert!(if_index("a\0b").is_err());
     }
 }

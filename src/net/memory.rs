@@ -17,11 +17,7 @@ pub struct MemoryTx {
 impl MemoryTx {
     /// A recorder whose slots are `slot_len` bytes (at least [`super::MIN_SLOT`]).
     pub fn new(slot_len: usize) -> Self {
-        MemoryTx {
-            frames: Vec::new(),
-            slot: vec![0; slot_len.max(super::MIN_SLOT)],
-            stats: TxStats::default(),
-        }
+        MemoryTx { frames: Vec::new(), slot: vec![0; slot_len.max(super::MIN_SLOT)], stats: TxStats::default() }
     }
 }
 
@@ -32,11 +28,7 @@ impl Default for MemoryTx {
 }
 
 impl Transmit for MemoryTx {
-    fn send_batch(
-        &mut self,
-        n: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) -> std::io::Result<usize> {
+    fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> std::io::Result<usize> {
         let mut queued = 0;
         for _ in 0..n {
             self.slot.fill(0);
@@ -78,10 +70,7 @@ impl MemoryRx {
     /// A player of `frames`, in order.
     pub fn new(frames: impl IntoIterator<Item = Vec<u8>>) -> Self {
         let pending: VecDeque<_> = frames.into_iter().collect();
-        let stats = RxStats {
-            received: pending.len() as u64,
-            ..RxStats::default()
-        };
+        let stats = RxStats { received: pending.len() as u64, ..RxStats::default() };
         MemoryRx { pending, stats }
     }
 
@@ -93,11 +82,7 @@ impl MemoryRx {
 }
 
 impl Receive for MemoryRx {
-    fn recv_batch(
-        &mut self,
-        _timeout: Duration,
-        handle: &mut dyn FnMut(&[u8]),
-    ) -> std::io::Result<usize> {
+    fn recv_batch(&mut self, _timeout: Duration, handle: &mut dyn FnMut(&[u8])) -> std::io::Result<usize> {
         let n = self.pending.len();
         for f in self.pending.drain(..) {
             handle(&f);
@@ -135,39 +120,16 @@ mod tests {
             .unwrap();
         assert_eq!(n, 2);
         assert_eq!(tx.frames, vec![vec![1; 14], vec![4; 14]]);
-        assert_eq!(
-            tx.stats(),
-            TxStats {
-                queued: 2,
-                sent: 2,
-                failed: 2,
-                ring_full_waits: 0
-            }
-        );
+        assert_eq!(tx.stats(), TxStats { queued: 2, sent: 2, failed: 2, ring_full_waits: 0 });
     }
 
     #[test]
     fn memory_rx_plays_back_once() {
         let mut rx = MemoryRx::new(vec![vec![1], vec![2, 2]]);
         let mut seen = Vec::new();
-        assert_eq!(
-            rx.recv_batch(Duration::ZERO, &mut |f| seen.push(f.to_vec()))
-                .unwrap(),
-            2
-        );
+        assert_eq!(rx.recv_batch(Duration::ZERO, &mut |f| seen.push(f.to_vec())).unwrap(), 2);
         assert_eq!(seen, vec![vec![1], vec![2, 2]]);
-        assert_eq!(
-            rx.recv_batch(Duration::ZERO, &mut |_| panic!("nothing left"))
-                .unwrap(),
-            0
-        );
-        assert_eq!(
-            rx.stats(),
-            RxStats {
-                received: 2,
-                dropped: 0,
-                handled: 2
-            }
-        );
+        assert_eq!(rx.recv_batch(Duration::ZERO, &mut |_| panic!("nothing left")).unwrap(), 0);
+        assert_eq!(rx.stats(), RxStats { received: 2, dropped: 0, handled: 2 });
     }
 }

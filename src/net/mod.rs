@@ -82,11 +82,7 @@ pub trait Transmit {
     ///
     /// When every slot is busy the call waits for the kernel to free some, so the result is
     /// below `n` only when `fill` returned 0 or refused lengths.
-    fn send_batch(
-        &mut self,
-        n: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) -> std::io::Result<usize>;
+    fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> std::io::Result<usize>;
 
     /// Waits until every queued frame has left (called at the end of the scan).
     fn flush(&mut self) -> std::io::Result<()>;
@@ -99,11 +95,7 @@ pub trait Transmit {
 pub trait Receive {
     /// Waits at most `timeout` for frames, calls `handle(frame)` for each frame available
     /// (zero-copy where the back end allows), returns how many were handled.
-    fn recv_batch(
-        &mut self,
-        timeout: Duration,
-        handle: &mut dyn FnMut(&[u8]),
-    ) -> std::io::Result<usize>;
+    fn recv_batch(&mut self, timeout: Duration, handle: &mut dyn FnMut(&[u8])) -> std::io::Result<usize>;
 
     /// Counters: frames received, dropped by the kernel, handled.
     fn stats(&mut self) -> RxStats;
@@ -113,11 +105,7 @@ pub trait Receive {
 pub(crate) const ETH_HEADER_LEN: usize = 14;
 
 impl<T: Transmit + ?Sized> Transmit for Box<T> {
-    fn send_batch(
-        &mut self,
-        n: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) -> std::io::Result<usize> {
+    fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> std::io::Result<usize> {
         (**self).send_batch(n, fill)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -129,11 +117,7 @@ impl<T: Transmit + ?Sized> Transmit for Box<T> {
 }
 
 impl<T: Receive + ?Sized> Receive for Box<T> {
-    fn recv_batch(
-        &mut self,
-        timeout: Duration,
-        handle: &mut dyn FnMut(&[u8]),
-    ) -> std::io::Result<usize> {
+    fn recv_batch(&mut self, timeout: Duration, handle: &mut dyn FnMut(&[u8])) -> std::io::Result<usize> {
         (**self).recv_batch(timeout, handle)
     }
     fn stats(&mut self) -> RxStats {

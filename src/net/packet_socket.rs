@@ -30,15 +30,10 @@ impl PacketSocket {
         // SAFETY: plain syscall with constant arguments; the result is checked below.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
-            return Err(ctx(
-                "socket(AF_PACKET, SOCK_RAW)",
-                io::Error::last_os_error(),
-            ));
+            return Err(ctx("socket(AF_PACKET, SOCK_RAW)", io::Error::last_os_error()));
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(PacketSocket {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        Ok(PacketSocket { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 
     /// `setsockopt(level, name, value)` for a plain-data option value.
@@ -81,35 +76,19 @@ impl PacketSocket {
             )
         };
         if r < 0 {
-            return Err(ctx(
-                "getsockopt(PACKET_STATISTICS)",
-                io::Error::last_os_error(),
-            ));
+            return Err(ctx("getsockopt(PACKET_STATISTICS)", io::Error::last_os_error()));
         }
         Ok((st[0], st[1]))
     }
 
     /// Attaches a classic BPF program (`SO_ATTACH_FILTER`); the kernel verifies it.
     pub fn attach_filter(&self, prog: &[SockFilter]) -> io::Result<()> {
-        let len = u16::try_from(prog.len()).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "BPF program longer than 65535 instructions",
-            )
-        })?;
-        let fprog = libc::sock_fprog {
-            len,
-            filter: prog.as_ptr() as *mut libc::sock_filter,
-        };
+        let len = u16::try_from(prog.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program longer than 65535 instructions"))?;
+        let fprog = libc::sock_fprog { len, filter: prog.as_ptr() as *mut libc::sock_filter };
         // `SockFilter` is #[repr(C)] with the same fields as `struct sock_filter`.
-        const _: () =
-            assert!(std::mem::size_of::<SockFilter>() == std::mem::size_of::<libc::sock_filter>());
-        self.set_opt(
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            &fprog,
-            "setsockopt(SO_ATTACH_FILTER)",
-        )
+        const _: () = assert!(std::mem::size_of::<SockFilter>() == std::mem::size_of::<libc::sock_filter>());
+        self.set_opt(libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog, "setsockopt(SO_ATTACH_FILTER)")
     }
 
     /// Binds the socket to interface `ifindex` for frames of `protocol` (host order; 0 = send only,
@@ -129,10 +108,7 @@ impl PacketSocket {
             )
         };
         if r < 0 {
-            return Err(ctx(
-                &format!("bind(AF_PACKET) to interface index {ifindex}"),
-                io::Error::last_os_error(),
-            ));
+            return Err(ctx(&format!("bind(AF_PACKET) to interface index {ifindex}"), io::Error::last_os_error()));
         }
         Ok(())
     }
@@ -154,19 +130,14 @@ impl PacketSocket {
         if p == libc::MAP_FAILED {
             return Err(ctx("mmap(packet ring)", io::Error::last_os_error()));
         }
-        let ptr =
-            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
         Ok(Mmap { ptr, len })
     }
 
     /// `poll()` for `events` at most `timeout`; returns the revents (0 on timeout, or when
     /// interrupted by a signal: callers loop anyway).
     pub fn poll(&self, events: i16, timeout: Duration) -> io::Result<i16> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events, revents: 0 };
         // Round up so that a sub-millisecond timeout still waits.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         // SAFETY: one valid pollfd, count 1.

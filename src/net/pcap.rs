@@ -40,9 +40,8 @@ impl PcapWriter<BufWriter<File>> {
     /// Creates (truncates) the file at `path` and writes the global header.
     pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        let f = File::create(path).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
-        })?;
+        let f = File::create(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))?;
         Self::new(BufWriter::with_capacity(1 << 20, f))
     }
 }
@@ -58,11 +57,7 @@ impl<W: Write> PcapWriter<W> {
         h[16..20].copy_from_slice(&SNAPLEN.to_le_bytes());
         h[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
         out.write_all(&h)?;
-        Ok(PcapWriter {
-            out,
-            slot: vec![0; SNAPLEN as usize],
-            stats: TxStats::default(),
-        })
+        Ok(PcapWriter { out, slot: vec![0; SNAPLEN as usize], stats: TxStats::default() })
     }
 
     /// Flushes and returns the underlying writer.
@@ -73,14 +68,8 @@ impl<W: Write> PcapWriter<W> {
 }
 
 impl<W: Write> Transmit for PcapWriter<W> {
-    fn send_batch(
-        &mut self,
-        n: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) -> io::Result<usize> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+    fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> io::Result<usize> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let mut queued = 0;
         for _ in 0..n {
             let len = fill(&mut self.slot);
@@ -131,9 +120,8 @@ impl PcapReader<BufReader<File>> {
     /// Opens the file at `path` and checks its global header.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        let f = File::open(path).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
-        })?;
+        let f =
+            File::open(path).map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
         Self::new(BufReader::new(f))
     }
 }
@@ -142,9 +130,7 @@ impl<R: Read> PcapReader<R> {
     /// Reads and checks the global header of `input`.
     pub fn new(mut input: R) -> io::Result<Self> {
         let mut h = [0u8; 24];
-        input
-            .read_exact(&mut h)
-            .map_err(|_| invalid("pcap file shorter than its 24-byte header".into()))?;
+        input.read_exact(&mut h).map_err(|_| invalid("pcap file shorter than its 24-byte header".into()))?;
         let magic_le = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let magic_be = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
         let (big_endian, nanos) = match (magic_le, magic_be) {
@@ -152,11 +138,7 @@ impl<R: Read> PcapReader<R> {
             (MAGIC_NSEC, _) => (false, true),
             (_, MAGIC_USEC) => (true, false),
             (_, MAGIC_NSEC) => (true, true),
-            _ => {
-                return Err(invalid(format!(
-                    "not a pcap file (magic {magic_le:#010x}); pcapng is not supported"
-                )))
-            }
+            _ => return Err(invalid(format!("not a pcap file (magic {magic_le:#010x}); pcapng is not supported"))),
         };
         let u32_at = |o: usize| {
             let b = [h[o], h[o + 1], h[o + 2], h[o + 3]];
@@ -168,9 +150,7 @@ impl<R: Read> PcapReader<R> {
         };
         let linktype = u32_at(20);
         if linktype != LINKTYPE_ETHERNET {
-            return Err(invalid(format!(
-                "pcap link type {linktype} is not Ethernet (1)"
-            )));
+            return Err(invalid(format!("pcap link type {linktype} is not Ethernet (1)")));
         }
         Ok(PcapReader {
             input,
@@ -201,15 +181,9 @@ impl<R: Read> PcapReader<R> {
             }
         }
         let b = [rec[8], rec[9], rec[10], rec[11]];
-        let incl = if self.big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        };
+        let incl = if self.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
         if incl > SNAPLEN * 4 {
-            return Err(invalid(format!(
-                "pcap record of {incl} bytes is implausible (corrupt file?)"
-            )));
+            return Err(invalid(format!("pcap record of {incl} bytes is implausible (corrupt file?)")));
         }
         self.buf.resize(incl as usize, 0);
         self.input
@@ -220,11 +194,7 @@ impl<R: Read> PcapReader<R> {
 }
 
 impl<R: Read> Receive for PcapReader<R> {
-    fn recv_batch(
-        &mut self,
-        _timeout: Duration,
-        handle: &mut dyn FnMut(&[u8]),
-    ) -> io::Result<usize> {
+    fn recv_batch(&mut self, _timeout: Duration, handle: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
         let mut n = 0;
         while !self.done && n < READ_BATCH {
             if !self.next_record()? {
@@ -273,13 +243,7 @@ mod tests {
     #[test]
     fn header_bytes() {
         let bytes = write(&[]);
-        assert_eq!(
-            bytes,
-            [
-                0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0,
-                0, 0
-            ]
-        );
+        assert_eq!(bytes, [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0]);
     }
 
     #[test]
@@ -298,17 +262,9 @@ mod tests {
         let bytes = write(&frames);
         let mut r = PcapReader::new(&bytes[..]).unwrap();
         let mut seen = Vec::new();
-        assert_eq!(
-            r.recv_batch(Duration::ZERO, &mut |f| seen.push(f.to_vec()))
-                .unwrap(),
-            3
-        );
+        assert_eq!(r.recv_batch(Duration::ZERO, &mut |f| seen.push(f.to_vec())).unwrap(), 3);
         assert_eq!(seen, frames);
-        assert_eq!(
-            r.recv_batch(Duration::ZERO, &mut |_| panic!("eof"))
-                .unwrap(),
-            0
-        );
+        assert_eq!(r.recv_batch(Duration::ZERO, &mut |_| panic!("eof")).unwrap(), 0);
         assert_eq!(r.stats().handled, 3);
     }
 
@@ -316,16 +272,13 @@ mod tests {
     fn big_endian_nanosecond_file() {
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC_NSEC.to_be_bytes());
-        b.extend_from_slice(&[
-            0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 1,
-        ]);
+        b.extend_from_slice(&[0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 1]);
         b.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 14, 0, 0, 0, 14]);
         b.extend_from_slice(&[9; 14]);
         let mut r = PcapReader::new(&b[..]).unwrap();
         assert!(r.is_nanosecond());
         let mut seen = Vec::new();
-        r.recv_batch(Duration::ZERO, &mut |f| seen.push(f.to_vec()))
-            .unwrap();
+        r.recv_batch(Duration::ZERO, &mut |f| seen.push(f.to_vec())).unwrap();
         assert_eq!(seen, vec![vec![9; 14]]);
     }
 
@@ -345,10 +298,7 @@ mod tests {
         let full = write(&[frame(1, 60)]);
         for cut in [24 + 5, 24 + 16 + 10] {
             let mut r = PcapReader::new(&full[..cut]).unwrap();
-            assert!(
-                r.recv_batch(Duration::ZERO, &mut |_| {}).is_err(),
-                "cut {cut}"
-            );
+            assert!(r.recv_batch(Duration::ZERO, &mut |_| {}).is_err(), "cut {cut}");
         }
         // Absurd record length.
         let mut huge = write(&[frame(1, 60)]);
@@ -379,47 +329,25 @@ mod tests {
     /// If tshark is installed, it must read our file and see the frame we wrote.
     #[test]
     fn tshark_reads_our_file() {
-        if std::process::Command::new("tshark")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if std::process::Command::new("tshark").arg("--version").output().is_err() {
             eprintln!("tshark not installed: skipping");
             return;
         }
         // An IPv4 TCP SYN 192.0.2.1:40000 -> 192.0.2.2:443.
         let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-        f.extend_from_slice(&[
-            0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
-        ]);
-        f.extend_from_slice(&[
-            0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
-        ]);
-        let path =
-            std::env::temp_dir().join(format!("mpscan-pcap-test-{}.pcap", std::process::id()));
+        f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]);
+        f.extend_from_slice(&[0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+        let path = std::env::temp_dir().join(format!("mpscan-pcap-test-{}.pcap", std::process::id()));
         std::fs::write(&path, write(&[f])).unwrap();
         let out = std::process::Command::new("tshark")
             .args(["-r"])
             .arg(&path)
-            .args([
-                "-T",
-                "fields",
-                "-e",
-                "ip.dst",
-                "-e",
-                "tcp.dstport",
-                "-e",
-                "tcp.flags.syn",
-            ])
+            .args(["-T", "fields", "-e", "ip.dst", "-e", "tcp.dstport", "-e", "tcp.flags.syn"])
             .output()
             .unwrap();
         let _ = std::fs::remove_file(&path);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "tshark failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
         let fields: Vec<&str> = text.trim().split('\t').collect();
         assert_eq!(fields[..2], ["192.0.2.2", "443"], "{text}");
         assert!(fields[2] == "1" || fields[2] == "True", "{text}");

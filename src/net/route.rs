@@ -99,10 +99,7 @@ impl std::error::Error for RouteError {}
 
 /// Parses `aa:bb:cc:dd:ee:ff` (hex digits of either case; `-` also accepted as separator).
 pub fn parse_mac(text: &str) -> Result<[u8; 6], RouteError> {
-    let bad = |why| RouteError::BadMac {
-        text: text.to_string(),
-        why,
-    };
+    let bad = |why| RouteError::BadMac { text: text.to_string(), why };
     let parts: Vec<&str> = text.trim().split([':', '-']).collect();
     if parts.len() != 6 {
         return Err(bad("needs six bytes separated by ':'"));
@@ -119,10 +116,7 @@ pub fn parse_mac(text: &str) -> Result<[u8; 6], RouteError> {
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// One row of a kernel routing table, either family.
@@ -145,15 +139,11 @@ impl RouteEntry {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.dst, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix_len.min(32)))
-                    .unwrap_or(0);
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix_len.min(32))).unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix_len.min(128)))
-                    .unwrap_or(0);
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix_len.min(128))).unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -169,11 +159,7 @@ const RTF_REJECT: u32 = 0x0200;
 /// so their native-endian bytes are the address bytes. Routes that are down or reject routes are
 /// left out; malformed lines are skipped.
 pub fn parse_proc_route(text: &str) -> Vec<RouteEntry> {
-    let ip = |s: &str| {
-        u32::from_str_radix(s, 16)
-            .ok()
-            .map(|v| Ipv4Addr::from(v.to_ne_bytes()))
-    };
+    let ip = |s: &str| u32::from_str_radix(s, 16).ok().map(|v| Ipv4Addr::from(v.to_ne_bytes()));
     text.lines()
         .skip(1)
         .filter_map(|line| {
@@ -191,8 +177,7 @@ pub fn parse_proc_route(text: &str) -> Vec<RouteEntry> {
                 iface: f[0].to_string(),
                 dst: IpAddr::V4(dst),
                 prefix_len: u32::from(mask).count_ones() as u8,
-                gateway: (flags & RTF_GATEWAY != 0 && !gw.is_unspecified())
-                    .then_some(IpAddr::V4(gw)),
+                gateway: (flags & RTF_GATEWAY != 0 && !gw.is_unspecified()).then_some(IpAddr::V4(gw)),
                 metric,
             })
         })
@@ -202,11 +187,7 @@ pub fn parse_proc_route(text: &str) -> Vec<RouteEntry> {
 /// Parses `/proc/net/ipv6_route`: `dst plen src plen nexthop metric refcnt use flags dev`, all hex
 /// but the device. Down, reject and loopback-device routes are left out.
 pub fn parse_ipv6_route(text: &str) -> Vec<RouteEntry> {
-    let ip = |s: &str| {
-        (s.len() == 32)
-            .then(|| u128::from_str_radix(s, 16).ok().map(Ipv6Addr::from))
-            .flatten()
-    };
+    let ip = |s: &str| (s.len() == 32).then(|| u128::from_str_radix(s, 16).ok().map(Ipv6Addr::from)).flatten();
     text.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
@@ -234,19 +215,11 @@ pub fn parse_ipv6_route(text: &str) -> Vec<RouteEntry> {
 
 /// Longest-prefix match for `dst` among `routes` (only those via `iface` if given); among equal
 /// prefixes the lowest metric wins.
-pub fn lookup<'a>(
-    routes: &'a [RouteEntry],
-    dst: IpAddr,
-    iface: Option<&str>,
-) -> Option<&'a RouteEntry> {
+pub fn lookup<'a>(routes: &'a [RouteEntry], dst: IpAddr, iface: Option<&str>) -> Option<&'a RouteEntry> {
     routes
         .iter()
         .filter(|r| r.contains(dst) && iface.is_none_or(|i| r.iface == i))
-        .max_by(|a, b| {
-            a.prefix_len
-                .cmp(&b.prefix_len)
-                .then(b.metric.cmp(&a.metric))
-        })
+        .max_by(|a, b| a.prefix_len.cmp(&b.prefix_len).then(b.metric.cmp(&a.metric)))
 }
 
 /// Finds the complete entry for `ip` on `iface` in `/proc/net/arp`
@@ -280,10 +253,7 @@ pub fn parse_ip_neigh(text: &str) -> Option<[u8; 6]> {
 
 fn read_proc(name: &str) -> Result<String, RouteError> {
     let path = format!("/proc/thread-self/net/{name}");
-    std::fs::read_to_string(&path).map_err(|e| RouteError::Io {
-        what: path,
-        detail: e.to_string(),
-    })
+    std::fs::read_to_string(&path).map_err(|e| RouteError::Io { what: path, detail: e.to_string() })
 }
 
 /// The next hop's MAC from the kernel's neighbour table, if complete.
@@ -294,10 +264,7 @@ fn neighbour(ip: IpAddr, iface: &str) -> Result<Option<[u8; 6]>, RouteError> {
             let out = std::process::Command::new("ip")
                 .args(["-6", "neigh", "show", "to", &v6.to_string(), "dev", iface])
                 .output()
-                .map_err(|e| RouteError::Io {
-                    what: "`ip -6 neigh` (iproute2)".into(),
-                    detail: e.to_string(),
-                })?;
+                .map_err(|e| RouteError::Io { what: "`ip -6 neigh` (iproute2)".into(), detail: e.to_string() })?;
             Ok(parse_ip_neigh(&String::from_utf8_lossy(&out.stdout)))
         }
     }
@@ -314,11 +281,7 @@ fn provoke_resolution(next_hop: IpAddr, src: IpAddr, ifindex: u32) -> io::Result
     // Bind to the source if it is ours (it need not be: -S may name any address).
     let sock = UdpSocket::bind(SocketAddr::new(src, 0)).or_else(|_| {
         UdpSocket::bind(SocketAddr::new(
-            if src.is_ipv4() {
-                Ipv4Addr::UNSPECIFIED.into()
-            } else {
-                Ipv6Addr::UNSPECIFIED.into()
-            },
+            if src.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() },
             0,
         ))
     })?;
@@ -327,12 +290,7 @@ fn provoke_resolution(next_hop: IpAddr, src: IpAddr, ifindex: u32) -> io::Result
 }
 
 /// Polls the neighbour table for `next_hop`, provoking resolution once, for up to 2 s.
-fn resolve_neighbour(
-    next_hop: IpAddr,
-    src: IpAddr,
-    iface: &str,
-    ifindex: u32,
-) -> Result<[u8; 6], RouteError> {
+fn resolve_neighbour(next_hop: IpAddr, src: IpAddr, iface: &str, ifindex: u32) -> Result<[u8; 6], RouteError> {
     if let Some(mac) = neighbour(next_hop, iface)? {
         return Ok(mac);
     }
@@ -345,10 +303,7 @@ fn resolve_neighbour(
             return Ok(mac);
         }
     }
-    Err(RouteError::NoNeighbour {
-        next_hop,
-        iface: iface.to_string(),
-    })
+    Err(RouteError::NoNeighbour { next_hop, iface: iface.to_string() })
 }
 
 /// The source address the kernel picks for `dst` (a UDP `connect()` sends nothing).
@@ -357,13 +312,9 @@ fn kernel_source(dst: IpAddr) -> Result<IpAddr, RouteError> {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
-    let no_route = |e: io::Error| RouteError::NoRoute {
-        dst,
-        detail: e.to_string(),
-    };
+    let no_route = |e: io::Error| RouteError::NoRoute { dst, detail: e.to_string() };
     let sock = UdpSocket::bind(SocketAddr::new(any, 0)).map_err(no_route)?;
-    sock.connect(SocketAddr::new(dst, DISCARD_PORT))
-        .map_err(no_route)?;
+    sock.connect(SocketAddr::new(dst, DISCARD_PORT)).map_err(no_route)?;
     Ok(sock.local_addr().map_err(no_route)?.ip())
 }
 
@@ -380,10 +331,8 @@ pub fn resolve(
             return Err(RouteError::FamilyMismatch { dst, src: s });
         }
     }
-    let addrs = interface_addrs().map_err(|e| RouteError::Io {
-        what: "interface addresses".into(),
-        detail: e.to_string(),
-    })?;
+    let addrs =
+        interface_addrs().map_err(|e| RouteError::Io { what: "interface addresses".into(), detail: e.to_string() })?;
     let dst_is_local = dst.is_loopback() || addrs.iter().any(|a| a.addr == dst);
 
     // The routing table entry, for the interface and gateway.
@@ -392,37 +341,20 @@ pub fn resolve(
     } else {
         parse_ipv6_route(&read_proc("ipv6_route")?)
     };
-    let entry = if dst_is_local {
-        None
-    } else {
-        lookup(&routes, dst, iface).cloned()
-    };
+    let entry = if dst_is_local { None } else { lookup(&routes, dst, iface).cloned() };
 
     // Source address: -S, else the first matching address of -i, else the kernel's choice.
     let src_ip = match (src, iface) {
         (Some(s), _) => s,
         (None, Some(i)) => {
-            let mut cands: Vec<IpAddr> = addrs
-                .iter()
-                .filter(|a| a.name == i && a.addr.is_ipv4() == dst.is_ipv4())
-                .map(|a| a.addr)
-                .collect();
+            let mut cands: Vec<IpAddr> =
+                addrs.iter().filter(|a| a.name == i && a.addr.is_ipv4() == dst.is_ipv4()).map(|a| a.addr).collect();
             // Prefer a global IPv6 address over a link-local one.
-            cands.sort_by_key(
-                |a| matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80),
-            );
+            cands.sort_by_key(|a| matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80));
             if addrs.iter().all(|a| a.name != i) && if_index(i).is_err() {
-                return Err(RouteError::NoSuchInterface {
-                    name: i.to_string(),
-                    detail: "no such interface".into(),
-                });
+                return Err(RouteError::NoSuchInterface { name: i.to_string(), detail: "no such interface".into() });
             }
-            *cands
-                .first()
-                .ok_or_else(|| RouteError::NoSourceOnInterface {
-                    iface: i.to_string(),
-                    dst,
-                })?
+            *cands.first().ok_or_else(|| RouteError::NoSourceOnInterface { iface: i.to_string(), dst })?
         }
         (None, None) => kernel_source(dst)?,
     };
@@ -430,30 +362,20 @@ pub fn resolve(
     // Interface: -i, else loopback for local targets, else the route's, else the source's.
     let interface = match iface {
         Some(i) => i.to_string(),
-        None if dst_is_local => addrs
-            .iter()
-            .find(|a| a.addr.is_loopback())
-            .map(|a| a.name.clone())
-            .unwrap_or_else(|| "lo".to_string()),
+        None if dst_is_local => {
+            addrs.iter().find(|a| a.addr.is_loopback()).map(|a| a.name.clone()).unwrap_or_else(|| "lo".to_string())
+        }
         None => match &entry {
             Some(e) => e.iface.clone(),
             None => match addrs.iter().find(|a| a.addr == src_ip) {
                 Some(a) => a.name.clone(),
                 None if src.is_some() => return Err(RouteError::SourceNotLocal { src: src_ip }),
-                None => {
-                    return Err(RouteError::NoRoute {
-                        dst,
-                        detail: "not in the main routing table".into(),
-                    })
-                }
+                None => return Err(RouteError::NoRoute { dst, detail: "not in the main routing table".into() }),
             },
         },
     };
 
-    let no_iface = |e: io::Error| RouteError::NoSuchInterface {
-        name: interface.clone(),
-        detail: e.to_string(),
-    };
+    let no_iface = |e: io::Error| RouteError::NoSuchInterface { name: interface.clone(), detail: e.to_string() };
     let ifindex = if_index(&interface).map_err(no_iface)?;
     let (src_mac, hwtype) = if_hwaddr(&interface).map_err(no_iface)?;
 
@@ -463,22 +385,12 @@ pub fn resolve(
         None if hwtype == ARPHRD_LOOPBACK || dst_is_local => [0; 6],
         None => {
             if entry.is_none() {
-                return Err(RouteError::NoRoute {
-                    dst,
-                    detail: format!("no route via {interface}"),
-                });
+                return Err(RouteError::NoRoute { dst, detail: format!("no route via {interface}") });
             }
             resolve_neighbour(gateway_ip.unwrap_or(dst), src_ip, &interface, ifindex)?
         }
     };
-    Ok(Route {
-        interface,
-        ifindex,
-        src_mac,
-        src_ip,
-        gateway_ip,
-        gateway_mac,
-    })
+    Ok(Route { interface, ifindex, src_mac, src_ip, gateway_ip, gateway_mac })
 }
 
 #[cfg(test)]
@@ -538,14 +450,8 @@ eth0\tZZZZZZZZ\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0
         assert_eq!(via.iface, "veth1");
         assert_eq!(via.gateway, Some(v4("198.18.2.1")));
         assert_eq!(via.metric, 0); // veth1 (metric 0) beats veth2 (metric 50)
-        assert_eq!(
-            lookup(&r, v4("198.19.0.1"), Some("veth2")).unwrap().metric,
-            50
-        );
-        assert_eq!(
-            lookup(&r, v4("8.8.8.8"), None).unwrap().gateway,
-            Some(v4("172.17.0.1"))
-        );
+        assert_eq!(lookup(&r, v4("198.19.0.1"), Some("veth2")).unwrap().metric, 50);
+        assert_eq!(lookup(&r, v4("8.8.8.8"), None).unwrap().gateway, Some(v4("172.17.0.1")));
         assert!(lookup(&r, v4("8.8.8.8"), Some("veth9")).is_none());
         // The reject route for 10/8 is gone: default route applies.
         assert_eq!(lookup(&r, v4("10.1.1.1"), None).unwrap().prefix_len, 0);
@@ -588,18 +494,9 @@ IP address       HW type     Flags       HW address            Mask     Device
     #[test]
     fn proc_arp_parses() {
         let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
-        assert_eq!(
-            parse_proc_arp(PROC_ARP, ip("198.18.2.1"), "veth1"),
-            Some([2, 0, 0, 0, 2, 1])
-        );
-        assert_eq!(
-            parse_proc_arp(PROC_ARP, ip("198.18.2.1"), "veth2"),
-            Some([2, 0, 0, 0, 9, 9])
-        );
-        assert_eq!(
-            parse_proc_arp(PROC_ARP, ip("198.18.2.7"), "veth1"),
-            Some([2, 0, 0, 0, 2, 7])
-        ); // permanent
+        assert_eq!(parse_proc_arp(PROC_ARP, ip("198.18.2.1"), "veth1"), Some([2, 0, 0, 0, 2, 1]));
+        assert_eq!(parse_proc_arp(PROC_ARP, ip("198.18.2.1"), "veth2"), Some([2, 0, 0, 0, 9, 9]));
+        assert_eq!(parse_proc_arp(PROC_ARP, ip("198.18.2.7"), "veth1"), Some([2, 0, 0, 0, 2, 7])); // permanent
         assert_eq!(parse_proc_arp(PROC_ARP, ip("198.18.2.9"), "veth1"), None); // incomplete
         assert_eq!(parse_proc_arp(PROC_ARP, ip("198.18.2.8"), "veth1"), None); // garbage
         assert_eq!(parse_proc_arp(PROC_ARP, ip("198.18.2.2"), "veth1"), None);
@@ -608,14 +505,8 @@ IP address       HW type     Flags       HW address            Mask     Device
 
     #[test]
     fn ip_neigh_parses() {
-        assert_eq!(
-            parse_ip_neigh("2001:db8:1::1 lladdr 02:00:00:00:01:01 REACHABLE\n"),
-            Some([2, 0, 0, 0, 1, 1])
-        );
-        assert_eq!(
-            parse_ip_neigh("fe80::1 lladdr 02:00:00:00:01:02 router STALE\n"),
-            Some([2, 0, 0, 0, 1, 2])
-        );
+        assert_eq!(parse_ip_neigh("2001:db8:1::1 lladdr 02:00:00:00:01:01 REACHABLE\n"), Some([2, 0, 0, 0, 1, 1]));
+        assert_eq!(parse_ip_neigh("fe80::1 lladdr 02:00:00:00:01:02 router STALE\n"), Some([2, 0, 0, 0, 1, 2]));
         assert_eq!(parse_ip_neigh("2001:db8:1::1  FAILED\n"), None);
         assert_eq!(parse_ip_neigh("2001:db8:1::1  INCOMPLETE\n"), None);
         assert_eq!(parse_ip_neigh("2001:db8:1::1 lladdr\n"), None);
@@ -624,14 +515,8 @@ IP address       HW type     Flags       HW address            Mask     Device
 
     #[test]
     fn macs_parse_or_explain() {
-        assert_eq!(
-            parse_mac("aa:bb:cc:dd:ee:ff").unwrap(),
-            [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]
-        );
-        assert_eq!(
-            parse_mac("AA-BB-CC-DD-EE-0F").unwrap(),
-            [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f]
-        );
+        assert_eq!(parse_mac("aa:bb:cc:dd:ee:ff").unwrap(), [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]);
+        assert_eq!(parse_mac("AA-BB-CC-DD-EE-0F").unwrap(), [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f]);
         assert_eq!(parse_mac("2:0:0:0:0:1").unwrap(), [2, 0, 0, 0, 0, 1]);
         for bad in [
             "",
@@ -654,41 +539,18 @@ IP address       HW type     Flags       HW address            Mask     Device
     fn errors_are_one_line_with_the_fix() {
         let dst = v4("198.18.0.1");
         let errs = [
-            RouteError::FamilyMismatch {
-                dst,
-                src: "2001:db8::1".parse().unwrap(),
-            },
-            RouteError::NoRoute {
-                dst,
-                detail: "Network is unreachable".into(),
-            },
-            RouteError::NoSuchInterface {
-                name: "eth9".into(),
-                detail: "no such device".into(),
-            },
-            RouteError::SourceNotLocal {
-                src: v4("192.0.2.9"),
-            },
-            RouteError::NoSourceOnInterface {
-                iface: "eth0".into(),
-                dst,
-            },
-            RouteError::NoNeighbour {
-                next_hop: v4("198.18.0.254"),
-                iface: "eth0".into(),
-            },
-            RouteError::Io {
-                what: "/proc/thread-self/net/route".into(),
-                detail: "gone".into(),
-            },
+            RouteError::FamilyMismatch { dst, src: "2001:db8::1".parse().unwrap() },
+            RouteError::NoRoute { dst, detail: "Network is unreachable".into() },
+            RouteError::NoSuchInterface { name: "eth9".into(), detail: "no such device".into() },
+            RouteError::SourceNotLocal { src: v4("192.0.2.9") },
+            RouteError::NoSourceOnInterface { iface: "eth0".into(), dst },
+            RouteError::NoNeighbour { next_hop: v4("198.18.0.254"), iface: "eth0".into() },
+            RouteError::Io { what: "/proc/thread-self/net/route".into(), detail: "gone".into() },
         ];
         for e in errs {
             let m = e.to_string();
             assert!(!m.contains('\n'), "{m}");
-            assert!(
-                m.contains("-i") || m.contains("-S") || m.contains("-G"),
-                "{m}"
-            );
+            assert!(m.contains("-i") || m.contains("-S") || m.contains("-G"), "{m}");
         }
     }
 

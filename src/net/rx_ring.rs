@@ -56,12 +56,7 @@ impl Default for RxConfig {
     /// 64 blocks of 1 MiB: a 64 MiB ring absorbs about 0.5 s of answers at 1 Mpps of 128-byte
     /// frames; blocks retire after 10 ms so that a slow trickle is still seen promptly.
     fn default() -> Self {
-        RxConfig {
-            block_size: 1 << 20,
-            block_count: 64,
-            frame_size: 2048,
-            retire_ms: 10,
-        }
+        RxConfig { block_size: 1 << 20, block_count: 64, frame_size: 2048, retire_ms: 10 }
     }
 }
 
@@ -123,23 +118,12 @@ impl AfPacketRx {
             || cfg.frame_size < 64
             || cfg.frame_size > cfg.block_size
         {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad RX ring shape {cfg:?}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad RX ring shape {cfg:?}")));
         }
         let ifindex = if_index(ifname).map_err(|e| ctx(&format!("interface {ifname}"), e))?;
         let sock = PacketSocket::open()?;
-        sock.set_packet_int(
-            libc::PACKET_VERSION,
-            TPACKET_V3,
-            "setsockopt(PACKET_VERSION, TPACKET_V3)",
-        )?;
-        sock.set_packet_int(
-            libc::PACKET_IGNORE_OUTGOING,
-            1,
-            "setsockopt(PACKET_IGNORE_OUTGOING)",
-        )?;
+        sock.set_packet_int(libc::PACKET_VERSION, TPACKET_V3, "setsockopt(PACKET_VERSION, TPACKET_V3)")?;
+        sock.set_packet_int(libc::PACKET_IGNORE_OUTGOING, 1, "setsockopt(PACKET_IGNORE_OUTGOING)")?;
         if let Some(prog) = filter {
             sock.attach_filter(prog)?;
         }
@@ -152,12 +136,7 @@ impl AfPacketRx {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        sock.set_opt(
-            libc::SOL_PACKET,
-            libc::PACKET_RX_RING,
-            &req,
-            "setsockopt(PACKET_RX_RING)",
-        )?;
+        sock.set_opt(libc::SOL_PACKET, libc::PACKET_RX_RING, &req, "setsockopt(PACKET_RX_RING)")?;
         let ring = sock.mmap(cfg.block_size * cfg.block_count)?;
         // Only now start receiving: options and filter are in place.
         sock.bind(ifindex, ETH_P_ALL)?;
@@ -194,12 +173,8 @@ impl AfPacketRx {
         // SAFETY: block `b` lies inside the mapping (see block_status).
         let block = unsafe { self.ring.base().add(b * self.block_size) };
         // SAFETY: descriptor fields at fixed aligned offsets of a block we own.
-        let (num, mut off) = unsafe {
-            (
-                read_u32(block.add(BLOCK_NUM_PKTS)) as usize,
-                read_u32(block.add(BLOCK_FIRST_PKT)) as usize,
-            )
-        };
+        let (num, mut off) =
+            unsafe { (read_u32(block.add(BLOCK_NUM_PKTS)) as usize, read_u32(block.add(BLOCK_FIRST_PKT)) as usize) };
         let mut n = 0;
         for _ in 0..num {
             // Defensive bounds checks: the header is the kernel's, but a bad offset must not
@@ -234,19 +209,14 @@ impl AfPacketRx {
             }
             off += next;
         }
-        self.block_status(b)
-            .store(TP_STATUS_KERNEL, Ordering::Release);
+        self.block_status(b).store(TP_STATUS_KERNEL, Ordering::Release);
         self.current = (b + 1) % self.block_count;
         Some(n)
     }
 }
 
 impl Receive for AfPacketRx {
-    fn recv_batch(
-        &mut self,
-        timeout: Duration,
-        handle: &mut dyn FnMut(&[u8]),
-    ) -> io::Result<usize> {
+    fn recv_batch(&mut self, timeout: Duration, handle: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
         let deadline = Instant::now() + timeout;
         let mut handled = 0;
         loop {
@@ -268,8 +238,7 @@ impl Receive for AfPacketRx {
             if now >= deadline {
                 break;
             }
-            self.sock
-                .poll(libc::POLLIN | libc::POLLERR, deadline - now)?;
+            self.sock.poll(libc::POLLIN | libc::POLLERR, deadline - now)?;
         }
         self.stats.handled += handled as u64;
         Ok(handled)
@@ -301,23 +270,11 @@ mod tests {
     #[test]
     fn rejects_bad_shapes() {
         for cfg in [
-            RxConfig {
-                block_size: 1000,
-                ..RxConfig::default()
-            },
-            RxConfig {
-                block_count: 0,
-                ..RxConfig::default()
-            },
-            RxConfig {
-                frame_size: 16,
-                ..RxConfig::default()
-            },
+            RxConfig { block_size: 1000, ..RxConfig::default() },
+            RxConfig { block_count: 0, ..RxConfig::default() },
+            RxConfig { frame_size: 16, ..RxConfig::default() },
         ] {
-            assert_eq!(
-                AfPacketRx::open("lo", None, cfg).unwrap_err().kind(),
-                io::ErrorKind::InvalidInput
-            );
+            assert_eq!(AfPacketRx::open("lo", None, cfg).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         }
     }
 }

@@ -33,10 +33,7 @@ unsafe impl Send for MmsgTx {}
 
 impl std::fmt::Debug for MmsgTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MmsgTx")
-            .field("fd", &self.sock.as_raw_fd())
-            .field("stats", &self.stats)
-            .finish()
+        f.debug_struct("MmsgTx").field("fd", &self.sock.as_raw_fd()).field("stats", &self.stats).finish()
     }
 }
 
@@ -47,20 +44,13 @@ impl MmsgTx {
         let mtu = if_mtu(ifname).map_err(|e| ctx(&format!("MTU of {ifname}"), e))? as usize;
         let sock = PacketSocket::open()?;
         if qdisc_bypass {
-            sock.set_packet_int(
-                libc::PACKET_QDISC_BYPASS,
-                1,
-                "setsockopt(PACKET_QDISC_BYPASS)",
-            )?;
+            sock.set_packet_int(libc::PACKET_QDISC_BYPASS, 1, "setsockopt(PACKET_QDISC_BYPASS)")?;
         }
         sock.bind(ifindex, 0)?;
         let mut bufs = vec![0u8; MMSG_BATCH * SLOT].into_boxed_slice();
         let mut iovs: Box<[libc::iovec]> = (0..MMSG_BATCH)
             // SAFETY: offset i*SLOT stays inside `bufs` (MMSG_BATCH * SLOT bytes).
-            .map(|i| libc::iovec {
-                iov_base: unsafe { bufs.as_mut_ptr().add(i * SLOT) }.cast(),
-                iov_len: 0,
-            })
+            .map(|i| libc::iovec { iov_base: unsafe { bufs.as_mut_ptr().add(i * SLOT) }.cast(), iov_len: 0 })
             .collect();
         let mut msgs: Box<[libc::mmsghdr]> = (0..MMSG_BATCH)
             .map(|_| {
@@ -73,14 +63,7 @@ impl MmsgTx {
             m.msg_hdr.msg_iov = unsafe { iovs.as_mut_ptr().add(i) };
             m.msg_hdr.msg_iovlen = 1;
         }
-        Ok(MmsgTx {
-            sock,
-            bufs,
-            iovs,
-            msgs,
-            max_len: (mtu + ETH_HEADER_LEN).min(SLOT),
-            stats: TxStats::default(),
-        })
+        Ok(MmsgTx { sock, bufs, iovs, msgs, max_len: (mtu + ETH_HEADER_LEN).min(SLOT), stats: TxStats::default() })
     }
 
     /// Sends messages `0..count`, retrying on EINTR / ENOBUFS / partial sends.
@@ -91,12 +74,7 @@ impl MmsgTx {
             // SAFETY: msgs[done..count] are initialised mmsghdrs whose iovecs point into `bufs`
             // with lengths within their slots; the kernel only reads them during the call.
             let r = unsafe {
-                libc::sendmmsg(
-                    self.sock.as_raw_fd(),
-                    self.msgs.as_mut_ptr().add(done),
-                    (count - done) as u32,
-                    0,
-                )
+                libc::sendmmsg(self.sock.as_raw_fd(), self.msgs.as_mut_ptr().add(done), (count - done) as u32, 0)
             };
             if r >= 0 {
                 done += r as usize;
@@ -124,11 +102,7 @@ impl MmsgTx {
 }
 
 impl Transmit for MmsgTx {
-    fn send_batch(
-        &mut self,
-        n: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) -> io::Result<usize> {
+    fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> io::Result<usize> {
         let mut queued = 0;
         let mut calls = 0;
         let mut more = true;

@@ -70,12 +70,7 @@ impl Default for TxConfig {
     /// 16,384 slots of 256 bytes (4 MiB): room for any SYN probe, and enough in flight to
     /// keep the driver busy while the sender computes the next batch.
     fn default() -> Self {
-        TxConfig {
-            frame_size: 256,
-            frame_count: 16_384,
-            qdisc_bypass: true,
-            vnet_hdr: true,
-        }
+        TxConfig { frame_size: 256, frame_count: 16_384, qdisc_bypass: true, vnet_hdr: true }
     }
 }
 
@@ -112,10 +107,7 @@ impl TxRing {
             || cfg.frame_size > 1 << 16
             || cfg.frame_count == 0
         {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad TX ring shape {cfg:?}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad TX ring shape {cfg:?}")));
         }
         let ifindex = if_index(ifname).map_err(|e| ctx(&format!("interface {ifname}"), e))?;
         let mtu = if_mtu(ifname).map_err(|e| ctx(&format!("MTU of {ifname}"), e))? as usize;
@@ -126,47 +118,23 @@ impl TxRing {
         let frame_count = block_count * frames_per_block;
 
         let sock = PacketSocket::open()?;
-        sock.set_packet_int(
-            libc::PACKET_VERSION,
-            TPACKET_V2,
-            "setsockopt(PACKET_VERSION, TPACKET_V2)",
-        )?;
+        sock.set_packet_int(libc::PACKET_VERSION, TPACKET_V2, "setsockopt(PACKET_VERSION, TPACKET_V2)")?;
         sock.set_packet_int(libc::PACKET_LOSS, 1, "setsockopt(PACKET_LOSS)")?;
         if cfg.qdisc_bypass {
-            sock.set_packet_int(
-                libc::PACKET_QDISC_BYPASS,
-                1,
-                "setsockopt(PACKET_QDISC_BYPASS)",
-            )?;
+            sock.set_packet_int(libc::PACKET_QDISC_BYPASS, 1, "setsockopt(PACKET_QDISC_BYPASS)")?;
         }
         // Must come before the ring is set up (the kernel answers EBUSY after).
-        let vnet = if cfg.vnet_hdr
-            && sock
-                .set_packet_int(libc::PACKET_VNET_HDR, 1, "setsockopt(PACKET_VNET_HDR)")
-                .is_ok()
-        {
-            VNET_HDR_LEN
-        } else {
-            0
-        };
+        let vnet =
+            if cfg.vnet_hdr && sock.set_packet_int(libc::PACKET_VNET_HDR, 1, "setsockopt(PACKET_VNET_HDR)").is_ok() {
+                VNET_HDR_LEN
+            } else {
+                0
+            };
         // Every frame in flight is charged to the send buffer; the default (~200 KiB) would
         // stop a non-blocking send() after a few hundred frames.
         let sndbuf = i32::try_from(frame_count * 1024).unwrap_or(i32::MAX);
-        if sock
-            .set_opt(
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUFFORCE,
-                &sndbuf,
-                "SO_SNDBUFFORCE",
-            )
-            .is_err()
-        {
-            sock.set_opt(
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                &sndbuf,
-                "setsockopt(SO_SNDBUF)",
-            )?;
+        if sock.set_opt(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf, "SO_SNDBUFFORCE").is_err() {
+            sock.set_opt(libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf, "setsockopt(SO_SNDBUF)")?;
         }
         let req = libc::tpacket_req {
             tp_block_size: block_size as u32,
@@ -174,12 +142,7 @@ impl TxRing {
             tp_frame_size: cfg.frame_size as u32,
             tp_frame_nr: frame_count as u32,
         };
-        sock.set_opt(
-            libc::SOL_PACKET,
-            libc::PACKET_TX_RING,
-            &req,
-            "setsockopt(PACKET_TX_RING)",
-        )?;
+        sock.set_opt(libc::SOL_PACKET, libc::PACKET_TX_RING, &req, "setsockopt(PACKET_TX_RING)")?;
         let ring = sock.mmap(block_size * block_count)?;
         // Protocol 0: this socket sends only and never has frames queued for reading.
         sock.bind(ifindex, 0)?;
@@ -207,8 +170,7 @@ impl TxRing {
 
     /// Offset of slot `i` in the mapping.
     fn slot_offset(&self, i: usize) -> usize {
-        (i / self.frames_per_block) * self.block_size
-            + (i % self.frames_per_block) * self.frame_size
+        (i / self.frames_per_block) * self.block_size + (i % self.frames_per_block) * self.frame_size
     }
 
     /// The status word of slot `i`, shared with the kernel.
@@ -229,8 +191,7 @@ impl TxRing {
                 TP_STATUS_AVAILABLE => self.stats.sent += 1,
                 TP_STATUS_WRONG_FORMAT => {
                     self.stats.failed += 1;
-                    self.status(self.tail)
-                        .store(TP_STATUS_AVAILABLE, Ordering::Relaxed);
+                    self.status(self.tail).store(TP_STATUS_AVAILABLE, Ordering::Relaxed);
                 }
                 _ => break,
             }
@@ -286,11 +247,7 @@ impl TxRing {
 }
 
 impl Transmit for TxRing {
-    fn send_batch(
-        &mut self,
-        n: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) -> io::Result<usize> {
+    fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> io::Result<usize> {
         self.reclaim();
         let mut queued = 0;
         for _ in 0..n {
@@ -326,19 +283,12 @@ impl Transmit for TxRing {
                 // SAFETY: the header lies in this slot, between the tpacket2_hdr and the frame
                 // (the slot is ours, see above); `data` is not used past this point.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        h.as_ptr(),
-                        self.ring.base().add(off + TX_DATA_OFFSET),
-                        VNET_HDR_LEN,
-                    )
+                    std::ptr::copy_nonoverlapping(h.as_ptr(), self.ring.base().add(off + TX_DATA_OFFSET), VNET_HDR_LEN)
                 };
             }
             // SAFETY: tp_len is the u32 at offset 4 of the slot's header, which we own (see above).
-            unsafe {
-                (self.ring.base().add(off + 4) as *mut u32).write_volatile((self.vnet + len) as u32)
-            };
-            self.status(self.head)
-                .store(TP_STATUS_SEND_REQUEST, Ordering::Release);
+            unsafe { (self.ring.base().add(off + 4) as *mut u32).write_volatile((self.vnet + len) as u32) };
+            self.status(self.head).store(TP_STATUS_SEND_REQUEST, Ordering::Release);
             self.head = (self.head + 1) % self.frame_count;
             self.in_flight += 1;
             self.unkicked = true;
@@ -383,18 +333,8 @@ impl AfPacketTx {
         match TxRing::open(ifname, cfg) {
             Ok(r) => Ok(AfPacketTx::Ring(r)),
             // Permission and missing-interface problems will not go away with sendmmsg.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
-                ) =>
-            {
-                Err(e)
-            }
-            Err(e) => Ok(AfPacketTx::Mmsg(
-                MmsgTx::open(ifname, cfg.qdisc_bypass)?,
-                e.to_string(),
-            )),
+            Err(e) if matches!(e.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound) => Err(e),
+            Err(e) => Ok(AfPacketTx::Mmsg(MmsgTx::open(ifname, cfg.qdisc_bypass)?, e.to_string())),
         }
     }
 
@@ -413,11 +353,7 @@ impl AfPacketTx {
 }
 
 impl Transmit for AfPacketTx {
-    fn send_batch(
-        &mut self,
-        n: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> usize,
-    ) -> io::Result<usize> {
+    fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> io::Result<usize> {
         match self {
             AfPacketTx::Ring(r) => r.send_batch(n, fill),
             AfPacketTx::Mmsg(m, _) => m.send_batch(n, fill),
@@ -446,24 +382,11 @@ mod tests {
     #[test]
     fn rejects_bad_shapes() {
         for cfg in [
-            TxConfig {
-                frame_size: 100,
-                ..TxConfig::default()
-            },
-            TxConfig {
-                frame_size: 144,
-                ..TxConfig::default()
-            },
-            TxConfig {
-                frame_count: 0,
-                ..TxConfig::default()
-            },
+            TxConfig { frame_size: 100, ..TxConfig::default() },
+            TxConfig { frame_size: 144, ..TxConfig::default() },
+            TxConfig { frame_count: 0, ..TxConfig::default() },
         ] {
-            assert_eq!(
-                TxRing::open("lo", cfg).unwrap_err().kind(),
-                io::ErrorKind::InvalidInput,
-                "{cfg:?}"
-            );
+            assert_eq!(TxRing::open("lo", cfg).unwrap_err().kind(), io::ErrorKind::InvalidInput, "{cfg:?}");
         }
     }
 

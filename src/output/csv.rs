@@ -5,15 +5,15 @@
 //! middle. A write error (disk full) is reported once, clearly, and the caller stops sending.
 
 use super::{Row, COLUMNS};
-use anyhow::Context as _;
 use crate::classify::Class;
 use crate::probe::ProbeVersion;
+use anyhow::Context as _;
 use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
 
 /// Rows buffered before a flush.
 pub const FLUSH_EVERY: u64 = 256;
@@ -80,7 +80,9 @@ impl CsvSink {
         };
         let poisoned = Arc::new(AtomicBool::new(false));
         let out = Guarded { inner: out, poisoned: poisoned.clone() };
-        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(BufWriter::with_capacity(1 << 16, Box::new(out) as Box<dyn Write + Send>));
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(BufWriter::with_capacity(1 << 16, Box::new(out) as Box<dyn Write + Send>));
         w.write_record(COLUMNS)?;
         let mut sink = CsvSink { w, path: path.map(Path::to_path_buf), rows: 0, file, poisoned };
         sink.flush()?;
@@ -133,7 +135,10 @@ impl CsvSink {
         let out: Box<dyn Write + Send> = Box::new(Guarded { inner: Box::new(f), poisoned: poisoned.clone() });
         let w = csv::WriterBuilder::new().has_headers(false).from_writer(BufWriter::with_capacity(1 << 16, out));
         let rows = existing.len() as u64;
-        Ok((CsvSink { w, path: Some(path.to_path_buf()), rows, file: Some((second, whole as u64)), poisoned }, existing))
+        Ok((
+            CsvSink { w, path: Some(path.to_path_buf()), rows, file: Some((second, whole as u64)), poisoned },
+            existing,
+        ))
     }
 
     /// Writes one row (flushing every [`FLUSH_EVERY`] rows).

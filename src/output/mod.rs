@@ -16,8 +16,21 @@ use std::time::SystemTime;
 
 /// The CSV columns, in order. Analysis reads them by name; extra columns may follow.
 pub const COLUMNS: [&str; 15] = [
-    "ip", "port", "probe", "class", "responder", "mptcp_version", "mpc_flags", "mpc_key", "options", "mirrored",
-    "ts_echoed", "ttl", "window", "timestamp", "detail",
+    "ip",
+    "port",
+    "probe",
+    "class",
+    "responder",
+    "mptcp_version",
+    "mpc_flags",
+    "mpc_key",
+    "options",
+    "mirrored",
+    "ts_echoed",
+    "ttl",
+    "window",
+    "timestamp",
+    "detail",
 ];
 
 /// One result row.

@@ -277,7 +277,10 @@ impl Template {
         if self.version == ProbeVersion::V0 {
             opts[KEY_AT..KEY_AT + 8].copy_from_slice(&tag.key.to_be_bytes());
             let k = tag.key;
-            sum += ((k >> 48) & 0xffff) as u32 + ((k >> 32) & 0xffff) as u32 + ((k >> 16) & 0xffff) as u32 + (k & 0xffff) as u32;
+            sum += ((k >> 48) & 0xffff) as u32
+                + ((k >> 32) & 0xffff) as u32
+                + ((k >> 16) & 0xffff) as u32
+                + (k & 0xffff) as u32;
         }
         t.set_checksum(checksum::finish(sum));
         len

@@ -64,7 +64,12 @@ impl ScanConfig {
             bail!("--shards 0: there must be at least one shard");
         }
         if a.shard >= a.shards {
-            bail!("--shard {} is out of range for --shards {}: shards are numbered 0 to {}", a.shard, a.shards, a.shards - 1);
+            bail!(
+                "--shard {} is out of range for --shards {}: shards are numbered 0 to {}",
+                a.shard,
+                a.shards,
+                a.shards - 1
+            );
         }
         if a.probes == 0 {
             bail!("--probes 0: each target needs at least one probe");
@@ -123,14 +128,19 @@ impl ScanConfig {
         let seed = a.seed.or(resumed.as_ref().map(|s| s.identity.seed)).unwrap_or_else(rand::random);
 
         let gw_mac = match &a.gateway_mac {
-            Some(s) => Some(route::parse_mac(s).with_context(|| format!("-G {s:?}: write the MAC as aa:bb:cc:dd:ee:ff"))?),
+            Some(s) => {
+                Some(route::parse_mac(s).with_context(|| format!("-G {s:?}: write the MAC as aa:bb:cc:dd:ee:ff"))?)
+            }
             None => None,
         };
         let set = space.address_set();
         let n4 = set.len_v4();
         let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
         if a.ipv6 && has_v4 {
-            bail!("-6: {n4} of the targets are IPv4 (e.g. {}): give only IPv6 targets, or drop -6 to scan both families", set.nth(0));
+            bail!(
+                "-6: {n4} of the targets are IPv4 (e.g. {}): give only IPv6 targets, or drop -6 to scan both families",
+                set.nth(0)
+            );
         }
         match a.source_ip {
             Some(ip @ IpAddr::V6(_)) if !has_v6 => {
@@ -142,7 +152,8 @@ impl ScanConfig {
             _ => {}
         }
         if let Some(m) = &a.metadata {
-            check_writable(m, a.dry_run).with_context(|| format!("-m {}: cannot write the metadata file; give a writable path", m.display()))?;
+            check_writable(m, a.dry_run)
+                .with_context(|| format!("-m {}: cannot write the metadata file; give a writable path", m.display()))?;
         }
         let route_for = |want_v4: bool| -> anyhow::Result<Option<Route>> {
             let dst = set.nth(if want_v4 { 0 } else { n4 });
@@ -214,7 +225,12 @@ impl ScanConfig {
             shard: a.shard,
             sender_threads: a.sender_threads,
             interface: interface.clone(),
-            source_ip: link.src_v4.map(|s| s.to_string()).into_iter().chain(link.src_v6.map(|s| s.to_string())).collect(),
+            source_ip: link
+                .src_v4
+                .map(|s| s.to_string())
+                .into_iter()
+                .chain(link.src_v6.map(|s| s.to_string()))
+                .collect(),
             gateway_mac: route::format_mac(&link.dst_mac),
             blocklist: match &blocklist {
                 BlockSource::Default => Some("builtin".into()),

@@ -22,8 +22,8 @@ pub mod state;
 
 use crate::net;
 use crate::output::csv::CsvSink;
-use crate::output::sink::RowSink;
 use crate::output::metadata::Metadata;
+use crate::output::sink::RowSink;
 use crate::probe::ProbeBuilder;
 use crate::response::Context;
 use crate::validate::Validator;
@@ -80,7 +80,9 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
 
     if cfg.dry_run {
         let out: Box<dyn std::io::Write> = match &cfg.output {
-            Some(p) => Box::new(std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?),
+            Some(p) => {
+                Box::new(std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?)
+            }
             None => Box::new(std::io::stdout().lock()),
         };
         let mut tx = dry_run::DryRunTx::new(std::io::BufWriter::new(out));
@@ -122,8 +124,14 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
     }
     let filter = net::bpf::filter_for(crate::validate::SPORT_LO..=crate::validate::SPORT_HI);
     let mut rx: Box<dyn net::Receive + Send> = Box::new(
-        net::AfPacketRx::open(&cfg.interface, Some(&filter), net::RxConfig::for_answers(expected_targets(&cfg).saturating_mul(u64::from(cfg.probes) * cfg.versions.len() as u64)))
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.interface))?,
+        net::AfPacketRx::open(
+            &cfg.interface,
+            Some(&filter),
+            net::RxConfig::for_answers(
+                expected_targets(&cfg).saturating_mul(u64::from(cfg.probes) * cfg.versions.len() as u64),
+            ),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.interface))?,
     );
     let mut txs = (0..cfg.threads)
         .map(|_| {

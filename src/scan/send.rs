@@ -270,7 +270,10 @@ mod tests {
             // Every wake-up 0 to 90 us late: a per-batch token bucket would lose all of it.
             let (sent, biggest) = run(rate, 2, |i| Duration::from_micros(i * 37 % 91));
             let want = 2 * rate;
-            assert!(sent.abs_diff(want) <= (rate / 1000).clamp(1, MAX_BATCH as u64) + 1, "rate {rate}: {sent} of {want}");
+            assert!(
+                sent.abs_diff(want) <= (rate / 1000).clamp(1, MAX_BATCH as u64) + 1,
+                "rate {rate}: {sent} of {want}"
+            );
             assert!(biggest <= MAX_BATCH);
         }
     }

@@ -146,7 +146,9 @@ pub fn load(path: &Path) -> anyhow::Result<State> {
             best = Some(s);
         }
     }
-    best.ok_or_else(|| anyhow::anyhow!("{} is not an mpscan state file (or both its slots are damaged)", path.display()))
+    best.ok_or_else(|| {
+        anyhow::anyhow!("{} is not an mpscan state file (or both its slots are damaged)", path.display())
+    })
 }
 
 /// FNV-1a, 64 bits: enough to tell a torn slot from a whole one.

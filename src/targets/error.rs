@@ -183,10 +183,9 @@ impl fmt::Display for TargetError {
                     "{origin} {entry:?} is not an IPv4/IPv6 address or CIDR prefix \
                      (write e.g. 192.0.2.7, 198.51.100.0/24, 2001:db8::1 or 2001:db8::/120)"
                 ),
-                EntryProblem::BadPrefixLength { max } => write!(
-                    f,
-                    "{origin} {entry:?} has a bad prefix length (use /0 to /{max} for this address family)"
-                ),
+                EntryProblem::BadPrefixLength { max } => {
+                    write!(f, "{origin} {entry:?} has a bad prefix length (use /0 to /{max} for this address family)")
+                }
             },
             Ipv6TooLarge { origin, entry } => write!(
                 f,
@@ -200,14 +199,12 @@ impl fmt::Display for TargetError {
             Io { kind, path, message } => {
                 write!(f, "cannot read {kind} {}: {message} (check the path and its permissions)", path.display())
             }
-            EmptyList { kind, path } => write!(
-                f,
-                "{kind} {} holds no entries (only blank lines and comments)",
-                path.display()
-            ),
-            NoTargets => f.write_str(
-                "no targets given: name addresses, CIDR prefixes or @FILE lists (e.g. 198.51.100.0/24)",
-            ),
+            EmptyList { kind, path } => {
+                write!(f, "{kind} {} holds no entries (only blank lines and comments)", path.display())
+            }
+            NoTargets => {
+                f.write_str("no targets given: name addresses, CIDR prefixes or @FILE lists (e.g. 198.51.100.0/24)")
+            }
             Blocked { origin, entry, blocklist } => {
                 write!(f, "{origin} {entry:?} lies entirely inside the {blocklist}; ")?;
                 if blocklist.starts_with("built-in") {
@@ -226,9 +223,9 @@ impl fmt::Display for TargetError {
                  none of them is in the allowlist {}; check -w and -b",
                 path.display()
             ),
-            NothingLeft { allowlist: None, .. } => f.write_str(
-                "no target address is left after the blocklist; check -b and the targets",
-            ),
+            NothingLeft { allowlist: None, .. } => {
+                f.write_str("no target address is left after the blocklist; check -b and the targets")
+            }
             SpaceTooLarge { addresses, ports } => write!(
                 f,
                 "{addresses} addresses x {ports} ports is too many targets (at most 2^62); \

@@ -89,16 +89,12 @@ impl TargetSpace {
 
         // Blocklist.
         let (block_text, block_path, block_name) = match &spec.blocklist {
-            BlockSource::Default => (
-                DEFAULT_BLOCKLIST.to_string(),
-                PathBuf::from(DEFAULT_BLOCKLIST_NAME),
-                "built-in blocklist".to_string(),
-            ),
-            BlockSource::File(p) => (
-                parse::read_list(p, ListKind::Blocklist)?,
-                p.clone(),
-                format!("blocklist {}", p.display()),
-            ),
+            BlockSource::Default => {
+                (DEFAULT_BLOCKLIST.to_string(), PathBuf::from(DEFAULT_BLOCKLIST_NAME), "built-in blocklist".to_string())
+            }
+            BlockSource::File(p) => {
+                (parse::read_list(p, ListKind::Blocklist)?, p.clone(), format!("blocklist {}", p.display()))
+            }
             BlockSource::None => (String::new(), PathBuf::new(), String::new()),
         };
         let (block4, block6) = load_list(&block_text, &block_path)?;
@@ -176,17 +172,11 @@ impl TargetSpace {
             return Err(TargetError::FullSpaceUnblocked);
         }
 
-        let too_large = || TargetError::SpaceTooLarge {
-            addresses: a4.len().saturating_add(a6.len()),
-            ports: ports.len(),
-        };
+        let too_large =
+            || TargetError::SpaceTooLarge { addresses: a4.len().saturating_add(a6.len()), ports: ports.len() };
         let addrs = AddrSet::new(&a4, &a6).ok_or_else(too_large)?;
         let nports = ports.len() as u64;
-        let len = addrs
-            .len()
-            .checked_mul(nports)
-            .filter(|&l| l <= cyclic::Group::MAX_N)
-            .ok_or_else(too_large)?;
+        let len = addrs.len().checked_mul(nports).filter(|&l| l <= cyclic::Group::MAX_N).ok_or_else(too_large)?;
         Ok(TargetSpace { addrs, ports, nports, len, blocked })
     }
 
@@ -274,11 +264,7 @@ fn add_target(
     t4: &mut Vec<(u32, u32)>,
     t6: &mut Vec<(u128, u128)>,
 ) -> Result<(), TargetError> {
-    let blocked = || TargetError::Blocked {
-        origin: origin(),
-        entry: entry.into(),
-        blocklist: block_name.into(),
-    };
+    let blocked = || TargetError::Blocked { origin: origin(), entry: entry.into(), blocklist: block_name.into() };
     match net {
         Net::V4 { lo, hi } => {
             if block4.covers(lo, hi) {
@@ -338,20 +324,58 @@ mod tests {
     #[test]
     fn default_blocklist_parses_and_blocks_the_special_blocks() {
         let (b4, b6) = load_list(DEFAULT_BLOCKLIST, Path::new(DEFAULT_BLOCKLIST_NAME)).unwrap();
-        for a in ["0.1.2.3", "10.9.9.9", "100.64.0.1", "127.0.0.1", "169.254.1.1", "172.31.255.255",
-                  "192.0.0.9", "192.0.2.1", "192.88.99.1", "192.168.1.1", "198.19.255.255",
-                  "198.51.100.7", "203.0.113.9", "224.0.0.1", "239.255.255.255", "240.0.0.1",
-                  "255.255.255.255"] {
+        for a in [
+            "0.1.2.3",
+            "10.9.9.9",
+            "100.64.0.1",
+            "127.0.0.1",
+            "169.254.1.1",
+            "172.31.255.255",
+            "192.0.0.9",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.19.255.255",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.255",
+            "240.0.0.1",
+            "255.255.255.255",
+        ] {
             let x = u32::from(a.parse::<std::net::Ipv4Addr>().unwrap());
             assert!(b4.contains(x), "{a} should be blocked");
         }
-        for a in ["1.1.1.1", "8.8.8.8", "100.63.255.255", "100.128.0.0", "172.32.0.0", "198.17.255.255",
-                  "198.20.0.0", "223.255.255.255", "11.0.0.0"] {
+        for a in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.32.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+            "11.0.0.0",
+        ] {
             let x = u32::from(a.parse::<std::net::Ipv4Addr>().unwrap());
             assert!(!b4.contains(x), "{a} should not be blocked");
         }
-        for a in ["::", "::1", "::ffff:8.8.8.8", "64:ff9b::808:808", "100::1", "2001::1", "2001:1ff::",
-                  "2001:db8::1", "2002::1", "fc00::1", "fd00::1", "fe80::1", "ff02::1", "3fff::1"] {
+        for a in [
+            "::",
+            "::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "100::1",
+            "2001::1",
+            "2001:1ff::",
+            "2001:db8::1",
+            "2002::1",
+            "fc00::1",
+            "fd00::1",
+            "fe80::1",
+            "ff02::1",
+            "3fff::1",
+        ] {
             let x = u128::from(a.parse::<std::net::Ipv6Addr>().unwrap());
             assert!(b6.contains(x), "{a} should be blocked");
         }
@@ -366,10 +390,8 @@ mod tests {
         let t = strings(&["0.0.0.0/0"]);
         let s = TargetSpace::build(&spec(&t, "443", BlockSource::Default)).unwrap();
         // 2^32 minus the IPv4 blocks (255.255.255.255/32 lies inside 240.0.0.0/4; no other overlaps).
-        let blocked: u64 = [8u32, 8, 10, 8, 16, 12, 24, 24, 24, 16, 15, 24, 24, 4, 4]
-            .iter()
-            .map(|&l| 1u64 << (32 - l))
-            .sum();
+        let blocked: u64 =
+            [8u32, 8, 10, 8, 16, 12, 24, 24, 24, 16, 15, 24, 24, 4, 4].iter().map(|&l| 1u64 << (32 - l)).sum();
         assert_eq!(s.blocked(), blocked);
         assert_eq!(s.addresses(), (1u64 << 32) - blocked);
         assert_eq!(s.len(), s.addresses());
@@ -448,7 +470,8 @@ mod tests {
 
     #[test]
     fn target_files_and_errors_with_line_numbers() {
-        let good = TempList::new("targets-good.txt", "# lab\n198.18.0.1\n\n 198.18.0.0/30  # dup overlap\n2001:db8::5\n");
+        let good =
+            TempList::new("targets-good.txt", "# lab\n198.18.0.1\n\n 198.18.0.0/30  # dup overlap\n2001:db8::5\n");
         let arg = format!("@{}", good.0.display());
         let t = vec![arg, "198.18.0.9".to_string()];
         let s = TargetSpace::build(&spec(&t, "80,443", BlockSource::None)).unwrap();
@@ -576,10 +599,14 @@ mod tests {
         }
         // A hitlist: one million scattered single addresses (a million intervals).
         let mut rng = cyclic::SplitMix64::new(5);
-        let v4 = IntervalSet::from_ranges((0..1_000_000).map(|_| {
-            let a = rng.next_u64() as u32;
-            (a, a)
-        }).collect());
+        let v4 = IntervalSet::from_ranges(
+            (0..1_000_000)
+                .map(|_| {
+                    let a = rng.next_u64() as u32;
+                    (a, a)
+                })
+                .collect(),
+        );
         let addrs = AddrSet::new(&v4, &IntervalSet::new()).unwrap();
         let perm = Permutation::new(addrs.len(), 1);
         let n = 20_000_000u64;

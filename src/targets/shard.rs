@@ -86,15 +86,7 @@ impl Permutation {
         let exp = (u128::from(sub) + u128::from(position.min(total)) * u128::from(subs)) % u128::from(cycle);
         let cur = m.mul(self.group.start, m.pow(g, exp as u64));
         let step = m.to_mont(m.pow(g, subs % cycle));
-        Cursor {
-            mont: *m,
-            step,
-            cur,
-            n: self.group.n,
-            remaining,
-            position: position.min(total),
-            limit: u64::MAX,
-        }
+        Cursor { mont: *m, step, cur, n: self.group.n, remaining, position: position.min(total), limit: u64::MAX }
     }
 }
 

@@ -250,10 +250,7 @@ mod tests {
         round_trip!([2, 4, 0x05, 0xb4], TcpOption::MaxSegmentSize(1460));
         round_trip!([3, 3, 7], TcpOption::WindowScale(7));
         round_trip!([4, 2], TcpOption::SackPermitted);
-        round_trip!(
-            [8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
-            TcpOption::Timestamps { tsval: 1, tsecr: 2 }
-        );
+        round_trip!([8, 10, 0, 0, 0, 1, 0, 0, 0, 2], TcpOption::Timestamps { tsval: 1, tsecr: 2 });
         round_trip!([5, 10, 1, 2, 3, 4, 5, 6, 7, 8], TcpOption::Sack(&[1, 2, 3, 4, 5, 6, 7, 8]));
         round_trip!([0xfd, 4, 0xab, 0xcd], TcpOption::Unknown { kind: 0xfd, data: &[0xab, 0xcd] });
     }
@@ -376,8 +373,10 @@ pub(crate) mod proptests {
                 Owned::Mptcp(b)
             }),
             // Unknown kinds (not one the walker knows).
-            (any::<u8>().prop_filter("unknown kind", |k| ![0, 1, 2, 3, 4, 5, 8, 30].contains(k)),
-             proptest::collection::vec(any::<u8>(), 0..=38))
+            (
+                any::<u8>().prop_filter("unknown kind", |k| ![0, 1, 2, 3, 4, 5, 8, 30].contains(k)),
+                proptest::collection::vec(any::<u8>(), 0..=38)
+            )
                 .prop_map(|(k, d)| Owned::Unknown(k, d)),
         ]
     }

@@ -23,6 +23,10 @@ pub fn lab_possible(test: &str) -> bool {
 
 /// A small lab with a unique name, run by the test binary's own `mpscan`; torn down when dropped.
 pub fn up_small() -> Lab {
-    Lab::up(LabOptions { name: Some(random_run_name()), size: Size::Small, exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_mpscan"))) })
-        .expect("lab up")
+    Lab::up(LabOptions {
+        name: Some(random_run_name()),
+        size: Size::Small,
+        exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_mpscan"))),
+    })
+    .expect("lab up")
 }
