@@ -340,3 +340,54 @@ fn shipped_definitions_resolve_in_a_dry_run() {
     assert!(n >= 4, "{n} definitions");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A scan of both families whose IPv6 router is another machine than the IPv4 one: the IPv6
+/// probes go to the IPv6 router's MAC (resolved from the scanner's IPv6 route), the IPv4 ones to
+/// the IPv4 router's, and both families' answers match the ground truth.
+///
+/// The second router is a macvlan on the lab router's scanner-facing link with its own MAC and
+/// link-local address, and the router drops IPv6 TCP that arrives for its own MAC (an nftables
+/// ingress rule on the link, which runs before the macvlan takes its frames), so IPv6 probes
+/// sent to the IPv4 router get no answer. The scanner's IPv6 default route is moved to it.
+#[test]
+fn ipv6_through_its_own_router() {
+    if !lab_possible("ipv6_through_its_own_router") {
+        return;
+    }
+    let lab = up();
+    let truth = lab.ground_truth().unwrap();
+    let dir = tempdir("gw6");
+    let (rtr, scan) = (&lab.info.router_ns, &lab.info.scanner_ns);
+    const GW6_MAC: &str = "02:00:5e:00:66:06";
+    let ip = |ns: &str, args: &[&str]| {
+        let out = Command::new("ip").arg("-n").arg(ns).args(args).output().unwrap();
+        assert!(out.status.success(), "ip -n {ns} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    ip(rtr, &["link", "add", "link", "v-scan", "name", "gw6", "address", GW6_MAC, "type", "macvlan", "mode", "bridge"]);
+    ip(rtr, &["-6", "addr", "add", "fe80::66/64", "dev", "gw6", "nodad"]);
+    ip(rtr, &["link", "set", "gw6", "up"]);
+    ip(scan, &["-6", "route", "replace", "default", "via", "fe80::66", "dev", "v-rtr"]);
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", rtr, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    write!(
+        nft.stdin.take().unwrap(),
+        "table netdev gw6only {{\n chain in {{\n  type filter hook ingress device \"v-scan\" priority 0;\n  \
+         ether type ip6 ether daddr != {GW6_MAC} meta l4proto tcp drop\n }}\n}}\n"
+    )
+    .unwrap();
+    assert!(nft.wait().unwrap().success(), "nft: IPv6 TCP only through the second router");
+
+    ok(scan_lab(&lab, &dir, &[]));
+    let rows = read_csv(&dir.join("lab-0-of-1.csv"));
+    let meta = read_json(&dir.join("lab-0-of-1.json"));
+    let (n4, n6) = check(&truth, &rows);
+    assert!(n4 > 0 && n6 > 0, "rows: {n4} IPv4, {n6} IPv6");
+    assert_eq!(meta["config"]["gateway_mac6"], GW6_MAC, "{meta}");
+    assert_eq!(meta["config"]["gateway_mac"], lab.info.gateway_mac.to_string(), "{meta}");
+    assert_ne!(lab.info.gateway_mac.to_string(), GW6_MAC);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,8 +31,11 @@ pub struct ConfigRecord {
     pub interface: String,
     /// Source address(es).
     pub source_ip: Vec<String>,
-    /// Gateway MAC.
+    /// Gateway MAC (of IPv6 probes too, unless `gateway_mac6` is given).
     pub gateway_mac: String,
+    /// The IPv6 router's MAC, when a scan of both families leaves through two routers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_mac6: Option<String>,
     /// Blocklist used (`builtin`, a path, or null).
     pub blocklist: Option<String>,
     /// Allowlist used.

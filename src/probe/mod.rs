@@ -157,6 +157,14 @@ impl ProbeBuilder {
         ProbeBuilder { templates, v4 }
     }
 
+    /// Sends the IPv6 probes to `mac` instead of the link's next hop: for a scan of both families
+    /// whose IPv4 and IPv6 default routers are different machines on the same link.
+    pub fn set_v6_next_hop(&mut self, mac: [u8; 6]) {
+        for t in self.templates.iter_mut().filter(|t| t.family == Family::V6) {
+            EthernetFrame::new_unchecked(&mut t.frame[..]).set_dst(mac);
+        }
+    }
+
     /// [`ProbeBuilder::write`] for an IPv4 target: the send loop's hot path. Returns 0 if the
     /// scan has no IPv4 source.
     #[inline]
@@ -323,6 +331,22 @@ mod tests {
         Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
         TcpPacket::new_unchecked(&mut f[34..]).fill_checksum_v4(src, dst);
         f
+    }
+
+    #[test]
+    fn ipv6_probes_can_go_to_their_own_router() {
+        let mut b = ProbeBuilder::new(&link(), &[ProbeVersion::V1, ProbeVersion::V0]);
+        b.set_v6_next_hop([0x02, 0, 0, 0, 0, 0x66]);
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        for v in [ProbeVersion::V1, ProbeVersion::V0] {
+            let n = b.write(&mut buf, "2001:db8:1::1".parse().unwrap(), 443, v, &TAG);
+            assert!(n > 0);
+            assert_eq!(buf[..6], [0x02, 0, 0, 0, 0, 0x66], "IPv6 {v:?}");
+            assert_eq!(buf[6..12], link().src_mac);
+            let n = b.write_v4(&mut buf, Ipv4Addr::new(198, 18, 0, 1), 443, v, &TAG);
+            assert!(n > 0);
+            assert_eq!(buf[..6], link().dst_mac, "IPv4 {v:?} keeps the link's next hop");
+        }
     }
 
     #[test]

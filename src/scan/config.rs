@@ -53,6 +53,8 @@ pub struct ScanConfig {
     pub interface: String,
     /// Addresses and MACs of the probes.
     pub link: Link,
+    /// The IPv6 router's MAC when it differs from the IPv4 one (`link.dst_mac`).
+    pub gateway_mac6: Option<[u8; 6]>,
     /// The configuration as recorded in the metadata.
     pub record: ConfigRecord,
 }
@@ -193,18 +195,15 @@ impl ScanConfig {
             }),
         };
         let interface = main.map_or(a.interface.clone().unwrap_or_default(), |r| r.interface.clone());
+        let mut gateway_mac6 = None;
         if let (Some(r4), Some(r6)) = (&r4, &r6) {
             if r4.interface != r6.interface {
                 bail!("IPv4 targets route via {} but IPv6 targets via {}: scan each family separately, or pick one with -i", r4.interface, r6.interface);
             }
-            // One frame template per family, but one gateway MAC for both: never send IPv6 probes
-            // to the IPv4 router.
+            // One frame template per family: IPv6 probes go to the IPv6 router when it is another
+            // machine than the IPv4 one (-G sets one next hop for both).
             if r4.gateway_mac != r6.gateway_mac && gw_mac.is_none() && !a.dry_run {
-                bail!(
-                    "IPv4 targets go through gateway {} but IPv6 targets through {}: scan each family separately (-6 for the IPv6 hitlist)",
-                    route::format_mac(&r4.gateway_mac),
-                    route::format_mac(&r6.gateway_mac)
-                );
+                gateway_mac6 = Some(r6.gateway_mac);
             }
         }
         if !a.dry_run && (a.rate == 0 || a.rate > LOUD_RATE) && !a.quiet {
@@ -232,6 +231,7 @@ impl ScanConfig {
                 .chain(link.src_v6.map(|s| s.to_string()))
                 .collect(),
             gateway_mac: route::format_mac(&link.dst_mac),
+            gateway_mac6: gateway_mac6.map(|m| route::format_mac(&m)),
             blocklist: match &blocklist {
                 BlockSource::Default => Some("builtin".into()),
                 BlockSource::File(p) => Some(p.display().to_string()),
@@ -271,6 +271,7 @@ impl ScanConfig {
             quiet: a.quiet,
             interface,
             link,
+            gateway_mac6,
             record,
         })
     }

@@ -46,7 +46,10 @@ pub const EXIT_INTERRUPTED: u8 = 3;
 pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
     let cfg = ScanConfig::resolve(a)?;
     let validator = Validator::from_seed(cfg.seed);
-    let builder = ProbeBuilder::new(&cfg.link, &cfg.versions);
+    let mut builder = ProbeBuilder::new(&cfg.link, &cfg.versions);
+    if let Some(mac) = cfg.gateway_mac6 {
+        builder.set_v6_next_hop(mac);
+    }
     let perm = cfg.space.permutation(cfg.seed);
     let counters = Arc::new(Counters::new(cfg.threads));
     let counters = &counters;
