@@ -3,7 +3,8 @@
 //! IPv4 uses one bit per address per (port, version): a 512 MiB anonymous mapping reserved on the
 //! first answer, whose pages the kernel backs with memory only when a bit in them is first set.
 //! A full-IPv4 single-port scan in which every address answers costs exactly 512 MiB, a /16 scan
-//! 8 KiB, and no page directory is needed (the page tables are the kernel's). IPv6 targets come
+//! 8 KiB, and no page directory is needed (the page tables are the kernel's). Where an
+//! address-space limit refuses the reservation, a set of the addresses seen takes its place. IPv6 targets come
 //! from hitlists, so a hash set of what was seen suffices.
 // The one unsafe part: mapping, indexing and unmapping the bitmap (bounds are checked by type).
 #![allow(unsafe_code)]
@@ -19,18 +20,29 @@ const MAP_BYTES: usize = 1 << 29;
 /// not memory; each 4 KiB page (32,768 addresses) becomes resident when first written.
 #[derive(Debug, Default)]
 pub struct LazyBitmap {
-    /// The mapping (none until the first insert), `MAP_BYTES / 8` words.
-    words: Option<std::ptr::NonNull<u64>>,
+    store: Store,
+}
+
+/// Where the bits are.
+#[derive(Debug, Default)]
+enum Store {
+    /// Nothing inserted yet.
+    #[default]
+    Empty,
+    /// The mapping, `MAP_BYTES / 8` words.
+    Mapped(std::ptr::NonNull<u64>),
+    /// The kernel refused the 512 MiB reservation (an address-space limit, `ulimit -v`): a set of
+    /// the addresses seen, which grows with the answers but keeps the filter exact.
+    Set(HashSet<u32>),
 }
 
 // The mapping is owned by this value alone, like a Box.
 unsafe impl Send for LazyBitmap {}
 
 impl LazyBitmap {
-    /// Sets the bit of `addr`; returns whether it was clear before. Panics only if the kernel
-    /// refuses to reserve 512 MiB of address space (no memory is committed by the reservation).
+    /// Sets the bit of `addr`; returns whether it was clear before.
     pub fn insert(&mut self, addr: u32) -> bool {
-        let words = *self.words.get_or_insert_with(|| {
+        if let Store::Empty = self.store {
             // SAFETY: a fresh private anonymous mapping; MAP_NORESERVE so that it commits no swap.
             let p = unsafe {
                 libc::mmap(
@@ -42,33 +54,46 @@ impl LazyBitmap {
                     0,
                 )
             };
-            assert!(p != libc::MAP_FAILED, "cannot reserve 512 MiB of address space for the duplicate filter");
-            std::ptr::NonNull::new(p.cast::<u64>()).expect("mmap returned null")
-        });
-        let (w, m) = ((addr / 64) as usize, 1u64 << (addr % 64));
-        // SAFETY: w < 2^26 = MAP_BYTES / 8, inside the mapping, which only this value touches.
-        let word = unsafe { &mut *words.as_ptr().add(w) };
-        let fresh = *word & m == 0;
-        *word |= m;
-        fresh
+            self.store = match std::ptr::NonNull::new(p.cast::<u64>()) {
+                Some(words) if p != libc::MAP_FAILED => Store::Mapped(words),
+                _ => Store::Set(HashSet::new()),
+            };
+        }
+        match &mut self.store {
+            Store::Mapped(words) => {
+                let (w, m) = ((addr / 64) as usize, 1u64 << (addr % 64));
+                // SAFETY: w < 2^26 = MAP_BYTES / 8, inside the mapping, which only this value touches.
+                let word = unsafe { &mut *words.as_ptr().add(w) };
+                let fresh = *word & m == 0;
+                *word |= m;
+                fresh
+            }
+            Store::Set(set) => set.insert(addr),
+            Store::Empty => unreachable!("set above"),
+        }
     }
 
     /// Bytes of the bitmap that are resident (the kernel's count, from `mincore`): what the
     /// filter costs in memory. For tests and benchmarks; it walks the whole mapping.
     pub fn resident_bytes(&self) -> usize {
-        let Some(p) = self.words else { return 0 };
-        let page = 4096;
-        let mut vec = vec![0u8; MAP_BYTES / page];
-        // SAFETY: the mapping is MAP_BYTES long and page-aligned; vec has one byte per page.
-        let r = unsafe { libc::mincore(p.as_ptr().cast(), MAP_BYTES, vec.as_mut_ptr()) };
-        assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
-        vec.iter().filter(|b| *b & 1 != 0).count() * page
+        match &self.store {
+            Store::Empty => 0,
+            Store::Set(set) => set.capacity() * std::mem::size_of::<u32>(),
+            Store::Mapped(p) => {
+                let page = 4096;
+                let mut vec = vec![0u8; MAP_BYTES / page];
+                // SAFETY: the mapping is MAP_BYTES long and page-aligned; vec has one byte per page.
+                let r = unsafe { libc::mincore(p.as_ptr().cast(), MAP_BYTES, vec.as_mut_ptr()) };
+                assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
+                vec.iter().filter(|b| *b & 1 != 0).count() * page
+            }
+        }
     }
 }
 
 impl Drop for LazyBitmap {
     fn drop(&mut self) {
-        if let Some(p) = self.words {
+        if let Store::Mapped(p) = self.store {
             // SAFETY: the mapping made in `insert`, unmapped once.
             unsafe { libc::munmap(p.as_ptr().cast(), MAP_BYTES) };
         }
@@ -122,5 +147,42 @@ mod tests {
         // third (65536) and the last.
         assert_eq!(m.resident_bytes(), 4 * 4096);
         assert!(m.insert(32768) && m.resident_bytes() == 4 * 4096, "same page as 65535");
+    }
+
+    /// The fallback when the 512 MiB reservation is refused: run this test again in a child
+    /// process whose address space is limited to 256 MiB, where the mapping must fail and the
+    /// filter must stay exact.
+    #[test]
+    fn exact_without_the_reservation() {
+        if std::env::var_os("MPSCAN_DEDUP_CHILD").is_some() {
+            let mut m = LazyBitmap::default();
+            for a in (0..200_000u32).map(|i| i.wrapping_mul(2_654_435_761)) {
+                assert!(m.insert(a), "{a}");
+                assert!(!m.insert(a), "{a}");
+            }
+            assert!(matches!(m.store, Store::Set(_)), "the reservation should have been refused");
+            return;
+        }
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "scan::dedup::tests::exact_without_the_reservation", "--test-threads=1"]);
+        cmd.env("MPSCAN_DEDUP_CHILD", "1");
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit { rlim_cur: 256 << 20, rlim_max: 256 << 20 };
+                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "child: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
