@@ -4,8 +4,8 @@
 //! first answer, whose pages the kernel backs with memory only when a bit in them is first set.
 //! A full-IPv4 single-port scan in which every address answers costs exactly 512 MiB, a /16 scan
 //! 8 KiB, and no page directory is needed (the page tables are the kernel's). Where an
-//! address-space limit refuses the reservation, a set of the addresses seen takes its place. IPv6 targets come
-//! from hitlists, so a hash set of what was seen suffices.
+//! address-space limit refuses the reservation, a set of the addresses seen takes its place.
+//! IPv6 targets come from hitlists, so a hash set of what was seen suffices.
 // The one unsafe part: mapping, indexing and unmapping the bitmap (bounds are checked by type).
 #![allow(unsafe_code)]
 
