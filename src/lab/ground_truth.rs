@@ -185,39 +185,24 @@ mod prefix_text {
     }
 }
 
+/// What a correct scan reports for one population, of either family.
+fn range_truth<P: Copy>(p: &crate::lab::plan::Population<P>) -> RangeTruth<P> {
+    let (on_ports, other) = expectations(p.kind);
+    RangeTruth {
+        name: p.name.to_string(),
+        kind: p.kind,
+        prefix: p.prefix,
+        stands_for: p.stands_for.to_string(),
+        ports: PORTS.iter().map(|&port| PortTruth { port, expect: on_ports.clone() }).collect(),
+        other_ports: other,
+    }
+}
+
 impl GroundTruth {
     /// The ground truth of a lab built from `plan`.
     pub fn from_plan(run: &str, plan: &Plan) -> GroundTruth {
-        let ranges = plan
-            .populations
-            .iter()
-            .map(|p| {
-                let (on_ports, other) = expectations(p.kind);
-                RangeTruth {
-                    name: p.name.to_string(),
-                    kind: p.kind,
-                    prefix: p.prefix,
-                    stands_for: p.stands_for.to_string(),
-                    ports: PORTS.iter().map(|&port| PortTruth { port, expect: on_ports.clone() }).collect(),
-                    other_ports: other,
-                }
-            })
-            .collect();
-        let ranges6 = plan
-            .populations6
-            .iter()
-            .map(|p| {
-                let (on_ports, other) = expectations(p.kind);
-                RangeTruth {
-                    name: p.name.to_string(),
-                    kind: p.kind,
-                    prefix: p.prefix,
-                    stands_for: p.stands_for.to_string(),
-                    ports: PORTS.iter().map(|&port| PortTruth { port, expect: on_ports.clone() }).collect(),
-                    other_ports: other,
-                }
-            })
-            .collect();
+        let ranges = plan.populations.iter().map(range_truth).collect();
+        let ranges6 = plan.populations6.iter().map(range_truth).collect();
         GroundTruth { run: run.to_string(), size: plan.size, ports: PORTS.to_vec(), ranges, ranges6 }
     }
 

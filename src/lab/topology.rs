@@ -654,26 +654,8 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
         source_ip6: Some(SCANNER_ADDR6),
         gateway_ip6: Some(ROUTER_ADDR6),
         ports: PORTS.to_vec(),
-        ranges: plan
-            .populations
-            .iter()
-            .map(|p| LabRange {
-                name: p.name.to_string(),
-                kind: p.kind,
-                prefix: p.prefix.to_string(),
-                namespace: ns_name(run, p.namespace),
-            })
-            .collect(),
-        ranges6: plan
-            .populations6
-            .iter()
-            .map(|p| LabRange {
-                name: p.name.to_string(),
-                kind: p.kind,
-                prefix: p.prefix.to_string(),
-                namespace: ns_name(run, p.namespace),
-            })
-            .collect(),
+        ranges: plan.populations.iter().map(|p| lab_range(run, p)).collect(),
+        ranges6: plan.populations6.iter().map(|p| lab_range(run, p)).collect(),
         dir: dir.clone(),
         ground_truth: gt_path,
         targets,
@@ -748,4 +730,14 @@ pub fn namespace_report(st: &State) -> Vec<String> {
         .iter()
         .map(|n| format!("{n}: {}", if state::namespace_exists(n) { "present" } else { "MISSING" }))
         .collect()
+}
+
+/// What the lab's info file says of one population, of either family.
+fn lab_range<P: std::fmt::Display>(run: &str, p: &crate::lab::plan::Population<P>) -> LabRange {
+    LabRange {
+        name: p.name.to_string(),
+        kind: p.kind,
+        prefix: p.prefix.to_string(),
+        namespace: ns_name(run, p.namespace),
+    }
 }

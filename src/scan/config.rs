@@ -43,8 +43,8 @@ pub struct ScanConfig {
     pub metadata: Option<PathBuf>,
     /// The state file to write (and, with `resume`, to continue from).
     pub state_file: Option<PathBuf>,
-    /// Continue the scan saved in `state_file`.
-    pub resume: bool,
+    /// The saved state of the scan to continue (`--resume`), read once here.
+    pub resumed: Option<super::state::State>,
     /// Print probes instead of sending.
     pub dry_run: bool,
     /// No progress output.
@@ -266,7 +266,7 @@ impl ScanConfig {
                     })
                 })
             },
-            resume: a.resume.is_some(),
+            resumed,
             dry_run: a.dry_run,
             quiet: a.quiet,
             interface,

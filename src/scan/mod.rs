@@ -67,8 +67,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
     };
 
     // Everything a resume can get wrong is refused before anything is opened or sent.
-    if let Some(sp) = &a.resume {
-        let saved = state::load(sp)?;
+    if let (Some(sp), Some(saved)) = (&a.resume, &cfg.resumed) {
         state::check_identity(&saved.identity, &identity, sp)?;
         anyhow::ensure!(!saved.finished, "--resume {}: that scan already finished; nothing to resume", sp.display());
         anyhow::ensure!(
@@ -97,9 +96,8 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
     }
 
     // Open everything that can fail before the first probe: the output, the state, the sockets.
-    let (mut sink, mut carried, mut state_file, saved) = match (&cfg.state_file, cfg.resume) {
-        (Some(sp), true) => {
-            let saved = state::load(sp)?;
+    let (mut sink, mut carried, mut state_file, saved) = match (&cfg.state_file, cfg.resumed.clone()) {
+        (Some(sp), Some(saved)) => {
             let out = cfg.output.as_deref().expect("checked by config");
             let (sink, rows) = CsvSink::resume(out)?;
             let sink: Box<dyn RowSink + Send> = Box::new(sink);
