@@ -20,20 +20,11 @@ const MAP_BYTES: usize = 1 << 29;
 /// not memory; each 4 KiB page (32,768 addresses) becomes resident when first written.
 #[derive(Debug, Default)]
 pub struct LazyBitmap {
-    store: Store,
-}
-
-/// Where the bits are.
-#[derive(Debug, Default)]
-enum Store {
-    /// Nothing inserted yet.
-    #[default]
-    Empty,
-    /// The mapping, `MAP_BYTES / 8` words.
-    Mapped(std::ptr::NonNull<u64>),
-    /// The kernel refused the 512 MiB reservation (an address-space limit, `ulimit -v`): a set of
-    /// the addresses seen, which grows with the answers but keeps the filter exact.
-    Set(HashSet<u32>),
+    /// The mapping, `MAP_BYTES / 8` words (none until the first insert, or if it was refused).
+    words: Option<std::ptr::NonNull<u64>>,
+    /// Where the kernel refused the 512 MiB reservation (an address-space limit, `ulimit -v`): a
+    /// set of the addresses seen, which grows with the answers but keeps the filter exact.
+    fallback: Option<HashSet<u32>>,
 }
 
 // The mapping is owned by this value alone, like a Box.
@@ -42,7 +33,21 @@ unsafe impl Send for LazyBitmap {}
 impl LazyBitmap {
     /// Sets the bit of `addr`; returns whether it was clear before.
     pub fn insert(&mut self, addr: u32) -> bool {
-        if let Store::Empty = self.store {
+        if let Some(words) = self.words {
+            let (w, m) = ((addr / 64) as usize, 1u64 << (addr % 64));
+            // SAFETY: w < 2^26 = MAP_BYTES / 8, inside the mapping, which only this value touches.
+            let word = unsafe { &mut *words.as_ptr().add(w) };
+            let fresh = *word & m == 0;
+            *word |= m;
+            return fresh;
+        }
+        self.insert_slow(addr)
+    }
+
+    /// The first insert (which reserves the mapping) and the fallback set.
+    #[cold]
+    fn insert_slow(&mut self, addr: u32) -> bool {
+        if self.fallback.is_none() {
             // SAFETY: a fresh private anonymous mapping; MAP_NORESERVE so that it commits no swap.
             let p = unsafe {
                 libc::mmap(
@@ -54,47 +59,43 @@ impl LazyBitmap {
                     0,
                 )
             };
-            self.store = match std::ptr::NonNull::new(p.cast::<u64>()) {
-                Some(words) if p != libc::MAP_FAILED => Store::Mapped(words),
-                _ => Store::Set(HashSet::new()),
-            };
-        }
-        match &mut self.store {
-            Store::Mapped(words) => {
-                let (w, m) = ((addr / 64) as usize, 1u64 << (addr % 64));
-                // SAFETY: w < 2^26 = MAP_BYTES / 8, inside the mapping, which only this value touches.
-                let word = unsafe { &mut *words.as_ptr().add(w) };
-                let fresh = *word & m == 0;
-                *word |= m;
-                fresh
+            match std::ptr::NonNull::new(p.cast::<u64>()) {
+                Some(words) if p != libc::MAP_FAILED => {
+                    self.words = Some(words);
+                    return self.insert(addr);
+                }
+                _ => self.fallback = Some(HashSet::new()),
             }
-            Store::Set(set) => set.insert(addr),
-            Store::Empty => unreachable!("set above"),
         }
+        self.fallback.as_mut().is_some_and(|set| set.insert(addr))
+    }
+
+    /// Whether the kernel refused the mapping and the fallback set is in use.
+    #[cfg(test)]
+    fn is_fallback(&self) -> bool {
+        self.fallback.is_some()
     }
 
     /// Bytes of the bitmap that are resident (the kernel's count, from `mincore`): what the
     /// filter costs in memory. For tests and benchmarks; it walks the whole mapping.
     pub fn resident_bytes(&self) -> usize {
-        match &self.store {
-            Store::Empty => 0,
-            Store::Set(set) => set.capacity() * std::mem::size_of::<u32>(),
-            Store::Mapped(p) => {
-                let page = 4096;
-                let mut vec = vec![0u8; MAP_BYTES / page];
-                // SAFETY: the mapping is MAP_BYTES long and page-aligned; vec has one byte per page.
-                let r = unsafe { libc::mincore(p.as_ptr().cast(), MAP_BYTES, vec.as_mut_ptr()) };
-                assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
-                vec.iter().filter(|b| *b & 1 != 0).count() * page
-            }
+        if let Some(set) = &self.fallback {
+            return set.capacity() * std::mem::size_of::<u32>();
         }
+        let Some(p) = self.words else { return 0 };
+        let page = 4096;
+        let mut vec = vec![0u8; MAP_BYTES / page];
+        // SAFETY: the mapping is MAP_BYTES long and page-aligned; vec has one byte per page.
+        let r = unsafe { libc::mincore(p.as_ptr().cast(), MAP_BYTES, vec.as_mut_ptr()) };
+        assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
+        vec.iter().filter(|b| *b & 1 != 0).count() * page
     }
 }
 
 impl Drop for LazyBitmap {
     fn drop(&mut self) {
-        if let Store::Mapped(p) = self.store {
-            // SAFETY: the mapping made in `insert`, unmapped once.
+        if let Some(p) = self.words {
+            // SAFETY: the mapping made in `insert_slow`, unmapped once.
             unsafe { libc::munmap(p.as_ptr().cast(), MAP_BYTES) };
         }
     }
@@ -160,7 +161,7 @@ mod tests {
                 assert!(m.insert(a), "{a}");
                 assert!(!m.insert(a), "{a}");
             }
-            assert!(matches!(m.store, Store::Set(_)), "the reservation should have been refused");
+            assert!(m.is_fallback(), "the reservation should have been refused");
             return;
         }
         use std::os::unix::process::CommandExt;
