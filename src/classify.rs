@@ -8,11 +8,11 @@
 //! | response | class |
 //! |---|---|
 //! | SYN-ACK, MP_CAPABLE byte-identical to the probe's, our own v0 key back, or a 4-byte MP_CAPABLE answering a v1 probe | `echo` |
-//! | SYN-ACK, 12-byte MP_CAPABLE, version 0 or 1 not above the probe's, key not ours | `mptcp` |
-//! | SYN-ACK, any other kind-30 option (wrong length, other subtype, impossible version, or a broken option list around it) | `malformed` |
+//! | SYN-ACK, 12-byte MP_CAPABLE, version 0 or 1 not above the probe's, key not ours, B clear, algorithm bits (D-H) exactly H | `mptcp` |
+//! | SYN-ACK, any other kind-30 option (wrong length, other subtype, impossible version, B set, no algorithm or one not offered, or a broken option list around it) | `malformed` |
 //! | SYN-ACK without any kind-30 option | `tcp` |
 //! | RST | `closed` |
-//! | ICMP destination unreachable quoting our probe | `unreachable` |
+//! | ICMP(v6) destination unreachable, time exceeded or parameter problem quoting our probe | `unreachable` |
 //!
 //! Besides the class, two facts about middleboxes are recorded: whether the whole option list
 //! came back byte-identical (a mirroring box), and whether our TSval came back as TSval (a box
@@ -20,7 +20,7 @@
 
 use crate::probe::{options_of, ProbeVersion};
 use crate::response::{Kind, Response};
-use crate::wire::{MpCapable, TcpOption, TcpOptions};
+use crate::wire::{mptcp, MpCapable, TcpOption, TcpOptions};
 
 /// The class of a response (the CSV's `class` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -36,7 +36,8 @@ pub enum Class {
     Tcp,
     /// A RST.
     Closed,
-    /// An ICMP destination unreachable quoting our probe.
+    /// An ICMP(v6) error that ends the probe (destination unreachable, time exceeded, parameter
+    /// problem) quoting it.
     Unreachable,
 }
 
@@ -87,7 +88,7 @@ pub fn classify(r: &Response<'_>) -> Verdict {
             v.class = Class::Closed;
             return v;
         }
-        Kind::Unreachable { .. } => {
+        Kind::Icmp { .. } => {
             v.class = Class::Unreachable;
             return v;
         }
@@ -153,8 +154,15 @@ pub fn classify(r: &Response<'_>) -> Verdict {
     } else if m.version > r.version as u8 {
         // RFC 8684 §3.1: the answer's version must not exceed the one offered.
         (Class::Malformed, "mpc-version-above-offer")
-    } else if m.flags & crate::wire::mptcp::FLAG_B_EXTENSIBILITY != 0 {
+    } else if m.flags & mptcp::FLAG_B_EXTENSIBILITY != 0 {
         (Class::Malformed, "mpc-flag-b-set")
+    } else if m.flags & mptcp::ALGORITHM_BITS == 0 {
+        // RFC 8684 §3.1 (and RFC 6824 for v0): no algorithm bit means the option MUST be
+        // ignored; the handshake is plain TCP, so no MPTCP server answered.
+        (Class::Malformed, "mpc-no-algorithm")
+    } else if m.flags & mptcp::ALGORITHM_BITS != mptcp::FLAG_H_HMAC {
+        // An algorithm the probe did not offer (it offers H alone): Linux falls back to TCP.
+        (Class::Malformed, "mpc-algorithm-not-offered")
     } else if other_mptcp || broken_mptcp {
         (Class::Malformed, "extra-mptcp-option")
     } else {
@@ -300,6 +308,67 @@ mod tests {
         }
     }
 
+    /// RFC 8684 §3.1: the flag bits D to H choose the algorithm; all zero MUST be ignored, and
+    /// an answer may only pick what the SYN offered (H alone). The byte vectors are the whole
+    /// 12-byte option as it arrives.
+    #[test]
+    fn algorithm_bits_must_be_h_alone() {
+        let c = ctx(&[V0, V1]);
+        let key = [0xfe, 0xed, 0xf0, 0x0d, 0xde, 0xad, 0xbe, 0xef];
+        let opt = |version: u8, flags: u8| {
+            let mut o = vec![0x1e, 0x0c, version, flags];
+            o.extend_from_slice(&key);
+            o
+        };
+        for (probe, version) in [(V1, 1), (V0, 0), (V1, 0)] {
+            for flags in [0x00, 0x80, 0x20, 0xa0] {
+                let v = verdict_with(&c, probe, |_| opt(version, flags));
+                assert_eq!(
+                    (v.class, v.detail),
+                    (Class::Malformed, "mpc-no-algorithm"),
+                    "{probe} v{version} {flags:#04x}"
+                );
+                assert_eq!(v.mpc.unwrap().flags, flags);
+            }
+            for flags in [0x02, 0x03, 0x1f, 0x10, 0x81 | 0x04, 0x21 | 0x08] {
+                let v = verdict_with(&c, probe, |_| opt(version, flags));
+                assert_eq!(
+                    (v.class, v.detail),
+                    (Class::Malformed, "mpc-algorithm-not-offered"),
+                    "{probe} v{version} {flags:#04x}"
+                );
+            }
+            // A, C and H are what real servers send: Linux 0x01, load balancers 0x21, checksums 0x81.
+            for flags in [0x01, 0x21, 0x81, 0xa1] {
+                let v = verdict_with(&c, probe, |_| opt(version, flags));
+                assert_eq!((v.class, v.detail), (Class::Mptcp, ""), "{probe} v{version} {flags:#04x}");
+            }
+        }
+    }
+
+    #[test]
+    fn echoed_flags_stay_an_echo() {
+        // Our own option back is an echo whatever its flags say: the echo test comes first.
+        let c = ctx(&[V0, V1]);
+        let v = verdict_with(&c, V0, |t| emit(&[O::MpCapable(MpCapable { flags: 0x00, ..MpCapable::v0_syn(t.key) })]));
+        assert_eq!(v.class, Class::Echo);
+        let v = verdict_with(&c, V1, |_| vec![0x1e, 0x04, 0x01, 0x00]);
+        assert_eq!(v.class, Class::Echo);
+    }
+
+    #[test]
+    fn malformed_cases_unchanged_by_the_flag_test() {
+        let c = ctx(&[V0, V1]);
+        let cases: Vec<(ProbeVersion, Vec<u8>, &str)> = vec![
+            (V1, emit(&[O::MpCapable(server_mpc(5, 0x00))]), "mpc-version-above-offer"),
+            (V1, emit(&[O::MpCapable(server_mpc(1, 0x40))]), "mpc-flag-b-set"),
+        ];
+        for (ver, opts, why) in cases {
+            let v = verdict_with(&c, ver, |_| opts.clone());
+            assert_eq!((v.class, v.detail), (Class::Malformed, why), "{opts:02x?}");
+        }
+    }
+
     #[test]
     fn first_mp_capable_decides_not_the_first_kind_30() {
         let c = ctx(&[V1]);
@@ -401,11 +470,30 @@ mod proptests {
                     let m = v.mpc.unwrap();
                     prop_assert!(m.sender_key.is_some() && m.receiver_key.is_none());
                     prop_assert!(m.version <= version as u8 && m.flags & 0x40 == 0);
+                    prop_assert_eq!(m.flags & mptcp::ALGORITHM_BITS, mptcp::FLAG_H_HMAC);
                     prop_assert!(!(version == V0 && m.sender_key == Some(tag.key)));
                 }
                 Class::Echo => prop_assert!(v.mpc.is_some()),
                 Class::Malformed => prop_assert!(has_kind_30 && !v.detail.is_empty()),
                 Class::Closed | Class::Unreachable => unreachable!(),
+            }
+        }
+
+        /// No flag byte outside the legal set (A, C and H around the one algorithm offered) ever
+        /// makes a real server, whatever the version and the probe.
+        #[test]
+        fn only_legal_flags_classify_as_mptcp(flags in any::<u8>(), version in 0u8..=1, v0 in any::<bool>(), key in any::<u64>()) {
+            let probe = if v0 { V0 } else { V1 };
+            let mut opts = vec![0x1e, 0x0c, version, flags];
+            opts.extend(key.to_be_bytes());
+            let (v, tag) = verdict(probe, &opts);
+            let legal = [0x01, 0x21, 0x81, 0xa1].contains(&flags);
+            let ours = probe == V0 && key == tag.key;
+            if v.class == Class::Mptcp {
+                prop_assert!(legal, "flags {flags:#04x} classified as mptcp");
+            }
+            if legal && !ours && version <= probe as u8 {
+                prop_assert_eq!(v.class, Class::Mptcp);
             }
         }
 

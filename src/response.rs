@@ -6,10 +6,16 @@
 //! * a SYN-ACK counts only if it comes from a target and port we could have probed, to the
 //!   source port the hash gives for that (target, port, version), and acknowledges our seq + 1;
 //! * a RST likewise, with an acknowledgment of seq or seq + 1 (as zmap accepts);
-//! * an ICMP(v6) destination-unreachable only if the datagram it quotes (IP header + first 8
-//!   bytes of TCP, all that some routers quote) is one of our probes.
+//! * an ICMP(v6) error that ends a probe (destination unreachable with any code, time exceeded,
+//!   parameter problem) only if the datagram it quotes (IP header + first 8 bytes of TCP, all
+//!   that some routers quote) is one of our probes: our address, a (target, port) whose hash
+//!   gives the quoted source port, and the hash's sequence number.
 //!
-//! Everything else is a [`Reject`] with a stable reason, counted in the metadata.
+//! Everything else is a [`Reject`] with a stable reason, counted in the metadata (docs/ERRORS.md
+//! lists them all): source quench, redirect and packet too big end nothing and are counted under
+//! their own reasons; a quote whose ports match a probe but whose sequence number does not
+//! (`icmp-quote-seq-mismatch`) is told apart from a quote of someone else's datagram
+//! (`icmp-quote-not-ours`).
 
 use crate::probe::ProbeVersion;
 use crate::validate::{ProbeTag, Validator};
@@ -24,9 +30,10 @@ pub enum Kind {
     SynAck,
     /// RST: the port is closed (or something reset it).
     Rst,
-    /// ICMP(v6) destination unreachable, with its code.
-    Unreachable {
-        /// The ICMP type (3 for ICMPv4, 1 for ICMPv6).
+    /// An ICMP(v6) error that ends the probe: destination unreachable, time exceeded or
+    /// parameter problem ([`icmp::effect`]), sent by the target or a router on the way.
+    Icmp {
+        /// The ICMP type (ICMPv4 3, 11, 12; ICMPv6 1, 3, 4).
         icmp_type: u8,
         /// The ICMP code (e.g. 13: administratively prohibited).
         code: u8,
@@ -110,28 +117,10 @@ impl Context {
                 if ip.frag_offset() != 0 || ip.more_frags() {
                     return Err(Reject("fragment"));
                 }
-                let responder = IpAddr::V4(ip.src_addr());
+                let (src, responder, ttl) = (IpAddr::V4(src), IpAddr::V4(ip.src_addr()), ip.ttl());
                 match ip.protocol() {
-                    protocol::TCP => self.tcp(IpAddr::V4(src), responder, ip.ttl(), ip.into_payload()),
-                    protocol::ICMP => {
-                        let msg = IcmpPacket::new_checked(ip.payload())?;
-                        if msg.msg_type() != icmp::V4_DEST_UNREACHABLE {
-                            return Err(Reject("icmp-not-unreachable"));
-                        }
-                        let quoted = Ipv4Packet::new_quoted(msg.payload()).map_err(|_| Reject("icmp-bad-quote"))?;
-                        if quoted.src_addr() != src || quoted.protocol() != protocol::TCP {
-                            return Err(Reject("icmp-quote-not-ours"));
-                        }
-                        let kind = Kind::Unreachable { icmp_type: msg.msg_type(), code: msg.code() };
-                        self.quote(
-                            IpAddr::V4(src),
-                            IpAddr::V4(quoted.dst_addr()),
-                            responder,
-                            ip.ttl(),
-                            kind,
-                            quoted.payload(),
-                        )
-                    }
+                    protocol::TCP => self.tcp(src, responder, ttl, ip.into_payload()),
+                    protocol::ICMP => self.icmp(src, responder, ttl, ip.into_payload()),
                     _ => Err(Reject("not-tcp-or-icmp")),
                 }
             }
@@ -141,33 +130,60 @@ impl Context {
                 if ip.dst_addr() != src {
                     return Err(Reject("not-to-us"));
                 }
-                let responder = IpAddr::V6(ip.src_addr());
+                let (src, responder, ttl) = (IpAddr::V6(src), IpAddr::V6(ip.src_addr()), ip.hop_limit());
                 match ip.next_header() {
-                    protocol::TCP => self.tcp(IpAddr::V6(src), responder, ip.hop_limit(), ip.into_payload()),
-                    protocol::ICMPV6 => {
-                        let msg = IcmpPacket::new_checked(ip.payload())?;
-                        if msg.msg_type() != icmp::V6_DEST_UNREACHABLE {
-                            return Err(Reject("icmp-not-unreachable"));
-                        }
-                        let quoted = Ipv6Packet::new_quoted(msg.payload()).map_err(|_| Reject("icmp-bad-quote"))?;
-                        if quoted.src_addr() != src || quoted.next_header() != protocol::TCP {
-                            return Err(Reject("icmp-quote-not-ours"));
-                        }
-                        let kind = Kind::Unreachable { icmp_type: msg.msg_type(), code: msg.code() };
-                        self.quote(
-                            IpAddr::V6(src),
-                            IpAddr::V6(quoted.dst_addr()),
-                            responder,
-                            ip.hop_limit(),
-                            kind,
-                            quoted.payload(),
-                        )
-                    }
+                    protocol::TCP => self.tcp(src, responder, ttl, ip.into_payload()),
+                    protocol::ICMPV6 => self.icmp(src, responder, ttl, ip.into_payload()),
                     _ => Err(Reject("not-tcp-or-icmp")),
                 }
             }
             _ => Err(Reject("not-ip")),
         }
+    }
+
+    /// An ICMP or ICMPv6 message (the family is `src`'s): an error that ends a probe becomes a
+    /// response if the datagram it quotes is one of our probes; the messages that end nothing
+    /// (source quench, redirect, packet too big) are counted under their own reason.
+    fn icmp<'a>(&self, src: IpAddr, responder: IpAddr, ttl: u8, body: &[u8]) -> Result<Response<'a>, Reject> {
+        let msg = IcmpPacket::new_checked(body)?;
+        match icmp::effect(src.is_ipv6(), msg.msg_type()) {
+            icmp::Effect::EndsProbe => {}
+            icmp::Effect::NoEffect(reason) => return Err(Reject(reason)),
+            icmp::Effect::NotAnError => return Err(Reject("icmp-other-type")),
+        }
+        let kind = Kind::Icmp { icmp_type: msg.msg_type(), code: msg.code() };
+        // The quoted datagram: its IP header, then at least 8 bytes of TCP.
+        let quote = msg.into_payload();
+        let bad = |_| Reject("icmp-bad-quote");
+        let (from, target, proto, l4) = match src {
+            IpAddr::V4(_) => {
+                let q = Ipv4Packet::new_quoted(quote).map_err(bad)?;
+                (IpAddr::V4(q.src_addr()), IpAddr::V4(q.dst_addr()), q.protocol(), q.into_payload())
+            }
+            IpAddr::V6(_) => {
+                let q = Ipv6Packet::new_quoted(quote).map_err(bad)?;
+                (IpAddr::V6(q.src_addr()), IpAddr::V6(q.dst_addr()), q.next_header(), q.into_payload())
+            }
+        };
+        if from != src || proto != protocol::TCP {
+            return Err(Reject("icmp-quote-not-ours"));
+        }
+        let q = TcpQuote::new_checked(l4).map_err(bad)?;
+        let port = q.dst_port();
+        // Ports that match a probe but a sequence number that does not: a quote of our probe
+        // rewritten on the way (some firewalls randomise sequence numbers), or a forgery. Told
+        // apart from a quote of someone else's datagram, but not accepted.
+        let mut seq_differs = false;
+        for &version in &self.versions {
+            let tag = self.validator.tag(src, target, port, version);
+            if tag.sport == q.src_port() {
+                if tag.seq == q.seq() {
+                    return Ok(Response { target, port, version, tag, responder, ttl, window: 0, kind, options: &[] });
+                }
+                seq_differs = true;
+            }
+        }
+        Err(Reject(if seq_differs { "icmp-quote-seq-mismatch" } else { "icmp-quote-not-ours" }))
     }
 
     fn tcp<'a>(&self, src: IpAddr, from: IpAddr, ttl: u8, seg: &'a [u8]) -> Result<Response<'a>, Reject> {
@@ -188,22 +204,6 @@ impl Context {
             .ok_or(Reject("validation-failed"))?;
         let (port, window) = (t.src_port(), t.window());
         Ok(Response { target: from, port, version, tag, responder: from, ttl, window, kind, options: t.into_options() })
-    }
-
-    fn quote<'a>(
-        &self,
-        src: IpAddr,
-        target: IpAddr,
-        responder: IpAddr,
-        ttl: u8,
-        kind: Kind,
-        quoted_l4: &[u8],
-    ) -> Result<Response<'a>, Reject> {
-        let q = TcpQuote::new_checked(quoted_l4).map_err(|_| Reject("icmp-bad-quote"))?;
-        let (version, tag) = self
-            .matching(src, target, q.dst_port(), q.src_port(), |tag| q.seq() == tag.seq)
-            .ok_or(Reject("icmp-quote-not-ours"))?;
-        Ok(Response { target, port: q.dst_port(), version, tag, responder, ttl, window: 0, kind, options: &[] })
     }
 }
 
@@ -328,16 +328,16 @@ pub(crate) mod tests {
         let router = Ipv4Addr::new(192, 0, 2, 1);
         let f = icmp_reply(router, &probe[..28]);
         let r = c.parse(&f).unwrap();
-        assert_eq!(r.kind, Kind::Unreachable { icmp_type: 3, code: 13 });
+        assert_eq!(r.kind, Kind::Icmp { icmp_type: 3, code: 13 });
         assert_eq!((r.target, r.responder, r.port), (TARGET.into(), router.into(), 443));
         // Whole probe quoted: also fine.
         assert!(c.parse(&icmp_reply(router, &probe)).is_ok());
         // Less than 8 bytes of TCP: cannot be validated.
         assert_eq!(c.parse(&icmp_reply(router, &probe[..27])).unwrap_err(), Reject("icmp-bad-quote"));
-        // A quote of something we did not send (sequence number changed).
+        // Our ports, another sequence number: told apart from a quote of someone else's packet.
         let mut other = probe.clone();
         other[24] ^= 0xff;
-        assert_eq!(c.parse(&icmp_reply(router, &other[..28])).unwrap_err(), Reject("icmp-quote-not-ours"));
+        assert_eq!(c.parse(&icmp_reply(router, &other[..28])).unwrap_err(), Reject("icmp-quote-seq-mismatch"));
     }
 
     #[test]
@@ -438,13 +438,106 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn icmp_that_is_not_destination_unreachable_is_rejected() {
+    fn icmp_errors_that_end_a_probe_are_answers() {
         let c = ctx(&[ProbeVersion::V1]);
         let probe = quoted_probe(&c, TARGET, 443);
-        for t in [0u8, 8, 11, 12] {
+        let router = Ipv4Addr::new(192, 0, 2, 1);
+        for (t, code) in [(3u8, 0u8), (3, 1), (3, 3), (3, 9), (3, 13), (3, 15), (11, 0), (11, 1), (12, 0), (12, 2)] {
+            for quote in [&probe[..28], &probe[..]] {
+                let mut f = icmp_reply(router, quote);
+                f[34] = t;
+                f[35] = code;
+                let r = c.parse(&f).unwrap_or_else(|e| panic!("type {t} code {code}: {e:?}"));
+                assert_eq!(r.kind, Kind::Icmp { icmp_type: t, code });
+                assert_eq!((r.target, r.port, r.responder, r.window), (TARGET.into(), 443, router.into(), 0));
+            }
+        }
+    }
+
+    /// A time exceeded from a routing loop, byte for byte: router 192.0.2.1 quoting the first 8
+    /// bytes of TCP of our v1 probe to 198.18.0.1:443 (RFC 792's minimum). Only the seq and
+    /// source port come from the hash; the vector fixes the rest of the layout.
+    #[test]
+    fn time_exceeded_vector() {
+        let c = ctx(&[ProbeVersion::V1]);
+        let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
+        let [s0, s1] = tag.sport.to_be_bytes();
+        let [q0, q1, q2, q3] = tag.seq.to_be_bytes();
+        #[rustfmt::skip]
+        let mut f = vec![
+            0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00, // Ethernet
+            0x45, 0xc0, 0x00, 0x38, 0x12, 0x34, 0x00, 0x00, 0x40, 0x01, 0x00, 0x00, // IPv4, 56 bytes, ICMP
+            192, 0, 2, 1, 192, 0, 2, 2,
+            0x0b, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // time exceeded, TTL exceeded in transit
+            0x45, 0x00, 0x00, 0x3c, 0x00, 0x00, 0x40, 0x00, 0x01, 0x06, 0x00, 0x00, // quoted IPv4, TTL 1
+            192, 0, 2, 2, 198, 18, 0, 1,
+            s0, s1, 0x01, 0xbb, q0, q1, q2, q3, // quoted TCP: ports and sequence number
+        ];
+        Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
+        IcmpPacket::new_unchecked(&mut f[34..]).fill_checksum_v4();
+        let r = c.parse(&f).unwrap();
+        assert_eq!(r.kind, Kind::Icmp { icmp_type: 11, code: 0 });
+        assert_eq!(
+            (r.target, r.port, r.version, r.responder, r.ttl),
+            (TARGET.into(), 443, ProbeVersion::V1, Ipv4Addr::new(192, 0, 2, 1).into(), 64)
+        );
+        f[34] = 4; // source quench
+        assert_eq!(c.parse(&f).unwrap_err(), Reject("icmp-source-quench"));
+        f[34] = 5; // redirect
+        assert_eq!(c.parse(&f).unwrap_err(), Reject("icmp-redirect"));
+    }
+
+    /// An ICMPv6 time exceeded (hop limit exceeded in transit), byte for byte, quoting the whole
+    /// v1 probe (as Linux routers do) and then only its first 8 bytes of TCP.
+    #[test]
+    fn time_exceeded_vector_v6() {
+        let us: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let target: Ipv6Addr = "2001:db8:6::1".parse().unwrap();
+        let router: Ipv6Addr = "2001:db8:0:9::2".parse().unwrap();
+        let c = Context { src_v6: Some(us), ..ctx(&[ProbeVersion::V1]) };
+        let tag = c.validator.tag(us.into(), target.into(), 443, ProbeVersion::V1);
+        let link = crate::probe::Link { src_mac: [0; 6], dst_mac: [0; 6], src_v4: None, src_v6: Some(us) };
+        let mut probe = [0u8; crate::probe::MAX_FRAME_LEN];
+        let n = crate::probe::ProbeBuilder::new(&link, &[ProbeVersion::V1]).write(
+            &mut probe,
+            target.into(),
+            443,
+            ProbeVersion::V1,
+            &tag,
+        );
+        let quoted = &probe[14..n];
+        for q in [quoted.len(), 48] {
+            let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x86, 0xdd]; // Ethernet
+            f.extend_from_slice(&[0x60, 0, 0, 0]); // IPv6
+            f.extend_from_slice(&((8 + q) as u16).to_be_bytes());
+            f.extend_from_slice(&[58, 61]); // ICMPv6, hop limit 61
+            f.extend_from_slice(&router.octets());
+            f.extend_from_slice(&us.octets());
+            f.extend_from_slice(&[0x03, 0x00, 0, 0, 0, 0, 0, 0]); // time exceeded, code 0, unused
+            f.extend_from_slice(&quoted[..q]);
+            let r = c.parse(&f).unwrap_or_else(|e| panic!("quote of {q} bytes: {e:?}"));
+            assert_eq!(r.kind, Kind::Icmp { icmp_type: 3, code: 0 });
+            assert_eq!((r.target, r.port, r.responder, r.ttl), (target.into(), 443, router.into(), 61));
+            // Parameter problem, and ICMPv6 type 11 (not an ICMPv6 error: only ICMPv4's number).
+            f[54] = 4;
+            assert_eq!(c.parse(&f).unwrap().kind, Kind::Icmp { icmp_type: 4, code: 0 });
+            f[54] = 11;
+            assert_eq!(c.parse(&f).unwrap_err(), Reject("icmp-other-type"));
+            f[54] = 2;
+            assert_eq!(c.parse(&f).unwrap_err(), Reject("icmp-packet-too-big"));
+        }
+    }
+
+    #[test]
+    fn icmp_that_ends_nothing_is_counted_under_its_own_reason() {
+        let c = ctx(&[ProbeVersion::V1]);
+        let probe = quoted_probe(&c, TARGET, 443);
+        for (t, why) in
+            [(4u8, "icmp-source-quench"), (5, "icmp-redirect"), (0, "icmp-other-type"), (8, "icmp-other-type")]
+        {
             let mut f = icmp_reply(Ipv4Addr::new(192, 0, 2, 1), &probe[..28]);
             f[34] = t;
-            assert_eq!(c.parse(&f).unwrap_err(), Reject("icmp-not-unreachable"), "type {t}");
+            assert_eq!(c.parse(&f).unwrap_err(), Reject(why), "type {t}");
         }
     }
 
@@ -518,8 +611,8 @@ mod proptests {
         f
     }
 
-    /// An ICMP(v6) destination unreachable from `router` to us quoting `quoted`.
-    fn unreachable(router: IpAddr, quoted: &[u8]) -> Vec<u8> {
+    /// An ICMP(v6) error of `icmp_type` from `router` to us quoting `quoted`.
+    fn icmp_error(router: IpAddr, icmp_type: u8, quoted: &[u8]) -> Vec<u8> {
         let v6 = router.is_ipv6();
         let l4 = if v6 { 54 } else { 34 };
         let mut f = vec![0u8; l4 + 8 + quoted.len()];
@@ -547,7 +640,7 @@ mod proptests {
             }
         }
         let mut m = IcmpPacket::new_unchecked(&mut f[l4..]);
-        m.set_type_code(if v6 { icmp::V6_DEST_UNREACHABLE } else { icmp::V4_DEST_UNREACHABLE }, 1);
+        m.set_type_code(icmp_type, 1);
         m.payload_mut().copy_from_slice(quoted);
         f
     }
@@ -625,17 +718,29 @@ mod proptests {
                 IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
                 IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
             };
+            // Every type that ends a probe: unreachable, time exceeded, parameter problem.
             let hdr = if dst.is_ipv4() { 20 } else { 40 };
-            for q in [hdr + 8, l3.len()] {
-                let f = unreachable(router, &l3[..q]);
-                let r = ctx.parse(&f).unwrap();
-                prop_assert_eq!((r.target, r.port, r.version, r.responder), (dst, port, version, router));
-                prop_assert!(matches!(r.kind, Kind::Unreachable { .. }), "{:?}", r.kind);
+            let ending = if dst.is_ipv4() { [icmp::V4_DEST_UNREACHABLE, icmp::V4_TIME_EXCEEDED, icmp::V4_PARAMETER_PROBLEM] }
+                else { [icmp::V6_DEST_UNREACHABLE, icmp::V6_TIME_EXCEEDED, icmp::V6_PARAMETER_PROBLEM] };
+            for t in ending {
+                for q in [hdr + 8, l3.len()] {
+                    let f = icmp_error(router, t, &l3[..q]);
+                    let r = ctx.parse(&f).unwrap();
+                    prop_assert_eq!((r.target, r.port, r.version, r.responder), (dst, port, version, router));
+                    prop_assert_eq!(r.kind, Kind::Icmp { icmp_type: t, code: 1 });
+                }
             }
-            // Quoting a different sequence number: not ours.
+            // Quoting a different sequence number with our ports: counted apart.
             let mut other_seq = l3[..hdr + 8].to_vec();
             other_seq[hdr + 4..hdr + 8].copy_from_slice(&tag.seq.wrapping_add(delta).to_be_bytes());
-            prop_assert_eq!(ctx.parse(&unreachable(router, &other_seq)).unwrap_err(), Reject("icmp-quote-not-ours"));
+            let f = icmp_error(router, ending[1], &other_seq);
+            prop_assert_eq!(ctx.parse(&f).unwrap_err(), Reject("icmp-quote-seq-mismatch"));
+            // Source quench / redirect / packet too big quoting the very probe: no response.
+            let quiet = if dst.is_ipv4() { [icmp::V4_SOURCE_QUENCH, icmp::V4_REDIRECT] } else { [icmp::V6_PACKET_TOO_BIG, icmp::V6_REDIRECT] };
+            for t in quiet {
+                let icmp::Effect::NoEffect(why) = icmp::effect(dst.is_ipv6(), t) else { unreachable!() };
+                prop_assert_eq!(ctx.parse(&icmp_error(router, t, &l3[..hdr + 8])).unwrap_err(), Reject(why));
+            }
         }
 
         /// Any bytes as a frame: a response or a reason, never a panic; and any bytes after a

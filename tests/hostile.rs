@@ -282,7 +282,7 @@ fn forged_frames_never_become_rows() {
         ),
         (
             "ICMP quoting another sequence number",
-            Some("icmp-quote-not-ours"),
+            Some("icmp-quote-seq-mismatch"),
             ipv4_frame(macs, router, us, protocol::ICMP, &icmp(&quote_other_seq)),
         ),
         (

@@ -87,7 +87,7 @@ fn check_response(ctx: &Context, r: &Response<'_>) {
     assert!(r.options.len() <= 40, "{} option bytes", r.options.len());
     match r.kind {
         Kind::SynAck | Kind::Rst => assert_eq!(r.responder, r.target),
-        Kind::Unreachable { .. } => assert!(r.options.is_empty() && r.window == 0),
+        Kind::Icmp { .. } => assert!(r.options.is_empty() && r.window == 0),
     }
 }
 
@@ -96,7 +96,7 @@ fn check_verdict(r: &Response<'_>, v: &Verdict) {
     assert!(Class::ALL.contains(&v.class));
     match r.kind {
         Kind::Rst => assert_eq!(v.class, Class::Closed),
-        Kind::Unreachable { .. } => assert_eq!(v.class, Class::Unreachable),
+        Kind::Icmp { .. } => assert_eq!(v.class, Class::Unreachable),
         Kind::SynAck => assert!(!matches!(v.class, Class::Closed | Class::Unreachable)),
     }
     // The walk is bounded: at most one step per option byte, plus the one error.

@@ -7,9 +7,12 @@
 //!
 //! * IPv4 TCP, not a later fragment, whose destination port lies in the scan's source-port range
 //!   and whose flags have SYN or RST set;
-//! * IPv4 ICMP type 3 (destination unreachable);
+//! * IPv4 ICMP errors about a datagram: destination unreachable (3), source quench (4),
+//!   redirect (5), time exceeded (11), parameter problem (12) (the receiver decides which end a
+//!   probe: [`crate::wire::icmp::effect`]);
 //! * IPv6 TCP with the same port and flag test, when the next header is directly TCP (6);
-//! * ICMPv6 type 1 (destination unreachable), when the next header is directly ICMPv6 (58).
+//! * ICMPv6 destination unreachable (1), packet too big (2), time exceeded (3), parameter
+//!   problem (4) and redirect (137), when the next header is directly ICMPv6 (58).
 //!
 //! IPv6 extension headers are not followed: a response carrying one is dropped, which costs at
 //! most a few answers and keeps the program short.
@@ -253,7 +256,11 @@ pub fn filter_for(dst_ports: RangeInclusive<u16>) -> Vec<SockFilter> {
         .label("icmp4")
         .jeq(1, Next, Label("drop"))
         .ldb_x(IP4)
-        .jeq(3, Label("accept"), Label("drop"))
+        .jeq(3, Label("accept"), Next)
+        .jeq(4, Label("accept"), Next)
+        .jeq(5, Label("accept"), Next)
+        .jeq(11, Label("accept"), Next)
+        .jeq(12, Label("accept"), Label("drop"))
         // IPv6: fixed 40-byte header, next header read directly.
         .label("not4")
         .jeq(0x86dd, Next, Label("drop"))
@@ -267,7 +274,11 @@ pub fn filter_for(dst_ports: RangeInclusive<u16>) -> Vec<SockFilter> {
         .label("icmp6")
         .jeq(58, Next, Label("drop"))
         .ldb(IP6_PAYLOAD)
-        .jeq(1, Label("accept"), Label("drop"))
+        .jeq(1, Label("accept"), Next)
+        .jeq(2, Label("accept"), Next)
+        .jeq(3, Label("accept"), Next)
+        .jeq(4, Label("accept"), Next)
+        .jeq(137, Label("accept"), Label("drop"))
         .label("accept")
         .ret(ACCEPT_LEN)
         .label("drop")
@@ -422,10 +433,15 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_icmp_unreachable_only() {
-        assert!(accepts(&ip4(1, 5, 0, &icmp(3))));
-        assert!(!accepts(&ip4(1, 5, 0, &icmp(0))));
-        assert!(!accepts(&ip4(1, 5, 0, &icmp(11))));
+    fn ipv4_icmp_errors_only() {
+        for t in [3, 4, 5, 11, 12] {
+            assert!(accepts(&ip4(1, 5, 0, &icmp(t))), "type {t}");
+            // IPv4 options before the ICMP header: the filter follows IHL.
+            assert!(accepts(&ip4(1, 6, 0, &icmp(t))), "type {t} after IP options");
+        }
+        for t in [0, 1, 2, 6, 8, 9, 10, 13, 14, 255] {
+            assert!(!accepts(&ip4(1, 5, 0, &icmp(t))), "type {t}");
+        }
         assert!(!accepts(&ip4(17, 5, 0, &tcp(40500, SYN))));
     }
 
@@ -435,9 +451,12 @@ mod tests {
         assert!(accepts(&ip6(6, &tcp(40999, RST))));
         assert!(!accepts(&ip6(6, &tcp(41000, SYN | ACK))));
         assert!(!accepts(&ip6(6, &tcp(40500, ACK))));
-        assert!(accepts(&ip6(58, &icmp(1))));
-        assert!(!accepts(&ip6(58, &icmp(128))));
-        assert!(!accepts(&ip6(58, &icmp(3))));
+        for t in [1, 2, 3, 4, 137] {
+            assert!(accepts(&ip6(58, &icmp(t))), "ICMPv6 type {t}");
+        }
+        for t in [0, 5, 11, 12, 128, 129, 133, 134, 135, 136] {
+            assert!(!accepts(&ip6(58, &icmp(t))), "ICMPv6 type {t}");
+        }
         // Extension header before TCP (hop-by-hop = 0): not followed, dropped.
         assert!(!accepts(&ip6(0, &tcp(40500, SYN | ACK))));
     }

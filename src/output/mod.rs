@@ -72,7 +72,7 @@ impl Row {
     /// The row for a validated, classified response received at `at`.
     pub fn new(r: &Response<'_>, v: &Verdict, at: SystemTime) -> Row {
         let detail = match r.kind {
-            crate::response::Kind::Unreachable { icmp_type, code } => format!("icmp-{icmp_type}-{code}"),
+            crate::response::Kind::Icmp { icmp_type, code } => format!("icmp-{icmp_type}-{code}"),
             _ => v.detail.to_string(),
         };
         Row {

@@ -9,8 +9,9 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! ```
 //!
-//! Both versions share this layout for destination-unreachable errors, so one view serves both;
-//! the caller knows which it is from the IP layer.
+//! Both versions share this layout for their error messages (destination unreachable, time
+//! exceeded, parameter problem), so one view serves both; the caller knows which it is from the IP
+//! layer. [`effect`] says which types end a SYN probe and which end nothing.
 
 use super::{checksum, need, Result};
 
@@ -28,10 +29,79 @@ pub const HEADER_LEN: usize = field::QUOTE;
 
 /// ICMPv4 destination unreachable.
 pub const V4_DEST_UNREACHABLE: u8 = 3;
+/// ICMPv4 source quench (deprecated by RFC 6633; a few old routers still send it).
+pub const V4_SOURCE_QUENCH: u8 = 4;
+/// ICMPv4 redirect.
+pub const V4_REDIRECT: u8 = 5;
+/// ICMPv4 time exceeded (code 0: TTL exceeded in transit, e.g. a routing loop).
+pub const V4_TIME_EXCEEDED: u8 = 11;
+/// ICMPv4 parameter problem.
+pub const V4_PARAMETER_PROBLEM: u8 = 12;
 /// ICMPv6 destination unreachable.
 pub const V6_DEST_UNREACHABLE: u8 = 1;
+/// ICMPv6 packet too big.
+pub const V6_PACKET_TOO_BIG: u8 = 2;
+/// ICMPv6 time exceeded (code 0: hop limit exceeded in transit).
+pub const V6_TIME_EXCEEDED: u8 = 3;
+/// ICMPv6 parameter problem.
+pub const V6_PARAMETER_PROBLEM: u8 = 4;
+/// ICMPv6 redirect (neighbour discovery, RFC 4861; its body is not a quote at offset 8).
+pub const V6_REDIRECT: u8 = 137;
 /// ICMPv4 echo request (used by tests and the lab).
 pub const V4_ECHO_REQUEST: u8 = 8;
+
+/// What an ICMP(v6) message of a given type means for a TCP SYN it quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// An error that ends the probe: destination unreachable (every code), time exceeded,
+    /// parameter problem. The probe's target gets a row (class `unreachable`).
+    EndsProbe,
+    /// A message that ends nothing (source quench, redirect, packet too big): counted under its
+    /// own reason, no row.
+    NoEffect(&'static str),
+    /// Not an error about a datagram we sent (echo, neighbour discovery, ...).
+    NotAnError,
+}
+
+/// The [`Effect`] of an ICMPv4 (`v6 == false`) or ICMPv6 message of type `msg_type`. These are
+/// the types the capture filter passes (zmap accepts 3, 4, 5 and 11 as answers to a SYN).
+pub fn effect(v6: bool, msg_type: u8) -> Effect {
+    match (v6, msg_type) {
+        (false, V4_DEST_UNREACHABLE | V4_TIME_EXCEEDED | V4_PARAMETER_PROBLEM) => Effect::EndsProbe,
+        (true, V6_DEST_UNREACHABLE | V6_TIME_EXCEEDED | V6_PARAMETER_PROBLEM) => Effect::EndsProbe,
+        (false, V4_SOURCE_QUENCH) => Effect::NoEffect("icmp-source-quench"),
+        (false, V4_REDIRECT) | (true, V6_REDIRECT) => Effect::NoEffect("icmp-redirect"),
+        (true, V6_PACKET_TOO_BIG) => Effect::NoEffect("icmp-packet-too-big"),
+        _ => Effect::NotAnError,
+    }
+}
+
+/// A short name for an ICMP(v6) type and code, for tables (`time exceeded`, `admin-prohibited`).
+pub fn describe(v6: bool, msg_type: u8, code: u8) -> &'static str {
+    match (v6, msg_type, code) {
+        (false, V4_DEST_UNREACHABLE, 0) => "net unreachable",
+        (false, V4_DEST_UNREACHABLE, 1) => "host unreachable",
+        (false, V4_DEST_UNREACHABLE, 2) => "protocol unreachable",
+        (false, V4_DEST_UNREACHABLE, 3) => "port unreachable",
+        (false, V4_DEST_UNREACHABLE, 4) => "fragmentation needed",
+        (false, V4_DEST_UNREACHABLE, 9 | 10) => "net/host admin-prohibited",
+        (false, V4_DEST_UNREACHABLE, 13) => "admin-prohibited",
+        (false, V4_DEST_UNREACHABLE, _) => "unreachable (other code)",
+        (false, V4_TIME_EXCEEDED, 0) => "TTL exceeded in transit",
+        (false, V4_TIME_EXCEEDED, _) => "time exceeded (reassembly)",
+        (false, V4_PARAMETER_PROBLEM, _) => "parameter problem",
+        (true, V6_DEST_UNREACHABLE, 0) => "no route",
+        (true, V6_DEST_UNREACHABLE, 1) => "admin-prohibited",
+        (true, V6_DEST_UNREACHABLE, 3) => "address unreachable",
+        (true, V6_DEST_UNREACHABLE, 4) => "port unreachable",
+        (true, V6_DEST_UNREACHABLE, 5 | 6) => "source policy / reject route",
+        (true, V6_DEST_UNREACHABLE, _) => "unreachable (other code)",
+        (true, V6_TIME_EXCEEDED, 0) => "hop limit exceeded in transit",
+        (true, V6_TIME_EXCEEDED, _) => "time exceeded (reassembly)",
+        (true, V6_PARAMETER_PROBLEM, _) => "parameter problem",
+        _ => "other",
+    }
+}
 
 /// A view of an ICMP or ICMPv6 message.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +202,29 @@ mod tests {
         assert!(p.verify_checksum_v4());
         // 030d + 4500 + 003c = 4849, complemented b7b6.
         assert_eq!(&buf[..4], &[3, 13, 0xb7, 0xb6]);
+    }
+
+    #[test]
+    fn effects_by_type() {
+        for t in [3, 11, 12] {
+            assert_eq!(effect(false, t), Effect::EndsProbe, "ICMP {t}");
+        }
+        for t in [1, 3, 4] {
+            assert_eq!(effect(true, t), Effect::EndsProbe, "ICMPv6 {t}");
+        }
+        assert_eq!(effect(false, 4), Effect::NoEffect("icmp-source-quench"));
+        assert_eq!(effect(false, 5), Effect::NoEffect("icmp-redirect"));
+        assert_eq!(effect(true, 137), Effect::NoEffect("icmp-redirect"));
+        assert_eq!(effect(true, 2), Effect::NoEffect("icmp-packet-too-big"));
+        // Echo, router advertisement, ICMPv6 types whose numbers are ICMPv4 errors.
+        for (v6, t) in
+            [(false, 0), (false, 8), (false, 1), (true, 128), (true, 129), (true, 134), (true, 11), (true, 12)]
+        {
+            assert_eq!(effect(v6, t), Effect::NotAnError, "v6 {v6} type {t}");
+        }
+        assert_eq!(describe(false, 11, 0), "TTL exceeded in transit");
+        assert_eq!(describe(true, 3, 0), "hop limit exceeded in transit");
+        assert_eq!(describe(true, 1, 1), "admin-prohibited");
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub const FLAG_B_EXTENSIBILITY: u8 = 0x40;
 pub const FLAG_C_NO_SOURCE_SUBFLOWS: u8 = 0x20;
 /// Flag H: HMAC-SHA1 (v0) or HMAC-SHA256 (v1).
 pub const FLAG_H_HMAC: u8 = 0x01;
+/// The crypto-algorithm bits D to H (RFC 8684 §3.1). An answer must choose exactly one algorithm
+/// the SYN offered; our probes offer H alone, so an answer's `flags & ALGORITHM_BITS` must be
+/// [`FLAG_H_HMAC`] (the test the Linux client applies). All zero means no algorithm: the option
+/// MUST be ignored. v0 (RFC 6824) has H as its only assigned algorithm, so the same test holds.
+pub const ALGORITHM_BITS: u8 = 0x1f;
 
 /// An MP_CAPABLE option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
