@@ -58,13 +58,13 @@ fn up_status_down() {
     }
     let lab = up();
     let info = lab.info.clone();
-    assert_eq!(info.namespaces.len(), 10);
+    assert_eq!(info.namespaces.len(), 12);
     for n in &info.namespaces {
         assert!(ns_exists(n), "{n}");
         assert!(n.starts_with(&format!("mps-{}-", info.run)));
     }
     let procs: Vec<ProcRef> = lab.processes().iter().map(|p| p.proc).collect();
-    assert_eq!(procs.len(), 7, "{:?}", lab.processes());
+    assert_eq!(procs.len(), 8, "{:?}", lab.processes());
     assert!(procs.iter().all(|p| p.alive()));
     let gt = lab.ground_truth().unwrap();
     assert_eq!(gt.run, info.run);
@@ -238,6 +238,8 @@ struct Answer {
     responder: Ipv4Addr,
     mpc: Option<MpCapable>,
     options: Vec<u8>,
+    /// `icmp-TYPE-CODE` for an ICMP answer, as the CSV's detail column says it.
+    icmp: Option<String>,
 }
 
 /// Sends `version` probes to `targets` from the scanner namespace (`lab probe`) and reads the
@@ -261,11 +263,14 @@ fn probe(lab: &Lab, version: ProbeVersion, targets: &[SocketAddrV4]) -> (BTreeMa
         let responder = ip.src_addr();
         if ip.protocol() == ipv4::protocol::ICMP {
             let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
-            assert_eq!(icmp.msg_type(), icmp::V4_DEST_UNREACHABLE);
+            // Admin-prohibited from the firewall, time exceeded from the routing loop.
+            assert!([icmp::V4_DEST_UNREACHABLE, icmp::V4_TIME_EXCEEDED].contains(&icmp.msg_type()), "{line}");
             let q = Ipv4Packet::new_quoted(icmp.payload()).unwrap();
             let port = u16::from_be_bytes([q.payload()[2], q.payload()[3]]);
             let key = SocketAddrV4::new(q.dst_addr(), port);
-            answers.insert(key, Answer { class: Class::Unreachable, responder, mpc: None, options: vec![] });
+            let detail = Some(format!("icmp-{}-{}", icmp.msg_type(), icmp.code()));
+            answers
+                .insert(key, Answer { class: Class::Unreachable, responder, mpc: None, options: vec![], icmp: detail });
             continue;
         }
         let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
@@ -283,11 +288,12 @@ fn probe(lab: &Lab, version: ProbeVersion, targets: &[SocketAddrV4]) -> (BTreeMa
             match mpc {
                 None => Class::Tcp,
                 Some(m) if m == version.syn_option(tag.key) => Class::Echo,
-                Some(m) if m.sender_key.is_some() => Class::Mptcp,
+                // RFC 8684 §3.1: a server picks H, the one algorithm offered, and leaves B clear.
+                Some(m) if m.sender_key.is_some() && m.flags & 0x5f == 0x01 => Class::Mptcp,
                 Some(_) => Class::Malformed,
             }
         };
-        answers.insert(key, Answer { class, responder, mpc, options: tcp.options().to_vec() });
+        answers.insert(key, Answer { class, responder, mpc, options: tcp.options().to_vec(), icmp: None });
     }
     (answers, frames)
 }
@@ -324,6 +330,14 @@ fn every_range_answers_as_the_ground_truth_says() {
                 (Some(w), Some(a)) => {
                     assert_eq!(a.class, w.class, "{version} {t}: {a:?}");
                     assert_eq!(a.responder, w.responder.unwrap_or(*t.ip()), "{version} {t}");
+                    if w.class == Class::Unreachable {
+                        assert_eq!(a.icmp, w.detail, "{version} {t}");
+                    }
+                    if w.class == Class::Malformed {
+                        let m = a.mpc.unwrap();
+                        assert_eq!(Some(m.version), w.mptcp_version, "{version} {t}");
+                        assert_eq!(Some(format!("0x{:02x}", m.flags)), w.mpc_flags, "{version} {t}");
+                    }
                     if w.class == Class::Mptcp {
                         let m = a.mpc.unwrap();
                         assert_eq!(Some(m.version), w.mptcp_version, "{version} {t}");

@@ -1,6 +1,8 @@
-//! `mpscan scan` against the lab, compared with the lab's ground truth: every responder found,
-//! every class right (and the MP_CAPABLE version, flags, mirror and timestamp facts where the
-//! ground truth states them), no row for a silent address, no duplicate row, and the same rows
+//! `mpscan scan` against the lab, IPv4 and IPv6 in one scan, compared with the lab's ground
+//! truth: every responder found, every class right (and the MP_CAPABLE version, flags, mirror and
+//! timestamp facts, the responder and the detail where the ground truth states them: the
+//! MP_CAPABLE naming no algorithm is `malformed`, the routing loop's time exceeded `unreachable`
+//! from the loop's router), no row for a silent address, no duplicate row, and the same rows
 //! again from a second run with the same seed.
 //!
 //! Needs root and network namespaces: skips without them, fails instead with
@@ -30,6 +32,7 @@ fn scan(lab: &Lab, version: &str, seed: &str, extra: &[&str]) -> (Vec<Row>, serd
     let dir = tempdir(&lab.info.run);
     let (csv, json) = (dir.join(format!("scan-{version}-{seed}.csv")), dir.join(format!("scan-{version}-{seed}.json")));
     let targets = format!("@{}", lab.info.targets.display());
+    let targets6 = format!("@{}", lab.info.targets6.as_ref().expect("the lab has IPv6 ranges").display());
     let blocklist = lab.info.blocklist.display().to_string();
     let mut args = vec![
         "netns",
@@ -57,6 +60,7 @@ fn scan(lab: &Lab, version: &str, seed: &str, extra: &[&str]) -> (Vec<Row>, serd
     ];
     args.extend_from_slice(extra);
     args.push(&targets);
+    args.push(&targets6);
     let out = Command::new("ip").args(&args).output().expect("running mpscan in the lab");
     assert!(out.status.success(), "mpscan scan failed: {}", String::from_utf8_lossy(&out.stderr));
     let mut rdr = csv::Reader::from_path(&csv).expect("CSV written");
@@ -95,8 +99,10 @@ fn check(truth: &GroundTruth, rows: &[Row], versions: &[ProbeVersion], ports: &[
         assert!(seen.insert((ip, port, v)), "duplicate row {r:?}");
         let e = truth.expected(ip, port, v).unwrap_or_else(|| panic!("row for a silent address: {r:?}"));
         assert_eq!(r["class"], e.class.label(), "class of {ip}:{port} {v}: {r:?}");
-        let responder = e.responder.map_or(ip, IpAddr::V4);
-        assert_eq!(r["responder"], responder.to_string(), "{r:?}");
+        assert_eq!(r["responder"], e.responder_for(ip).to_string(), "{r:?}");
+        if let Some(d) = &e.detail {
+            assert_eq!(&r["detail"], d, "detail of {ip}:{port} {v}: {r:?}");
+        }
         if let Some(mv) = e.mptcp_version {
             assert_eq!(r["mptcp_version"], mv.to_string(), "{r:?}");
         }
@@ -115,13 +121,11 @@ fn check(truth: &GroundTruth, rows: &[Row], versions: &[ProbeVersion], ports: &[
     }
     // Recall: every (address, port, version) the ground truth says answers has its row.
     let mut missing = Vec::new();
-    for range in &truth.ranges {
-        for ip in range.prefix.hosts_all() {
-            for &port in ports {
-                for &v in versions {
-                    if truth.expected(IpAddr::V4(ip), port, v).is_some() && !seen.contains(&(IpAddr::V4(ip), port, v)) {
-                        missing.push(format!("{ip}:{port} {v}"));
-                    }
+    for ip in truth.addresses() {
+        for &port in ports {
+            for &v in versions {
+                if truth.expected(ip, port, v).is_some() && !seen.contains(&(ip, port, v)) {
+                    missing.push(format!("{ip}:{port} {v}"));
                 }
             }
         }
@@ -133,17 +137,6 @@ fn check(truth: &GroundTruth, rows: &[Row], versions: &[ProbeVersion], ports: &[
         &missing[..missing.len().min(5)]
     );
     rows.len()
-}
-
-trait HostsAll {
-    fn hosts_all(&self) -> Vec<std::net::Ipv4Addr>;
-}
-
-impl HostsAll for ipnet::Ipv4Net {
-    /// Every address of the prefix, network and broadcast included (the lab answers for all).
-    fn hosts_all(&self) -> Vec<std::net::Ipv4Addr> {
-        (u32::from(self.network())..=u32::from(self.broadcast())).map(Into::into).collect()
-    }
 }
 
 #[test]
@@ -169,9 +162,14 @@ fn scan_matches_ground_truth_for_v1_v0_and_both() {
         assert_eq!(meta["probes_sent"].as_u64().unwrap(), targets * versions.len() as u64);
         // Every class the lab has shows up.
         let classes: BTreeSet<&str> = rows.iter().map(|r| r["class"].as_str()).collect();
-        for c in ["mptcp", "tcp", "closed", "unreachable"] {
+        for c in ["mptcp", "tcp", "closed", "unreachable", "malformed"] {
             assert!(classes.contains(c), "no {c} row with --mptcp-version {arg}");
         }
+        // Time exceeded from the routing loop, in both families.
+        for d in ["icmp-11-0", "icmp-3-0"] {
+            assert!(rows.iter().any(|r| r["detail"] == d), "no {d} row with --mptcp-version {arg}");
+        }
+        assert!(rows.iter().any(|r| r["ip"].contains(':')), "no IPv6 row with --mptcp-version {arg}");
         assert!(classes.contains("echo"), "no echo row with --mptcp-version {arg}");
     }
 }

@@ -46,6 +46,10 @@ pub struct Expected {
     /// Whether our TSval comes back as TSval (only stated for middleboxes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ts_echoed: Option<bool>,
+    /// The CSV's `detail` column where the lab fixes it: why `malformed`, or the ICMP type and
+    /// code of an `unreachable` (`icmp-11-0`); the family's own numbers in an IPv6 range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl Expected {
@@ -58,11 +62,12 @@ impl Expected {
             mpc_flags: None,
             mirrored: None,
             ts_echoed: None,
+            detail: None,
         }
     }
 
     /// The address the answer to a probe of `target` comes from: the target itself, or the
-    /// router (of the target's family) for the ICMP-rejecting ranges.
+    /// router (of the target's family) for the ICMP-rejecting ranges and the routing loop.
     pub fn responder_for(&self, target: IpAddr) -> IpAddr {
         match target {
             IpAddr::V4(_) => self.responder.map_or(target, IpAddr::V4),
@@ -185,9 +190,9 @@ mod prefix_text {
     }
 }
 
-/// What a correct scan reports for one population, of either family.
-fn range_truth<P: Copy>(p: &crate::lab::plan::Population<P>) -> RangeTruth<P> {
-    let (on_ports, other) = expectations(p.kind);
+/// What a correct scan reports for one population of `plan`, of either family (`v6`).
+fn range_truth<P: Copy>(plan: &Plan, p: &crate::lab::plan::Population<P>, v6: bool) -> RangeTruth<P> {
+    let (on_ports, other) = expectations(p.kind, plan.namespace_addrs(p.namespace), v6);
     RangeTruth {
         name: p.name.to_string(),
         kind: p.kind,
@@ -201,8 +206,8 @@ fn range_truth<P: Copy>(p: &crate::lab::plan::Population<P>) -> RangeTruth<P> {
 impl GroundTruth {
     /// The ground truth of a lab built from `plan`.
     pub fn from_plan(run: &str, plan: &Plan) -> GroundTruth {
-        let ranges = plan.populations.iter().map(range_truth).collect();
-        let ranges6 = plan.populations6.iter().map(range_truth).collect();
+        let ranges = plan.populations.iter().map(|p| range_truth(plan, p, false)).collect();
+        let ranges6 = plan.populations6.iter().map(|p| range_truth(plan, p, true)).collect();
         GroundTruth { run: run.to_string(), size: plan.size, ports: PORTS.to_vec(), ranges, ranges6 }
     }
 
@@ -281,9 +286,11 @@ impl GroundTruth {
     }
 }
 
-/// (server ports, other ports) expectations of a kind.
-fn expectations(kind: Kind) -> (ByVersion, ByVersion) {
+/// (server ports, other ports) expectations of a kind, in the family `v6`, for a population
+/// whose namespace has the transit addresses `ns_addrs`.
+fn expectations(kind: Kind, ns_addrs: Option<(Ipv4Addr, Ipv6Addr)>, v6: bool) -> (ByVersion, ByVersion) {
     use Class::*;
+    let icmp = |v4: &str, v6_detail: &str| Some(if v6 { v6_detail } else { v4 }.to_string());
     let closed = ByVersion::same(Some(Expected::class(Closed)));
     let tcp = ByVersion::same(Some(Expected::class(Tcp)));
     match kind {
@@ -296,9 +303,25 @@ fn expectations(kind: Kind) -> (ByVersion, ByVersion) {
         Kind::Closed => (closed.clone(), closed),
         Kind::Dropped => (ByVersion::same(None), ByVersion::same(None)),
         Kind::IcmpRejected => {
+            // admin-prohibited: ICMP 3/13, ICMPv6 1/1.
             let e = ByVersion::same(Some(Expected {
                 responder: Some(ROUTER_ADDR),
                 responder6: Some(ROUTER_ADDR6),
+                detail: icmp("icmp-3-13", "icmp-1-1"),
+                ..Expected::class(Unreachable)
+            }));
+            (e.clone(), e)
+        }
+        Kind::RoutingLoop => {
+            // Probes leave with TTL 64 (crate::probe::TTL): the router forwards the even TTLs,
+            // the loop namespace the odd ones, and so sees TTL 1 and sends the time exceeded
+            // (ICMP 11/0, ICMPv6 3/0) from its end of the transit link.
+            const _: () = assert!(crate::probe::TTL % 2 == 0, "the loop namespace answers only for an even TTL");
+            let (a4, a6) = ns_addrs.expect("a population lives in a namespace of the plan");
+            let e = ByVersion::same(Some(Expected {
+                responder: Some(a4),
+                responder6: Some(a6),
+                detail: icmp("icmp-11-0", "icmp-3-0"),
                 ..Expected::class(Unreachable)
             }));
             (e.clone(), e)
@@ -307,6 +330,16 @@ fn expectations(kind: Kind) -> (ByVersion, ByVersion) {
         Kind::Mirror => (ByVersion::same(Some(Expected::echo(true))), closed),
         // RFC 8684 §3.1: a responder signals a version no higher than offered; v0-only means 0.
         Kind::V0Server => (ByVersion::same(Some(Expected::mptcp(0, 0x81))), closed),
+        // The answer's version is the probe's; the flags name no algorithm.
+        Kind::NoAlgorithm => {
+            let e = |version: u8| Expected {
+                mptcp_version: Some(version),
+                mpc_flags: Some("0x00".to_string()),
+                detail: Some("mpc-no-algorithm".to_string()),
+                ..Expected::class(Malformed)
+            };
+            (ByVersion { v0: Some(e(0)), v1: Some(e(1)) }, closed)
+        }
     }
 }
 
@@ -355,9 +388,27 @@ mod tests {
         assert_eq!(u.responder_for(ip("198.19.4.9")), IpAddr::V4(ROUTER_ADDR));
         let m = gt.expected(ip("2001:db8:1::5"), 443, V1).unwrap();
         assert_eq!(m.responder_for(ip("2001:db8:1::5")), ip("2001:db8:1::5"));
-        assert_eq!(gt.addresses().len() as u64, 272 + 80);
+        // The new populations: no algorithm, routing loop (both families).
+        let n = gt.expected(ip("198.51.100.193"), 443, V1).unwrap();
+        assert_eq!(
+            (n.class, n.mptcp_version, n.detail.as_deref()),
+            (Class::Malformed, Some(1), Some("mpc-no-algorithm"))
+        );
+        assert_eq!(gt.expected(ip("198.51.100.193"), 80, V0).unwrap().mptcp_version, Some(0));
+        assert_eq!(gt.expected_class(ip("198.51.100.193"), 22, V0), Some(Class::Closed));
+        let plan = Plan::new(Size::Small);
+        let (a4, a6) = plan.namespace_addrs("loop").unwrap();
+        let l = gt.expected(ip("198.19.5.3"), 22, V1).unwrap();
+        assert_eq!((l.class, l.detail.as_deref()), (Class::Unreachable, Some("icmp-11-0")));
+        assert_eq!(l.responder_for(ip("198.19.5.3")), IpAddr::V4(a4));
+        let l6 = gt.expected(ip("2001:db8:6::3"), 443, V0).unwrap();
+        assert_eq!((l6.class, l6.detail.as_deref()), (Class::Unreachable, Some("icmp-3-0")));
+        assert_eq!(l6.responder_for(ip("2001:db8:6::3")), IpAddr::V6(a6));
+        assert_eq!(gt.expected(ip("2001:db8:5::3"), 22, V1).unwrap().detail.as_deref(), Some("icmp-1-1"));
+        assert_eq!(gt.expected(ip("198.19.4.3"), 22, V1).unwrap().detail.as_deref(), Some("icmp-3-13"));
+        assert_eq!(gt.addresses().len() as u64, 304 + 96);
         let hitlist = gt.hitlist6_text();
-        assert_eq!(hitlist.lines().filter(|l| !l.starts_with('#')).count(), 80);
+        assert_eq!(hitlist.lines().filter(|l| !l.starts_with('#')).count(), 96);
         assert!(hitlist.contains("\n2001:db8:5::f\n"), "{hitlist}");
     }
 

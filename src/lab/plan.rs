@@ -16,7 +16,9 @@
 //! 198.19.3.0/24    silently dropped            198.19.4.0/24  ICMP admin-prohibited
 //! 203.0.113.0/25   SYNPROXY in front of MPTCP  203.0.113.128/25 load-balanced MPTCP (C flag)
 //! 198.51.100.0/26  echoing middlebox           198.51.100.64/26 mirroring middlebox
-//! 198.51.100.128/26 v0-only MPTCP server       198.51.100.254/32 load balancer's direct address
+//! 198.51.100.128/26 v0-only MPTCP server       198.51.100.192/27 MP_CAPABLE naming no algorithm
+//! 198.19.5.0/24    routing loop (ICMP time exceeded)
+//! 198.51.100.254/32 load balancer's direct address
 //! ```
 //! (small: every population but the first is a /28 at the same base address.)
 //!
@@ -27,7 +29,7 @@
 //!                     population namespace k's link 2001:db8:0:k+1::/64 (router ::1, population ::2)
 //! 2001:db8:1::/120    kernel MPTCP servers     2001:db8:2::/120  plain TCP servers
 //! 2001:db8:3::/120    closed (RST)             2001:db8:4::/120  silently dropped
-//! 2001:db8:5::/120    ICMPv6 admin-prohibited
+//! 2001:db8:5::/120    ICMPv6 admin-prohibited  2001:db8:6::/120  routing loop (time exceeded)
 //! ```
 //! (small: /124 at the same bases.)
 
@@ -106,6 +108,13 @@ pub enum Kind {
     Mirror,
     /// Userspace v0-only MPTCP server: answers MP_CAPABLE v0 with its own key.
     V0Server,
+    /// Userspace server that answers MP_CAPABLE of the probe's version with its own key and
+    /// flags 0x00: no crypto algorithm, which RFC 8684 §3.1 says MUST be ignored.
+    NoAlgorithm,
+    /// The router sends the range to a namespace that routes it back: packets loop until their
+    /// TTL runs out, and the namespace that sees TTL 1 answers ICMP time exceeded (unrouted
+    /// space on the Internet, common in IPv6).
+    RoutingLoop,
 }
 
 impl Kind {
@@ -117,14 +126,15 @@ impl Kind {
             Kind::Echo => Some("echo"),
             Kind::Mirror => Some("mirror"),
             Kind::V0Server => Some("v0"),
-            Kind::Closed | Kind::Dropped | Kind::IcmpRejected => None,
+            Kind::NoAlgorithm => Some("noalgo"),
+            Kind::Closed | Kind::Dropped | Kind::IcmpRejected | Kind::RoutingLoop => None,
         }
     }
 
     /// Whether the namespace's own kernel answers for the range (a local route), as opposed to
     /// a userspace responder reading frames from the wire.
     pub fn kernel_answers(self) -> bool {
-        !matches!(self, Kind::Echo | Kind::Mirror | Kind::V0Server)
+        !matches!(self, Kind::Echo | Kind::Mirror | Kind::V0Server | Kind::NoAlgorithm | Kind::RoutingLoop)
     }
 }
 
@@ -162,7 +172,8 @@ pub struct Plan {
 
 /// The kinds an IPv6 population may have: the ones the namespace's own kernel (or the router's
 /// firewall) answers for; the userspace responders speak IPv4 only.
-pub const KINDS6: [Kind; 5] = [Kind::KernelMptcp, Kind::KernelTcp, Kind::Closed, Kind::Dropped, Kind::IcmpRejected];
+pub const KINDS6: [Kind; 6] =
+    [Kind::KernelMptcp, Kind::KernelTcp, Kind::Closed, Kind::Dropped, Kind::IcmpRejected, Kind::RoutingLoop];
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().expect("the plan's prefixes are valid")
@@ -249,6 +260,20 @@ impl Plan {
                 namespace: "v0",
                 stands_for: "a v0-only MPTCP server (multipath-tcp.org kernel, RFC 6824)",
             },
+            Population {
+                name: "noalgo",
+                kind: Kind::NoAlgorithm,
+                prefix: p("198.51.100.192", 27),
+                namespace: "noalgo",
+                stands_for: "an MP_CAPABLE answer naming no crypto algorithm (flags 0x00): not an MPTCP server",
+            },
+            Population {
+                name: "loop",
+                kind: Kind::RoutingLoop,
+                prefix: p("198.19.5.0", 24),
+                namespace: "loop",
+                stands_for: "a routing loop in unrouted space: ICMP time exceeded from a router",
+            },
         ];
         let p6 = |addr: &str| -> Ipv6Net {
             let len = if full { 120 } else { 124 };
@@ -290,6 +315,13 @@ impl Plan {
                 namespace: "tcp",
                 stands_for: "an IPv6 firewall that rejects with ICMPv6 administratively prohibited",
             },
+            Population {
+                name: "loop6",
+                kind: Kind::RoutingLoop,
+                prefix: p6("2001:db8:6::"),
+                namespace: "loop",
+                stands_for: "an IPv6 routing loop: ICMPv6 time exceeded from a router",
+            },
         ];
         Plan { size, populations, populations6 }
     }
@@ -328,6 +360,13 @@ impl Plan {
     /// Total number of target addresses.
     pub fn address_count(&self) -> u64 {
         self.populations.iter().map(|p| 1u64 << (32 - p.prefix.prefix_len())).sum()
+    }
+
+    /// The addresses (IPv4, IPv6) a population namespace sends its own ICMP errors from: its end
+    /// of its transit link (the routing loop's time exceeded comes from there).
+    pub fn namespace_addrs(&self, namespace: &str) -> Option<(Ipv4Addr, Ipv6Addr)> {
+        let i = self.namespaces().iter().position(|n| *n == namespace)?;
+        Some((Plan::transit(i).1, Plan::transit6(i).1))
     }
 
     /// The population `ip` belongs to.
@@ -377,8 +416,8 @@ mod tests {
                 assert!(infra.contains(&r) && infra.contains(&p) && r != ROUTER_ADDR6 && p != SCANNER_ADDR6);
             }
         }
-        assert_eq!(Plan::new(Size::Small).address_count6(), 5 * 16);
-        assert_eq!(Plan::new(Size::Full).address_count6(), 5 * 256);
+        assert_eq!(Plan::new(Size::Small).address_count6(), 6 * 16);
+        assert_eq!(Plan::new(Size::Full).address_count6(), 6 * 256);
     }
 
     #[test]

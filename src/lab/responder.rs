@@ -1,5 +1,5 @@
-//! The userspace responders of the lab: the echoing and mirroring middleboxes and the v0-only
-//! MPTCP server, which no Linux kernel of today can play.
+//! The userspace responders of the lab: the echoing and mirroring middleboxes, the v0-only
+//! MPTCP server and a server naming no crypto algorithm, which no Linux kernel of today can play.
 //!
 //! A responder sees every frame routed to its range (an AF_PACKET socket on its namespace's
 //! link; the namespace has no local route for the range, so its kernel stays silent) and turns
@@ -17,6 +17,9 @@
 //!   0x81 and its own random key, to any probe that carried an MP_CAPABLE (RFC 8684 §3.1: the
 //!   responder answers with a version no higher than offered; a v0-only server says 0); a plain
 //!   SYN-ACK to a SYN without one.
+//! * [`ResponderKind::NoAlgorithm`]: the same base options plus a 12-byte MP_CAPABLE of the
+//!   probe's own version with its own key and flags 0x00: no crypto algorithm, which RFC 8684
+//!   §3.1 says MUST be ignored (a broken stack, or a box that zeroes flags it does not know).
 //!
 //! A SYN to any other port gets a RST (the host is there, the port is closed). Everything else
 //! (non-IPv4, non-TCP, fragments, segments that are not a bare SYN, addresses outside the range)
@@ -37,6 +40,8 @@ pub enum ResponderKind {
     Mirror,
     /// A v0-only MPTCP server.
     V0Server,
+    /// Answers MP_CAPABLE of the probe's version, its own key, and no algorithm bit (flags 0x00).
+    NoAlgorithm,
 }
 
 /// The per-answer values a responder makes up: passed in so that tests are deterministic.
@@ -240,6 +245,12 @@ impl Responder {
                 sender_key: Some(fresh.key),
                 receiver_key: None,
             })),
+            (ResponderKind::NoAlgorithm, Some(raw)) => list.push(TcpOption::MpCapable(MpCapable {
+                version: raw[2] & 0x0f,
+                flags: 0x00,
+                sender_key: Some(fresh.key),
+                receiver_key: None,
+            })),
             _ => {}
         }
         let need: usize = list.iter().map(|o| o.buffer_len()).sum();
@@ -357,13 +368,26 @@ mod tests {
     }
 
     #[test]
+    fn no_algorithm_server_answers_the_probes_version_with_flags_zero() {
+        for (v, version_byte) in [(ProbeVersion::V0, 0x00), (ProbeVersion::V1, 0x01)] {
+            let (syn, tag) = probe("198.51.100.1", 443, v);
+            let t = tcp_of(&answer(ResponderKind::NoAlgorithm, &syn));
+            let m = mp_capable(&t).unwrap();
+            assert_eq!((m.version, m.flags, m.sender_key), (version_byte, 0x00, Some(FRESH.key)));
+            assert_ne!(m.sender_key, Some(tag.key));
+            let raw = t.options();
+            assert!(raw.windows(4).any(|w| w == [0x1e, 0x0c, version_byte, 0x00]), "{raw:02x?}");
+        }
+    }
+
+    #[test]
     fn plain_syn_gets_plain_syn_ack() {
         let (mut syn, _) = probe("198.51.100.1", 443, ProbeVersion::V1);
         // Overwrite the 4-byte MP_CAPABLE at the end of the option list with NOPs; fix nothing
         // else (checksums are not verified on input).
         let n = syn.len();
         syn[n - 4..].fill(1);
-        for kind in [ResponderKind::V0Server, ResponderKind::Echo] {
+        for kind in [ResponderKind::V0Server, ResponderKind::Echo, ResponderKind::NoAlgorithm] {
             let t = tcp_of(&answer(kind, &syn));
             assert_eq!(mp_capable(&t), None, "{kind:?}");
             assert_eq!(t.flags().0, TcpFlags::SYN | TcpFlags::ACK);

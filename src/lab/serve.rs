@@ -37,6 +37,8 @@ pub enum ServeKind {
     Mirror,
     /// Userspace v0-only MPTCP server.
     V0,
+    /// Userspace server answering MP_CAPABLE with no crypto algorithm (flags 0x00).
+    Noalgo,
 }
 
 /// Listen backlog of the kernel listeners (capped by net.core.somaxconn, which `up` raises).
@@ -52,10 +54,11 @@ pub fn serve(kind: ServeKind, ports: &[u16], iface: Option<&str>, prefix: Option
             }
             listen(kind == ServeKind::Mptcp, ports)
         }
-        ServeKind::Echo | ServeKind::Mirror | ServeKind::V0 => {
+        ServeKind::Echo | ServeKind::Mirror | ServeKind::V0 | ServeKind::Noalgo => {
             let rk = match kind {
                 ServeKind::Echo => ResponderKind::Echo,
                 ServeKind::Mirror => ResponderKind::Mirror,
+                ServeKind::Noalgo => ResponderKind::NoAlgorithm,
                 _ => ResponderKind::V0Server,
             };
             let iface = iface.context("--iface is required for a userspace responder")?;

@@ -487,6 +487,10 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
             "net.ipv4.icmp_msgs_burst=1000000",
             "net.ipv6.conf.all.forwarding=1",
             "net.ipv6.icmp.ratelimit=0",
+            // The routing loop's packets come back on the loop's link with the scanner's source:
+            // no reverse-path filter may drop them.
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
         ],
     )?;
 
@@ -582,6 +586,25 @@ fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Ve
             netns::ip(&ns, &["mptcp", "endpoint", "add", &LB_DIRECT_ADDR.to_string(), "dev", "v-rtr", "signal"])?;
             netns::ip(&rtr, &["route", "add", &format!("{LB_DIRECT_ADDR}/32"), "via", &transit[p].to_string()])?;
         }
+        if kinds.contains(&Kind::RoutingLoop) {
+            // Forward the range back to the router (its default route): the loop. Every time
+            // exceeded must go out, and no redirect muddles the answers.
+            netns::sysctl(
+                &ns,
+                &[
+                    "net.ipv4.ip_forward=1",
+                    "net.ipv6.conf.all.forwarding=1",
+                    "net.ipv4.icmp_ratelimit=0",
+                    "net.ipv4.icmp_msgs_per_sec=1000000",
+                    "net.ipv4.icmp_msgs_burst=1000000",
+                    "net.ipv6.icmp.ratelimit=0",
+                    "net.ipv4.conf.all.send_redirects=0",
+                    "net.ipv4.conf.v-rtr.send_redirects=0",
+                    "net.ipv4.conf.all.rp_filter=0",
+                    "net.ipv4.conf.v-rtr.rp_filter=0",
+                ],
+            )?;
+        }
         if kinds.contains(&Kind::Synproxy) {
             let ports = PORTS.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
             netns::nft(
@@ -674,12 +697,14 @@ fn readiness_outcome(kind: Kind) -> Option<(bool, &'static str)> {
         Kind::KernelMptcp | Kind::LoadBalancedMptcp => Some((true, "mptcp")),
         // The SYN proxy strips MP_CAPABLE; Linux ignores an echoed 4-byte or a v0 MP_CAPABLE in
         // a SYN-ACK and falls back to TCP.
-        Kind::Synproxy | Kind::Echo | Kind::Mirror | Kind::V0Server => Some((true, "tcp")),
+        Kind::Synproxy | Kind::Echo | Kind::Mirror | Kind::V0Server | Kind::NoAlgorithm => Some((true, "tcp")),
         Kind::KernelTcp => Some((false, "tcp")),
         Kind::Closed => Some((false, "refused")),
         // An MPTCP socket's connect does not end on an ICMP error (Linux 6.18); a TCP one does.
         Kind::IcmpRejected => Some((false, "unreachable")),
-        Kind::Dropped => None,
+        // A TCP connect does not end on a time exceeded (a soft error): nothing to wait for;
+        // the scan tests check the loop's answers.
+        Kind::Dropped | Kind::RoutingLoop => None,
     }
 }
 
