@@ -528,6 +528,38 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every reason the receiver can give is in docs/ERRORS.md's table of rejection reasons:
+    /// the string literals inside `Reject(...)` in this file, the wire layer's reasons and the
+    /// ICMP types that end nothing.
+    #[test]
+    fn every_rejection_reason_is_documented() {
+        let doc = include_str!("../docs/ERRORS.md");
+        let table = &doc[doc.find("## Answers that become no row").expect("the section")..];
+        let code = include_str!("response.rs");
+        let code = &code[..code.find("#[cfg(test)]").unwrap()];
+        let mut reasons: Vec<String> = Vec::new();
+        let literals = |text: &str| -> Vec<String> { text.split('"').skip(1).step_by(2).map(str::to_string).collect() };
+        for piece in code.split("Reject(").skip(1) {
+            reasons.extend(literals(&piece[..piece.find(')').unwrap()]));
+        }
+        for piece in include_str!("wire/icmp.rs").split("NoEffect(\"").skip(1) {
+            reasons.push(piece[..piece.find('"').unwrap()].to_string());
+        }
+        use crate::wire::Error as E;
+        for e in [
+            E::Truncated { what: "x", need: 1, have: 0 },
+            E::BadHeaderLength { what: "x", len: 0 },
+            E::BadVersion(0),
+            E::BadOptionLength { kind: 0, len: 0 },
+        ] {
+            reasons.push(e.reason().to_string());
+        }
+        assert!(reasons.len() > 20, "{reasons:?}");
+        for r in reasons {
+            assert!(table.contains(&format!("`{r}`")), "rejection reason {r} is not in docs/ERRORS.md");
+        }
+    }
+
     #[test]
     fn icmp_that_ends_nothing_is_counted_under_its_own_reason() {
         let c = ctx(&[ProbeVersion::V1]);

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod diff;
 pub mod fingerprint;
+pub mod icmp;
 pub mod metadata;
 pub mod pfx2as;
 pub mod plots;

@@ -139,18 +139,33 @@ pub enum Col {
     Ttl,
     /// TCP window of the answer.
     Window,
+    /// Why `malformed`, or the ICMP type and code of `unreachable` (`icmp-11-0`).
+    Detail,
 }
 
-const NCOL: usize = 11;
-const COL_NAMES: [&str; NCOL] =
-    ["ip", "port", "probe", "class", "mptcp_version", "mpc_flags", "options", "mirrored", "ts_echoed", "ttl", "window"];
+const NCOL: usize = 12;
+const COL_NAMES: [&str; NCOL] = [
+    "ip",
+    "port",
+    "probe",
+    "class",
+    "mptcp_version",
+    "mpc_flags",
+    "options",
+    "mirrored",
+    "ts_echoed",
+    "ttl",
+    "window",
+    "detail",
+];
 
 impl Col {
     /// Header name of the column.
     pub fn name(self) -> &'static str {
         COL_NAMES[self as usize]
     }
-    /// Columns the `summary` command reads.
+    /// Columns the `summary` command reads (and `detail` when the file has it: files written
+    /// before it was read still summarise).
     pub const SUMMARY: &'static [Col] = &[
         Col::Ip,
         Col::Port,
@@ -243,6 +258,8 @@ pub struct Row<'a> {
     pub ttl: u8,
     /// TCP window.
     pub window: u16,
+    /// The `detail` column's text (empty when absent).
+    pub detail: &'a [u8],
 }
 
 /// Why a row could not be parsed: the column and the offending text.
@@ -302,7 +319,8 @@ impl<'a> Row<'a> {
             None => 0,
             Some(t) => parse_uint(t, 65535).ok_or_else(|| bad(Col::Window, t))? as u16,
         };
-        Ok(Row { ip, port, probe, class, version, flags, options, mirrored, ts_echoed, ttl, window })
+        let detail = f(Col::Detail).unwrap_or(b"");
+        Ok(Row { ip, port, probe, class, version, flags, options, mirrored, ts_echoed, ttl, window, detail })
     }
 }
 

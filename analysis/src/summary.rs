@@ -106,6 +106,9 @@ pub struct Aggregate {
     pub flags: HashMap<(Probe, Option<u8>, Option<u8>), u64>,
     /// Echoing answers per fingerprint.
     pub fingerprints: HashMap<Fingerprint, FpStat>,
+    /// `unreachable` rows per (IPv6, ICMP type, code); `None` where the detail is absent or not
+    /// an ICMP type and code.
+    pub icmp: HashMap<Option<(bool, u8, u8)>, u64>,
     /// IPv4 counters per /8.
     pub v4_8: Vec<Counts>,
     /// IPv4 counters per /16, 32-bit so the 65,536 of them (1.5 MB) stay in a core's L2 cache:
@@ -132,6 +135,7 @@ impl Aggregate {
             headline: Vec::new(),
             flags: HashMap::new(),
             fingerprints: HashMap::new(),
+            icmp: HashMap::new(),
             v4_8: vec![[0; NCLASS]; 256],
             v4_16: vec![[0u32; NCLASS]; 65536],
             v4_24: HashMap::new(),
@@ -184,6 +188,10 @@ impl Aggregate {
                 e.count += 1;
                 e.example = e.example.min(r.ip);
             }
+            Class::Unreachable => {
+                let key = crate::icmp::parse_detail(r.detail).map(|(t, c)| (matches!(r.ip, Ip::V6(_)), t, c));
+                *self.icmp.entry(key).or_insert(0) += 1;
+            }
             _ => {}
         }
         Ok(())
@@ -200,6 +208,9 @@ impl Aggregate {
         }
         for (k, n) in o.flags {
             *self.flags.entry(k).or_insert(0) += n;
+        }
+        for (k, n) in o.icmp {
+            *self.icmp.entry(k).or_insert(0) += n;
         }
         for (k, s) in o.fingerprints {
             let e = self.fingerprints.entry(k).or_insert(FpStat { count: 0, example: s.example });
@@ -424,6 +435,38 @@ pub fn flags_table(agg: &Aggregate) -> Table {
     t
 }
 
+/// The `unreachable` rows broken down by ICMP type and code (the family's own numbers), most
+/// frequent first.
+pub fn icmp_table(agg: &Aggregate) -> Table {
+    let mut t = Table::new(
+        "ICMP errors that ended probes (unreachable)",
+        &["family", "type", "code", "meaning", "rows", "% of unreachable"],
+    );
+    let total: u64 = agg.icmp.values().sum();
+    let mut v: Vec<_> = agg.icmp.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    for (key, n) in v {
+        let (family, ty, code, meaning) = match *key {
+            Some((v6, ty, code)) => (
+                if v6 { "ICMPv6" } else { "ICMP" },
+                ty.to_string(),
+                code.to_string(),
+                crate::icmp::describe(v6, ty, code),
+            ),
+            None => ("-", "-".into(), "-".into(), "no ICMP type/code in the detail column"),
+        };
+        t.push(vec![
+            Cell::text(family),
+            Cell::text(ty),
+            Cell::text(code),
+            Cell::text(meaning),
+            Cell::Int(*n),
+            Cell::pct(*n, total),
+        ]);
+    }
+    t.with_note("types and codes in the numbers of the answer's family; the responder column says which router or host sent each error")
+}
+
 /// Fingerprints sorted by count (ties by key), for tables and charts.
 pub fn sorted_fingerprints(agg: &Aggregate) -> Vec<(&Fingerprint, &FpStat)> {
     let mut v: Vec<_> = agg.fingerprints.iter().collect();
@@ -553,6 +596,9 @@ pub fn tables(agg: &Aggregate, meta: Option<&ScanMeta>, opts: &Options) -> Vec<T
     }
     out.push(headline(agg, meta, None));
     out.push(flags_table(agg));
+    if !agg.icmp.is_empty() {
+        out.push(icmp_table(agg));
+    }
     out.push(fingerprint_table(agg, opts.top));
     let has_v4 = agg.v4_8.iter().any(|c| c.iter().any(|n| *n > 0));
     let has_v6 = !agg.v6_32.is_empty();
@@ -598,8 +644,12 @@ mod tests {
 ";
 
     fn agg_of(body: &str, opts: &Options) -> Aggregate {
-        let mut rdr =
-            csv::ReaderBuilder::new().from_reader(std::io::Cursor::new(format!("{HEADER}\n{body}").into_bytes()));
+        agg_of_csv(&format!("{HEADER}\n{body}"), opts)
+    }
+
+    /// Summarises a whole CSV text, header included.
+    fn agg_of_csv(text: &str, opts: &Options) -> Aggregate {
+        let mut rdr = csv::ReaderBuilder::new().from_reader(std::io::Cursor::new(text.as_bytes().to_vec()));
         let cols = Columns::resolve(rdr.byte_headers().unwrap(), Col::SUMMARY).unwrap();
         let mut a = Aggregate::new(opts);
         let mut rec = csv::ByteRecord::new();
@@ -682,6 +732,36 @@ mod tests {
         assert_eq!(&rows[1][..8], ["v1", "1", "0x21", "no", "no", "set (load balancer)", "HMAC-SHA256", "1"]);
         assert_eq!(&rows[2][..8], ["v0", "0", "0x81", "required", "no", "no", "HMAC-SHA1", "1"]);
         assert_eq!(t.rows[0][8], Cell::pct(3, 4));
+    }
+
+    #[test]
+    fn unreachable_broken_down_by_icmp_type_and_code() {
+        let body = format!(
+            "{HEADER},detail\n\
+            192.0.2.1,443,v1,unreachable,198.51.100.1,,,,,false,false,250,0,t,icmp-3-13\n\
+            192.0.2.2,443,v1,unreachable,198.51.100.1,,,,,false,false,250,0,t,icmp-3-13\n\
+            192.0.2.3,443,v0,unreachable,198.51.100.9,,,,,false,false,250,0,t,icmp-11-0\n\
+            2001:db8::1,443,v1,unreachable,2001:db8::9,,,,,false,false,250,0,t,icmp-3-0\n\
+            2001:db8::2,443,v1,unreachable,2001:db8::9,,,,,false,false,250,0,t,garbage\n\
+            192.0.2.9,443,v1,malformed,192.0.2.9,1,0x00,,,false,false,250,0,t,mpc-no-algorithm\n"
+        );
+        let agg = agg_of_csv(&body, &Options::default());
+        assert_eq!(agg.icmp.get(&Some((false, 3, 13))), Some(&2));
+        assert_eq!(agg.icmp.get(&Some((false, 11, 0))), Some(&1));
+        assert_eq!(agg.icmp.get(&Some((true, 3, 0))), Some(&1));
+        assert_eq!(agg.icmp.get(&None), Some(&1));
+        assert_eq!(agg.icmp.values().sum::<u64>(), 5, "only unreachable rows");
+        let t = icmp_table(&agg);
+        let text = crate::table::render(&[t], crate::table::Format::Markdown);
+        assert!(text.contains("| ICMP | 3 | 13 | admin-prohibited | 2 | 40.00% |"), "{text}");
+        assert!(text.contains("| ICMP | 11 | 0 | TTL exceeded in transit | 1 |"), "{text}");
+        assert!(text.contains("| ICMPv6 | 3 | 0 | hop limit exceeded in transit | 1 |"), "{text}");
+        // A file without the detail column still summarises; the table says what it lacks.
+        let agg = agg_of(SMALL, &Options::default());
+        assert_eq!(agg.icmp.get(&None), Some(&1));
+        // The table is among summary's tables exactly when there are unreachable rows.
+        let titles: Vec<String> = tables(&agg, None, &Options::default()).iter().map(|t| t.title.clone()).collect();
+        assert!(titles.iter().any(|t| t.starts_with("ICMP errors")), "{titles:?}");
     }
 
     #[test]

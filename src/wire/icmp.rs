@@ -76,33 +76,6 @@ pub fn effect(v6: bool, msg_type: u8) -> Effect {
     }
 }
 
-/// A short name for an ICMP(v6) type and code, for tables (`time exceeded`, `admin-prohibited`).
-pub fn describe(v6: bool, msg_type: u8, code: u8) -> &'static str {
-    match (v6, msg_type, code) {
-        (false, V4_DEST_UNREACHABLE, 0) => "net unreachable",
-        (false, V4_DEST_UNREACHABLE, 1) => "host unreachable",
-        (false, V4_DEST_UNREACHABLE, 2) => "protocol unreachable",
-        (false, V4_DEST_UNREACHABLE, 3) => "port unreachable",
-        (false, V4_DEST_UNREACHABLE, 4) => "fragmentation needed",
-        (false, V4_DEST_UNREACHABLE, 9 | 10) => "net/host admin-prohibited",
-        (false, V4_DEST_UNREACHABLE, 13) => "admin-prohibited",
-        (false, V4_DEST_UNREACHABLE, _) => "unreachable (other code)",
-        (false, V4_TIME_EXCEEDED, 0) => "TTL exceeded in transit",
-        (false, V4_TIME_EXCEEDED, _) => "time exceeded (reassembly)",
-        (false, V4_PARAMETER_PROBLEM, _) => "parameter problem",
-        (true, V6_DEST_UNREACHABLE, 0) => "no route",
-        (true, V6_DEST_UNREACHABLE, 1) => "admin-prohibited",
-        (true, V6_DEST_UNREACHABLE, 3) => "address unreachable",
-        (true, V6_DEST_UNREACHABLE, 4) => "port unreachable",
-        (true, V6_DEST_UNREACHABLE, 5 | 6) => "source policy / reject route",
-        (true, V6_DEST_UNREACHABLE, _) => "unreachable (other code)",
-        (true, V6_TIME_EXCEEDED, 0) => "hop limit exceeded in transit",
-        (true, V6_TIME_EXCEEDED, _) => "time exceeded (reassembly)",
-        (true, V6_PARAMETER_PROBLEM, _) => "parameter problem",
-        _ => "other",
-    }
-}
-
 /// A view of an ICMP or ICMPv6 message.
 #[derive(Debug, Clone, Copy)]
 pub struct IcmpPacket<T: AsRef<[u8]>> {
@@ -222,9 +195,6 @@ mod tests {
         {
             assert_eq!(effect(v6, t), Effect::NotAnError, "v6 {v6} type {t}");
         }
-        assert_eq!(describe(false, 11, 0), "TTL exceeded in transit");
-        assert_eq!(describe(true, 3, 0), "hop limit exceeded in transit");
-        assert_eq!(describe(true, 1, 1), "admin-prohibited");
     }
 
     #[test]
