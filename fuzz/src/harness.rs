@@ -87,7 +87,11 @@ fn check_response(ctx: &Context, r: &Response<'_>) {
     assert!(r.options.len() <= 40, "{} option bytes", r.options.len());
     match r.kind {
         Kind::SynAck | Kind::Rst => assert_eq!(r.responder, r.target),
-        Kind::Icmp { .. } => assert!(r.options.is_empty() && r.window == 0),
+        Kind::Icmp { icmp_type, .. } => {
+            assert!(r.options.is_empty() && r.window == 0);
+            let v6 = r.target.is_ipv6();
+            assert_eq!(mpscan::wire::icmp::effect(v6, icmp_type), mpscan::wire::icmp::Effect::EndsProbe);
+        }
     }
 }
 
@@ -106,6 +110,8 @@ fn check_verdict(r: &Response<'_>, v: &Verdict) {
             let m = v.mpc.expect("mptcp without MP_CAPABLE");
             assert!(m.sender_key.is_some() && m.receiver_key.is_none() && m.version <= r.version as u8);
             assert!(v.detail.is_empty());
+            // RFC 8684 §3.1: B clear and H the one algorithm (A and C free).
+            assert_eq!(m.flags & 0x5f, 0x01, "mptcp with flags {:#04x}", m.flags);
             // A real server's answer: exactly one kind-30 option, and nothing of ours in it.
             let kind30: Vec<_> = TcpOptions::new(r.options)
                 .filter(|o| {
