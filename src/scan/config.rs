@@ -44,7 +44,7 @@ pub struct ScanConfig {
     /// The state file to write (and, with `resume`, to continue from).
     pub state_file: Option<PathBuf>,
     /// The saved state of the scan to continue (`--resume`), read once here.
-    pub resumed: Option<super::state::State>,
+    pub resumed: Option<super::state::ScanState>,
     /// Print probes instead of sending.
     pub dry_run: bool,
     /// No progress output.

@@ -159,10 +159,10 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
             counters.senders.iter().map(|p| p.done.load(Relaxed)).collect(),
         )
     };
-    let snapshot = |(positions, targets_done): Progress, finished: bool| -> state::State {
+    let snapshot = |(positions, targets_done): Progress, finished: bool| -> state::ScanState {
         let p = published.lock().map(|p| p.clone()).unwrap_or_default();
         let (invalid, duplicates) = (p.invalid, p.duplicates);
-        state::State {
+        state::ScanState {
             seq: 0,
             identity: identity.clone(),
             positions,
