@@ -11,6 +11,10 @@
 //!   ([`bpf::filter_for`]) so that only SYN/RST segments to our source ports and ICMP
 //!   unreachables reach userspace. [`PcapReader`] and [`MemoryRx`] stand in for it in tests.
 //!
+//! A [`MemoryWire`] joins a [`MemoryTx`] per sender to a [`MemoryRx`] through a responder
+//! function, so that a whole scan runs in memory without root (`crate::scan::run_with`,
+//! `tests/pipeline_memory.rs`).
+//!
 //! [`route`] finds the interface, source address and next-hop MAC for a destination, and
 //! [`caps`] says whether the process may open raw sockets at all.
 //!
@@ -42,7 +46,7 @@ mod tx_ring;
 
 use std::time::Duration;
 
-pub use memory::{MemoryRx, MemoryTx};
+pub use memory::{MemoryRx, MemoryTx, MemoryWire};
 pub use pcap::{PcapReader, PcapWriter};
 pub use route::{resolve, Route, RouteError};
 pub use rx_ring::{AfPacketRx, RxConfig};
