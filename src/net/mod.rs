@@ -30,7 +30,7 @@
 //!   processes, `geteuid`, and the ethtool `ioctl` that turns transmit checksum offload off;
 //! * `src/verify/sys.rs`: `getsockopt` for the kernel's MPTCP connection information.
 //!
-//! Outside the library, `tests/net_lab.rs` and `tests/hostile.rs` call `setns(2)` to enter the
+//! Outside the library, `tests/lab_net.rs` and `tests/lab_hostile.rs` call `setns(2)` to enter the
 //! namespaces they created; the analysis crate forbids `unsafe` altogether.
 
 pub mod bpf;
