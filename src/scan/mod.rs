@@ -3,10 +3,14 @@
 //! [`pipeline::run_with`] runs:
 //!
 //! ```text
-//!  permutation cursor ─► send loop(s) ─► AF_PACKET TX        (one thread per sender)
-//!  AF_PACKET RX ─► validate ─► dedup ─► classify ─► CSV       (one receiver thread)
-//!  atomic counters ─► monitor (progress on stderr)            (one thread)
+//!  permutation cursor ─► send loop(s) ─► Transmit (AF_PACKET TX ring)       (one thread per sender)
+//!  Receive (AF_PACKET RX ring) ─► validate ─► dedup ─► classify ─► sink    (one receiver thread)
+//!  atomic counters ─► monitor (progress on stderr)                           (one thread)
+//!  atomic counters + receiver's flushes ─► checkpoint (resume state)         (one thread)
 //! ```
+//!
+//! The transport is whatever [`pipeline::run_with`] is given: the AF_PACKET rings for
+//! `mpscan scan`, the memory back ends (`crate::net::MemoryWire`) in tests without root.
 //!
 //! The receiver starts before the first probe and runs until the cooldown after the last one
 //! ends. SIGINT/SIGTERM stop the senders (the receiver still waits out the cooldown); a second
@@ -56,11 +60,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     match outcome? {
         Outcome::Finished => Ok(ExitCode::SUCCESS),
         Outcome::Interrupted => {
-            let hint = match &config.state_file {
-                Some(p) => format!("; resume with the same command and --resume {}", p.display()),
-                None => String::new(),
-            };
-            eprintln!("mpscan: interrupted; results and metadata written up to here{hint}");
+            eprintln!("mpscan: interrupted; results and metadata written up to here{}", config.resume_hint());
             Ok(ExitCode::from(EXIT_INTERRUPTED))
         }
     }

@@ -72,10 +72,7 @@ pub fn run_with(config: &ScanConfig, transport: Transport, output: Output, stop:
     if let Some(p) = &config.metadata {
         md.write(p)?;
     }
-    let resume_hint = match &config.state_file {
-        Some(p) if interrupted => format!("; resume with the same command and --resume {}", p.display()),
-        _ => String::new(),
-    };
+    let resume_hint = if interrupted { config.resume_hint() } else { String::new() };
     let report_error = ended.report.error.iter();
     if let Some(e) = report_error.chain(ended.send_errors.iter()).chain(finish_error.iter()).next() {
         anyhow::bail!("{e} (results so far are kept{resume_hint})");

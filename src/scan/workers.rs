@@ -139,6 +139,14 @@ impl ScanConfig {
         Ok(ProbeStream::new(&self.space, cursor, &p.builder, &p.validator, &self.versions, self.probes, &self.link))
     }
 
+    /// How to go on after an interruption (`; resume with ...`), or nothing without a state file.
+    pub fn resume_hint(&self) -> String {
+        match &self.state_file {
+            Some(p) => format!("; resume with the same command and --resume {}", p.display()),
+            None => String::new(),
+        }
+    }
+
     /// Opens the AF_PACKET receive ring (filtered to this scan's answers, sized for them) and one
     /// transmit ring per sender thread.
     pub fn transport(&self) -> anyhow::Result<Transport> {
