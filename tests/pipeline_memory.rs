@@ -13,10 +13,11 @@
 //! | 6 | the `mptcp` answer, after the last probe (in the cooldown) | an `mptcp` row |
 //! | 7 | nothing | no row |
 //!
-//! Checked: the rows (one per answering target, with its class), the duplicates, the late
-//! answers kept by the cooldown, every counter of the metadata; and resume durability: a scan
-//! stopped by a signal at an exact probe index saves exactly that position, and its resumption
-//! sends exactly the remaining probes and ends with the rows of an uninterrupted scan.
+//! Checked, with one and with two sender threads: the rows (one per answering target, with its
+//! class), the duplicates, the late answers kept by the cooldown, every counter of the metadata.
+//! And resume durability: a scan stopped by a signal at an exact probe index saves exactly that
+//! position, and its resumption sends exactly the remaining probes and ends with the rows of an
+//! uninterrupted scan.
 //!
 //! Nothing is sent on any network (the targets are in 127.0.0.0/8 all the same), so these tests
 //! need neither root nor namespaces and run in plain `cargo test`.
@@ -185,8 +186,15 @@ fn assert_rows_are_the_expected_ones(rows: &[(Ipv4Addr, String)]) {
 
 #[test]
 fn memory_scan_writes_the_rows_and_counts_everything() {
-    let dir = scratch("rows");
-    let config = config(&argv(dir.to_str().unwrap(), &[]).iter().map(String::as_str).collect::<Vec<_>>());
+    for threads in ["1", "2"] {
+        memory_scan_with_sender_threads(threads);
+    }
+}
+
+/// One scan of the table's targets with `threads` sender threads, checked whole.
+fn memory_scan_with_sender_threads(threads: &str) {
+    let dir = scratch(&format!("rows-{threads}"));
+    let config = config(&argv(dir.to_str().unwrap(), &["-T", threads]).iter().map(String::as_str).collect::<Vec<_>>());
     let wire = MemoryWire::new(respond);
     assert_eq!(run(&config, &wire, &Stop::default()), Outcome::Finished);
 
@@ -216,9 +224,11 @@ fn memory_scan_writes_the_rows_and_counts_everything() {
     }
     assert_eq!(md["config"]["interface"], "memory");
     assert_eq!(md["config"]["seed"], 7);
+    assert_eq!(md["config"]["sender_threads"], config.threads);
     let state = mpscan::scan::state::load(&dir.join("out.csv.state")).unwrap();
     assert!(state.finished && state.sending_complete, "{state:?}");
-    assert_eq!((state.sent, state.duplicates, state.targets_done.clone()), (64, 8, vec![64]));
+    assert_eq!((state.sent, state.duplicates, state.targets_done.iter().sum::<u64>()), (64, 8, 64));
+    assert_eq!(state.targets_done.len(), config.threads as usize);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

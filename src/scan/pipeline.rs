@@ -34,6 +34,12 @@ pub enum Outcome {
 /// so; then saves the last state and writes the metadata. An error names what failed and says
 /// whether the scan can be resumed.
 pub fn run_with(config: &ScanConfig, transport: Transport, output: Output, stop: &Stop) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        transport.txs.len() == config.threads as usize,
+        "{} transmitters for {} sender threads: give one per thread",
+        transport.txs.len(),
+        config.threads
+    );
     let start = SystemTime::now();
     let counters = config.counters();
     let probing = config.probing();
