@@ -18,6 +18,7 @@ use mpscan::scan::send::{send_loop, ProbeStream};
 use mpscan::targets::{BlockSource, TargetSpace, TargetSpec};
 use mpscan::validate::Validator;
 use std::net::Ipv4Addr;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 /// A transmit back end that offers one reusable slot and forgets every frame, so that only the
@@ -100,7 +101,7 @@ fn main() {
         let counters = Counters::default();
         let mut tx = NullTx { slot: [0; 256], queued: 0, fold: 0 };
         let (start, cpu0) = (Instant::now(), thread_cpu_secs());
-        send_loop(&mut tx, &mut stream, 0, &counters, 0).expect("no I/O");
+        send_loop(&mut tx, &mut stream, 0, &counters, &AtomicBool::new(false), 0).expect("no I/O");
         let (secs, cpu) = (start.elapsed().as_secs_f64(), thread_cpu_secs() - cpu0);
         let n = tx.queued as f64;
         println!(

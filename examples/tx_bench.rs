@@ -16,6 +16,7 @@ use mpscan::scan::send::{send_loop, ProbeStream};
 use mpscan::targets::{BlockSource, TargetSpace, TargetSpec};
 use mpscan::validate::Validator;
 use std::net::Ipv4Addr;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 /// User and system CPU seconds of this process so far.
@@ -74,7 +75,7 @@ fn main() {
     let counters = Counters::default();
     let (u0, s0) = cpu();
     let start = Instant::now();
-    send_loop(&mut tx, &mut stream, rate, &counters, 0).expect("send");
+    send_loop(&mut tx, &mut stream, rate, &counters, &AtomicBool::new(false), 0).expect("send");
     let secs = start.elapsed().as_secs_f64();
     let (u1, s1) = cpu();
     let n = Counters::get(&counters.sent) as f64;

@@ -1,7 +1,7 @@
 //! What a validated response means: one [`Class`] per response, decided on parsed options, never
 //! on raw bytes alone.
 //!
-//! The rule every MPTCP scan must apply (DOMAIN.md): the MP_CAPABLE that comes back must differ
+//! The rule every MPTCP scan must apply (docs/MPTCP.md): the MP_CAPABLE that comes back must differ
 //! from the one that was sent. The probe's own option bytes are recomputed from the hash (see
 //! [`crate::probe::write_options`]) and compared:
 //!

@@ -21,7 +21,6 @@
 #![deny(unsafe_code)]
 
 pub mod classify;
-pub mod cli;
 pub mod lab;
 pub mod net;
 pub mod output;

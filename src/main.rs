@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Scan address ranges for Multipath TCP support (zmap-style, stateless).
-    Scan(Box<mpscan::cli::ScanArgs>),
+    Scan(Box<mpscan::scan::ScanArgs>),
     /// Confirm scan candidates over real MPTCP connections (Linux's own stack, v1 only).
     Verify(Box<mpscan::verify::VerifyArgs>),
     /// Bring the namespace lab up or down, or show its status.

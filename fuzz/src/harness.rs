@@ -1,5 +1,5 @@
 //! The receive path under test, shared by the fuzz targets and by the regression test of the
-//! main crate (`tests/hostile.rs` includes this file), so that a committed input is replayed
+//! main crate (`tests/fuzz_replay.rs` includes this file), so that a committed input is replayed
 //! through exactly the code the fuzzer ran.
 //!
 //! The path is the scanner's: raw Ethernet frame -> [`Context::parse`] (validation, or a counted

@@ -37,7 +37,7 @@ pub use topology::{down, preflight, Lab, LabInfo, LabOptions, LabRange};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use ipnet::Ipv4Net;
-use state::State;
+use state::LabState;
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
@@ -240,13 +240,13 @@ fn status(name: Option<&str>) -> anyhow::Result<()> {
             state::check_run_name(n)?;
             vec![n.to_string()]
         }
-        None => State::runs(),
+        None => LabState::runs(),
     };
     if runs.is_empty() {
         println!("no lab is up");
     }
     for run in runs {
-        let st = State::load(&run)?.with_context(|| format!("lab {run} is not up"))?;
+        let st = LabState::load(&run)?.with_context(|| format!("lab {run} is not up"))?;
         let owner = match st.owner {
             Some(o) if o.alive() => format!("held by pid {}", o.pid),
             Some(o) => format!("STALE: its owner (pid {}) is gone", o.pid),

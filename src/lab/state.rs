@@ -71,7 +71,7 @@ pub struct ProcEntry {
 
 /// Everything one lab run made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct State {
+pub struct LabState {
     /// The run name.
     pub run: String,
     /// The process whose lifetime the lab is tied to (a test holding a `Lab`, or an `up` that
@@ -99,15 +99,15 @@ pub fn check_run_name(run: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-impl State {
+impl LabState {
     /// The path of this run's state file.
     pub fn path(run: &str) -> PathBuf {
         run_dir(run).join("state.json")
     }
 
     /// Loads run `run`'s state, or `None` if there is none.
-    pub fn load(run: &str) -> anyhow::Result<Option<State>> {
-        let path = State::path(run);
+    pub fn load(run: &str) -> anyhow::Result<Option<LabState>> {
+        let path = LabState::path(run);
         match std::fs::read_to_string(&path) {
             Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -121,7 +121,7 @@ impl State {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let tmp = dir.join("state.json.tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")?;
-        std::fs::rename(&tmp, State::path(&self.run))?;
+        std::fs::rename(&tmp, LabState::path(&self.run))?;
         Ok(())
     }
 
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn staleness() {
-        let mut s = State { run: "x".into(), ..State::default() };
+        let mut s = LabState { run: "x".into(), ..LabState::default() };
         assert!(!s.is_stale(), "nothing recorded yet: not stale");
         s.owner = Some(ProcRef::current());
         assert!(!s.is_stale());

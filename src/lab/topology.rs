@@ -1,5 +1,5 @@
 //! Bringing a lab up and down: namespaces, veths, routes, sysctls, nftables, servers and
-//! responders, built from the [`Plan`] and recorded in the [`State`] as they are made.
+//! responders, built from the [`Plan`] and recorded in the [`LabState`] as they are made.
 //!
 //! ```text
 //!   mps-RUN-scan                mps-RUN-rtr                      mps-RUN-<population>
@@ -22,7 +22,7 @@ use super::plan::{
     Kind, Plan, Size, INFRA_PREFIX, INFRA_PREFIX6, LB_DIRECT_ADDR, PORTS, ROUTER_ADDR, ROUTER_ADDR6, SCANNER_ADDR,
     SCANNER_ADDR6,
 };
-use super::state::{self, check_run_name, run_dir, ProcEntry, ProcRef, State};
+use super::state::{self, check_run_name, run_dir, LabState, ProcEntry, ProcRef};
 use super::sys;
 use anyhow::{bail, Context};
 use ipnet::Ipv4Net;
@@ -274,7 +274,7 @@ fn routes(ns: &str) -> anyhow::Result<Vec<(String, String)>> {
 pub struct Lab {
     /// What the scanner needs.
     pub info: LabInfo,
-    state: State,
+    state: LabState,
     children: Vec<Child>,
     exe: PathBuf,
     done: bool,
@@ -314,8 +314,8 @@ pub fn ns_name(run: &str, what: &str) -> String {
 /// processes runs any more.
 pub fn reap_stale(include_orphans: bool) -> Vec<(String, anyhow::Result<()>)> {
     let mut v = Vec::new();
-    for run in State::runs() {
-        let Ok(Some(st)) = State::load(&run) else { continue };
+    for run in LabState::runs() {
+        let Ok(Some(st)) = LabState::load(&run) else { continue };
         if st.is_stale() && (st.owner.is_some() || include_orphans) {
             v.push((run, st.teardown()));
         }
@@ -326,7 +326,7 @@ pub fn reap_stale(include_orphans: bool) -> Vec<(String, anyhow::Result<()>)> {
 /// Tears down run `run` (whatever state it is in). Succeeds if there was nothing to remove.
 pub fn down(run: &str) -> anyhow::Result<bool> {
     check_run_name(run)?;
-    let existed = match State::load(run)? {
+    let existed = match LabState::load(run)? {
         Some(st) => {
             st.teardown()?;
             true
@@ -358,7 +358,7 @@ impl Lab {
             Some(p) => p.clone(),
             None => std::env::current_exe().context("finding the mpscan executable")?,
         };
-        let mut state = State { run: run.clone(), owner: Some(ProcRef::current()), ..State::default() };
+        let mut state = LabState { run: run.clone(), owner: Some(ProcRef::current()), ..LabState::default() };
         state.save()?;
         let mut children = Vec::new();
         match build(&run, opts.size, &exe, &mut state, &mut children) {
@@ -426,7 +426,7 @@ impl Drop for Lab {
 }
 
 /// Makes one namespace, recording it first.
-fn add_ns(state: &mut State, name: &str) -> anyhow::Result<()> {
+fn add_ns(state: &mut LabState, name: &str) -> anyhow::Result<()> {
     state.namespaces.push(name.to_string());
     state.save()?;
     netns::add(name)?;
@@ -450,7 +450,13 @@ fn addr6(ns: &str, addr: Ipv6Addr, dev: &str) -> anyhow::Result<()> {
 }
 
 /// Everything `up` does between recording the owner and declaring the lab complete.
-fn build(run: &str, size: Size, exe: &Path, state: &mut State, children: &mut Vec<Child>) -> anyhow::Result<LabInfo> {
+fn build(
+    run: &str,
+    size: Size,
+    exe: &Path,
+    state: &mut LabState,
+    children: &mut Vec<Child>,
+) -> anyhow::Result<LabInfo> {
     let plan = Plan::new(size);
     let dir = run_dir(run);
     let gt = GroundTruth::from_plan(run, &plan);
@@ -742,7 +748,7 @@ pub fn first_host(p: Ipv4Net) -> Ipv4Addr {
 }
 
 /// Whether the processes of a run are all alive, for `status`.
-pub fn process_report(st: &State) -> Vec<String> {
+pub fn process_report(st: &LabState) -> Vec<String> {
     st.processes
         .iter()
         .map(|p| format!("{} (pid {}): {}", p.what, p.proc.pid, if p.proc.alive() { "running" } else { "DEAD" }))
@@ -750,7 +756,7 @@ pub fn process_report(st: &State) -> Vec<String> {
 }
 
 /// Whether a namespace exists, for `status`.
-pub fn namespace_report(st: &State) -> Vec<String> {
+pub fn namespace_report(st: &LabState) -> Vec<String> {
     st.namespaces
         .iter()
         .map(|n| format!("{n}: {}", if state::namespace_exists(n) { "present" } else { "MISSING" }))

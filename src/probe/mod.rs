@@ -314,7 +314,7 @@ mod tests {
     const TAG: ProbeTag = ProbeTag { seq: 0x1234_5678, sport: 40000, tsval: 0x0a0b_0c0d, key: 0x0102_0304_0506_0708 };
 
     /// The exact v1 probe for 198.18.0.1:443 with TAG. Checksums verified independently by
-    /// tshark (tests/probe_tshark.rs decodes the same kind of frame).
+    /// tshark (tests/lab_probe_tshark.rs decodes the same kind of frame).
     #[rustfmt::skip]
     static V1_FRAME: [u8; 78] = [
         0x02, 0, 0, 0, 0, 0x01,  0x02, 0, 0, 0, 0, 0x02,  0x08, 0x00,

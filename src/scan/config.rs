@@ -1,10 +1,13 @@
-//! From what the user typed ([`ScanArgs`]) to a finished, checked configuration that builds the
-//! workers. Every check that can fail happens here, before a single packet is sent, and each
-//! failure is one line naming the input and the fix.
+//! From what the user typed ([`ScanArgs`]) to a finished, checked [`ScanConfig`] (ripgrep's
+//! shape). Every check that can fail happens here, before a single packet is sent, and each
+//! failure is one line naming the input and the fix. Nothing after [`ScanConfig::resolve`] reads
+//! the arguments again: the configuration builds every worker (`super::workers`).
 
-use crate::cli::{ScanArgs, VersionArg};
+use super::args::{ScanArgs, VersionArg, DRY_RUN_SOURCE};
+use super::resume::Resume;
 use crate::net::route::{self, Route};
 use crate::output::metadata::ConfigRecord;
+use crate::output::sink::OutputFormat;
 use crate::probe::{Link, ProbeVersion};
 use crate::targets::{BlockSource, TargetSpace, TargetSpec};
 use anyhow::{bail, Context as _};
@@ -37,14 +40,17 @@ pub struct ScanConfig {
     pub threads: u32,
     /// Stop after this many targets.
     pub max_targets: Option<u64>,
-    /// Result CSV (stdout if none).
+    /// Result file (CSV on stdout if none).
     pub output: Option<PathBuf>,
+    /// Format of the result file.
+    pub output_format: OutputFormat,
     /// Metadata JSON.
     pub metadata: Option<PathBuf>,
-    /// The state file to write (and, with `resume`, to continue from).
+    /// The state file to write (and, with `resume`, to continue from); none for a dry run or
+    /// standard output.
     pub state_file: Option<PathBuf>,
-    /// The saved state of the scan to continue (`--resume`), read once here.
-    pub resumed: Option<super::state::State>,
+    /// The scan to continue (`--resume`), read and checked once here.
+    pub resume: Option<Resume>,
     /// Print probes instead of sending.
     pub dry_run: bool,
     /// No progress output.
@@ -57,42 +63,36 @@ pub struct ScanConfig {
     pub gateway_mac6: Option<[u8; 6]>,
     /// The configuration as recorded in the metadata.
     pub record: ConfigRecord,
+    /// The scan definition (`--config`) as recorded in the metadata.
+    pub definition: Option<serde_json::Value>,
+}
+
+/// Where a scan's link layer comes from.
+#[derive(Debug, Clone)]
+pub enum Network {
+    /// This machine's routes and neighbours, and its raw sockets (root needed, except for a dry
+    /// run).
+    System,
+    /// Given addresses and MACs, for a scan over an in-memory transport: no route is looked up
+    /// and no root is needed, since nothing reaches a network.
+    Given {
+        /// The probes' addresses and MACs.
+        link: Link,
+        /// The interface name recorded in the metadata.
+        interface: String,
+    },
 }
 
 impl ScanConfig {
-    /// Checks and resolves the arguments.
+    /// Checks and resolves the arguments against this machine's network.
     pub fn resolve(a: &ScanArgs) -> anyhow::Result<ScanConfig> {
-        if a.shards == 0 {
-            bail!("--shards 0: there must be at least one shard");
-        }
-        if a.shard >= a.shards {
-            bail!(
-                "--shard {} is out of range for --shards {}: shards are numbered 0 to {}",
-                a.shard,
-                a.shards,
-                a.shards - 1
-            );
-        }
-        if a.probes == 0 {
-            bail!("--probes 0: each target needs at least one probe");
-        }
-        if a.max_targets == Some(0) {
-            bail!("--max-targets 0: nothing would be probed; give 1 or more, or drop -n to scan every target");
-        }
-        if a.sender_threads == 0 || a.sender_threads > 64 {
-            bail!("--sender-threads {}: use 1 to 64", a.sender_threads);
-        }
-        if !a.cooldown.is_finite() || a.cooldown < 0.0 || a.cooldown > 3600.0 {
-            bail!("--cooldown {}: give a number of seconds between 0 and 3600", a.cooldown);
-        }
-        if a.blocklist.is_some() && a.no_blocklist {
-            bail!("--blocklist and --no-blocklist contradict each other: keep one");
-        }
-        let blocklist = match (&a.blocklist, a.no_blocklist) {
-            (Some(p), _) => BlockSource::File(p.clone()),
-            (None, true) => BlockSource::None,
-            (None, false) => BlockSource::Default,
-        };
+        ScanConfig::resolve_on(a, &Network::System)
+    }
+
+    /// Checks and resolves the arguments, with the link layer from `net`.
+    pub fn resolve_on(a: &ScanArgs, net: &Network) -> anyhow::Result<ScanConfig> {
+        check_numbers(a)?;
+        let blocklist = block_source(a)?;
         let spec = TargetSpec {
             targets: &a.targets,
             ports: &a.port,
@@ -109,140 +109,32 @@ impl ScanConfig {
             VersionArg::V1 => vec![ProbeVersion::V1],
             VersionArg::Both => vec![ProbeVersion::V1, ProbeVersion::V0],
         };
-        if a.resume.is_some() && a.output.is_none() {
-            bail!("--resume needs -o FILE: the rows of the interrupted scan are in its output file, and the new ones are appended there");
-        }
-        if let (Some(r), Some(s)) = (&a.resume, &a.state_file) {
-            if r != s {
-                bail!("--resume {} and --state-file {} differ: give only --resume", r.display(), s.display());
-            }
-        }
-        let resumed = match &a.resume {
-            Some(p) => Some(super::state::load(p)?),
-            None => None,
-        };
-        if let (Some(s), Some(seed)) = (&resumed, a.seed) {
-            if s.identity.seed != seed {
-                bail!("--resume: the state was saved by the scan with --seed {}, not {seed}; drop -e or give the same seed", s.identity.seed);
-            }
-        }
+        let resume = Resume::open(a)?;
         // The seed of a resumed scan is the saved one: that is what makes its probes the same.
-        let seed = a.seed.or(resumed.as_ref().map(|s| s.identity.seed)).unwrap_or_else(rand::random);
-
+        let seed = a.seed.or(resume.as_ref().map(|r| r.saved.identity.seed)).unwrap_or_else(rand::random);
         let gw_mac = match &a.gateway_mac {
             Some(s) => {
                 Some(route::parse_mac(s).with_context(|| format!("-G {s:?}: write the MAC as aa:bb:cc:dd:ee:ff"))?)
             }
             None => None,
         };
-        let set = space.address_set();
-        let n4 = set.len_v4();
-        let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
-        if a.ipv6 && has_v4 {
-            bail!(
-                "-6: {n4} of the targets are IPv4 (e.g. {}): give only IPv6 targets, or drop -6 to scan both families",
-                set.nth(0)
-            );
-        }
-        match a.source_ip {
-            Some(ip @ IpAddr::V6(_)) if !has_v6 => {
-                bail!("-S {ip}: the source is IPv6 but every target is IPv4; give an IPv4 source address, or drop -S")
-            }
-            Some(ip @ IpAddr::V4(_)) if !has_v4 => {
-                bail!("-S {ip}: the source is IPv4 but every target is IPv6; give an IPv6 source address, or drop -S")
-            }
-            _ => {}
-        }
+        check_families(a, &space)?;
         if let Some(m) = &a.metadata {
             check_writable(m, a.dry_run)
                 .with_context(|| format!("-m {}: cannot write the metadata file; give a writable path", m.display()))?;
         }
-        let route_for = |want_v4: bool| -> anyhow::Result<Option<Route>> {
-            let dst = set.nth(if want_v4 { 0 } else { n4 });
-            let src = a.source_ip.filter(|s| s.is_ipv4() == want_v4);
-            // A dry run must send nothing, not even the datagram that provokes neighbour resolution.
-            let gw = if a.dry_run { gw_mac.or(Some([0; 6])) } else { gw_mac };
-            match route::resolve(dst, a.interface.as_deref(), src, gw) {
-                Ok(r) => Ok(Some(r)),
-                Err(e) if a.dry_run => {
-                    eprintln!("mpscan: dry run: {e}; using placeholder addresses");
-                    Ok(None)
-                }
-                Err(e) => Err(e.into()),
-            }
+        let (link, interface, gateway_mac6) = match net {
+            Network::System => resolve_link(a, &space, gw_mac)?,
+            Network::Given { link, interface } => (*link, interface.clone(), None),
         };
-        if !a.dry_run && !crate::net::caps::is_root() {
-            bail!("sending raw packets needs root (or CAP_NET_RAW): run as root, or use --dry-run to print the probes");
-        }
-        let r4 = if has_v4 { route_for(true)? } else { None };
-        let r6 = if has_v6 { route_for(false)? } else { None };
-        let main = r4.as_ref().or(r6.as_ref());
-        let placeholder_v4 = || match a.source_ip {
-            Some(IpAddr::V4(s)) => s,
-            _ => crate::cli::DRY_RUN_SOURCE,
-        };
-        let link = Link {
-            src_mac: main.map_or([0; 6], |r| r.src_mac),
-            dst_mac: main.map_or(gw_mac.unwrap_or([0; 6]), |r| r.gateway_mac),
-            src_v4: has_v4.then(|| match &r4 {
-                Some(Route { src_ip: IpAddr::V4(s), .. }) => *s,
-                _ => placeholder_v4(),
-            }),
-            src_v6: has_v6.then(|| match (&r6, a.source_ip) {
-                (Some(Route { src_ip: IpAddr::V6(s), .. }), _) => *s,
-                (_, Some(IpAddr::V6(s))) => s,
-                _ => "2001:db8::1".parse().unwrap(),
-            }),
-        };
-        let interface = main.map_or(a.interface.clone().unwrap_or_default(), |r| r.interface.clone());
-        let mut gateway_mac6 = None;
-        if let (Some(r4), Some(r6)) = (&r4, &r6) {
-            if r4.interface != r6.interface {
-                bail!("IPv4 targets route via {} but IPv6 targets via {}: scan each family separately, or pick one with -i", r4.interface, r6.interface);
-            }
-            // One frame template per family: IPv6 probes go to the IPv6 router when it is another
-            // machine than the IPv4 one (-G sets one next hop for both).
-            if r4.gateway_mac != r6.gateway_mac && gw_mac.is_none() && !a.dry_run {
-                gateway_mac6 = Some(r6.gateway_mac);
-            }
-        }
         if !a.dry_run && (a.rate == 0 || a.rate > LOUD_RATE) && !a.quiet {
             eprintln!(
                 "mpscan: warning: {} pps is a lot for the networks being scanned; be sure you may, and keep an opt-out list",
                 if a.rate == 0 { "unlimited".to_string() } else { a.rate.to_string() }
             );
         }
-        let record = ConfigRecord {
-            targets: a.targets.clone(),
-            ports: space.ports().to_vec(),
-            rate: a.rate,
-            probe_versions: versions.iter().map(|v| v.label()).collect(),
-            probes_per_target: a.probes,
-            cooldown_secs: a.cooldown,
-            seed,
-            shards: a.shards,
-            shard: a.shard,
-            sender_threads: a.sender_threads,
-            interface: interface.clone(),
-            source_ip: link
-                .src_v4
-                .map(|s| s.to_string())
-                .into_iter()
-                .chain(link.src_v6.map(|s| s.to_string()))
-                .collect(),
-            gateway_mac: route::format_mac(&link.dst_mac),
-            gateway_mac6: gateway_mac6.map(|m| route::format_mac(&m)),
-            blocklist: match &blocklist {
-                BlockSource::Default => Some("builtin".into()),
-                BlockSource::File(p) => Some(p.display().to_string()),
-                BlockSource::None => None,
-            },
-            allowlist: a.allowlist.as_ref().map(|p| p.display().to_string()),
-            max_targets: a.max_targets,
-            dry_run: a.dry_run,
-            contact: a.contact.clone(),
-        };
-        Ok(ScanConfig {
+        let record = record_of(a, &space, &versions, seed, &blocklist, (&link, &interface, gateway_mac6));
+        let config = ScanConfig {
             space,
             versions,
             probes: a.probes,
@@ -254,27 +146,203 @@ impl ScanConfig {
             threads: a.sender_threads,
             max_targets: a.max_targets,
             output: a.output.clone(),
+            output_format: a.output_format,
             metadata: a.metadata.clone(),
-            state_file: if a.dry_run {
-                None
-            } else {
-                a.resume.clone().or(a.state_file.clone()).or_else(|| {
-                    a.output.as_ref().map(|o| {
-                        let mut s = o.clone().into_os_string();
-                        s.push(".state");
-                        PathBuf::from(s)
-                    })
-                })
-            },
-            resumed,
+            state_file: state_file_of(a),
+            resume,
             dry_run: a.dry_run,
             quiet: a.quiet,
             interface,
             link,
             gateway_mac6,
             record,
-        })
+            definition: a.definition.clone(),
+        };
+        // Everything a resume can get wrong is refused before anything is opened or sent.
+        if let Some(r) = &config.resume {
+            r.check(&config.identity(), config.output_format, config.dry_run)?;
+        }
+        Ok(config)
     }
+}
+
+/// The counts and limits that must make sense on their own.
+fn check_numbers(a: &ScanArgs) -> anyhow::Result<()> {
+    if a.shards == 0 {
+        bail!("--shards 0: there must be at least one shard");
+    }
+    if a.shard >= a.shards {
+        bail!(
+            "--shard {} is out of range for --shards {}: shards are numbered 0 to {}",
+            a.shard,
+            a.shards,
+            a.shards - 1
+        );
+    }
+    if a.probes == 0 {
+        bail!("--probes 0: each target needs at least one probe");
+    }
+    if a.max_targets == Some(0) {
+        bail!("--max-targets 0: nothing would be probed; give 1 or more, or drop -n to scan every target");
+    }
+    if a.sender_threads == 0 || a.sender_threads > 64 {
+        bail!("--sender-threads {}: use 1 to 64", a.sender_threads);
+    }
+    if !a.cooldown.is_finite() || a.cooldown < 0.0 || a.cooldown > 3600.0 {
+        bail!("--cooldown {}: give a number of seconds between 0 and 3600", a.cooldown);
+    }
+    Ok(())
+}
+
+/// The blocklist the arguments ask for.
+fn block_source(a: &ScanArgs) -> anyhow::Result<BlockSource> {
+    Ok(match (&a.blocklist, a.no_blocklist) {
+        (Some(_), true) => bail!("--blocklist and --no-blocklist contradict each other: keep one"),
+        (Some(p), false) => BlockSource::File(p.clone()),
+        (None, true) => BlockSource::None,
+        (None, false) => BlockSource::Default,
+    })
+}
+
+/// `-6` and `-S` against the families of the targets.
+fn check_families(a: &ScanArgs, space: &TargetSpace) -> anyhow::Result<()> {
+    let set = space.address_set();
+    let n4 = set.len_v4();
+    let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
+    if a.ipv6 && has_v4 {
+        bail!(
+            "-6: {n4} of the targets are IPv4 (e.g. {}): give only IPv6 targets, or drop -6 to scan both families",
+            set.nth(0)
+        );
+    }
+    match a.source_ip {
+        Some(ip @ IpAddr::V6(_)) if !has_v6 => {
+            bail!("-S {ip}: the source is IPv6 but every target is IPv4; give an IPv4 source address, or drop -S")
+        }
+        Some(ip @ IpAddr::V4(_)) if !has_v4 => {
+            bail!("-S {ip}: the source is IPv4 but every target is IPv6; give an IPv6 source address, or drop -S")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The link of the probes from this machine's routes: addresses, MACs, the interface, and the
+/// IPv6 router's MAC when it is another machine than the IPv4 one. A dry run without a route
+/// uses placeholders; a real scan needs root.
+fn resolve_link(
+    a: &ScanArgs,
+    space: &TargetSpace,
+    gw_mac: Option<[u8; 6]>,
+) -> anyhow::Result<(Link, String, Option<[u8; 6]>)> {
+    let set = space.address_set();
+    let n4 = set.len_v4();
+    let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
+    let route_for = |want_v4: bool| -> anyhow::Result<Option<Route>> {
+        let dst = set.nth(if want_v4 { 0 } else { n4 });
+        let src = a.source_ip.filter(|s| s.is_ipv4() == want_v4);
+        // A dry run must send nothing, not even the datagram that provokes neighbour resolution.
+        let gw = if a.dry_run { gw_mac.or(Some([0; 6])) } else { gw_mac };
+        match route::resolve(dst, a.interface.as_deref(), src, gw) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if a.dry_run => {
+                eprintln!("mpscan: dry run: {e}; using placeholder addresses");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    };
+    if !a.dry_run && !crate::net::caps::is_root() {
+        bail!("sending raw packets needs root (or CAP_NET_RAW): run as root, or use --dry-run to print the probes");
+    }
+    let r4 = if has_v4 { route_for(true)? } else { None };
+    let r6 = if has_v6 { route_for(false)? } else { None };
+    let main = r4.as_ref().or(r6.as_ref());
+    let placeholder_v4 = || match a.source_ip {
+        Some(IpAddr::V4(s)) => s,
+        _ => DRY_RUN_SOURCE,
+    };
+    let link = Link {
+        src_mac: main.map_or([0; 6], |r| r.src_mac),
+        dst_mac: main.map_or(gw_mac.unwrap_or([0; 6]), |r| r.gateway_mac),
+        src_v4: has_v4.then(|| match &r4 {
+            Some(Route { src_ip: IpAddr::V4(s), .. }) => *s,
+            _ => placeholder_v4(),
+        }),
+        src_v6: has_v6.then(|| match (&r6, a.source_ip) {
+            (Some(Route { src_ip: IpAddr::V6(s), .. }), _) => *s,
+            (_, Some(IpAddr::V6(s))) => s,
+            _ => "2001:db8::1".parse().unwrap(),
+        }),
+    };
+    let interface = main.map_or(a.interface.clone().unwrap_or_default(), |r| r.interface.clone());
+    let mut gateway_mac6 = None;
+    if let (Some(r4), Some(r6)) = (&r4, &r6) {
+        if r4.interface != r6.interface {
+            bail!(
+                "IPv4 targets route via {} but IPv6 targets via {}: scan each family separately, or pick one with -i",
+                r4.interface,
+                r6.interface
+            );
+        }
+        // One frame template per family: IPv6 probes go to the IPv6 router when it is another
+        // machine than the IPv4 one (-G sets one next hop for both).
+        if r4.gateway_mac != r6.gateway_mac && gw_mac.is_none() && !a.dry_run {
+            gateway_mac6 = Some(r6.gateway_mac);
+        }
+    }
+    Ok((link, interface, gateway_mac6))
+}
+
+/// The configuration as the metadata records it.
+fn record_of(
+    a: &ScanArgs,
+    space: &TargetSpace,
+    versions: &[ProbeVersion],
+    seed: u64,
+    blocklist: &BlockSource,
+    (link, interface, gateway_mac6): (&Link, &str, Option<[u8; 6]>),
+) -> ConfigRecord {
+    ConfigRecord {
+        targets: a.targets.clone(),
+        ports: space.ports().to_vec(),
+        rate: a.rate,
+        probe_versions: versions.iter().map(|v| v.label()).collect(),
+        probes_per_target: a.probes,
+        cooldown_secs: a.cooldown,
+        seed,
+        shards: a.shards,
+        shard: a.shard,
+        sender_threads: a.sender_threads,
+        interface: interface.to_string(),
+        source_ip: link.src_v4.map(|s| s.to_string()).into_iter().chain(link.src_v6.map(|s| s.to_string())).collect(),
+        gateway_mac: route::format_mac(&link.dst_mac),
+        gateway_mac6: gateway_mac6.map(|m| route::format_mac(&m)),
+        blocklist: match blocklist {
+            BlockSource::Default => Some("builtin".into()),
+            BlockSource::File(p) => Some(p.display().to_string()),
+            BlockSource::None => None,
+        },
+        allowlist: a.allowlist.as_ref().map(|p| p.display().to_string()),
+        max_targets: a.max_targets,
+        dry_run: a.dry_run,
+        contact: a.contact.clone(),
+    }
+}
+
+/// Where the resume state goes: the `--resume` file, `--state-file`, or the output's name +
+/// `.state`; none for a dry run or standard output. (A Parquet scan writes none, see
+/// `super::workers`.)
+fn state_file_of(a: &ScanArgs) -> Option<PathBuf> {
+    if a.dry_run {
+        return None;
+    }
+    a.resume.clone().or(a.state_file.clone()).or_else(|| {
+        a.output.as_ref().map(|o| {
+            let mut s = o.clone().into_os_string();
+            s.push(".state");
+            PathBuf::from(s)
+        })
+    })
 }
 
 /// Opens `path` for writing without truncating it, so that an unwritable metadata path is an

@@ -1,5 +1,6 @@
 //! Counters shared by the send and receive loops and read by the monitor: plain atomics, each
-//! written by one thread only, so no lock and no contention on the hot paths.
+//! written by one thread only, so no lock and no contention on the hot paths. They only count;
+//! when to stop is [`super::stop::Stop`]'s.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
@@ -31,10 +32,6 @@ pub struct Counters {
     pub rows: AtomicU64,
     /// Rows whose class is `mptcp`.
     pub hits: AtomicU64,
-    /// Senders: stop now (signal, output error).
-    pub stop_sending: AtomicBool,
-    /// Receiver: stop now (end of cooldown, second signal).
-    pub stop_receiving: AtomicBool,
 }
 
 impl Counters {

@@ -25,7 +25,7 @@
 //!
 //! The definition (its path and its values) is recorded in the scan's metadata.
 
-use crate::cli::{ScanArgs, VersionArg};
+use super::args::{ScanArgs, VersionArg};
 use crate::output::sink::OutputFormat;
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};

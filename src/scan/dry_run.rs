@@ -4,9 +4,30 @@
 //! One line per probe, space-separated:
 //! `<ip> <port> <probe> sport=<n> seq=<n> len=<frame bytes> options=<hex> frame=<hex>`
 
+use super::config::ScanConfig;
+use super::counters::Counters;
 use crate::net::{Transmit, TxStats};
 use crate::wire::{EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet, TcpPacket};
 use std::io::Write;
+use std::sync::atomic::AtomicBool;
+
+/// Prints every probe of the scan `config`, thread by thread, to its output file (standard
+/// output without `-o`). Needs no root and sends nothing.
+pub fn print(config: &ScanConfig) -> anyhow::Result<()> {
+    let out: Box<dyn Write> = match &config.output {
+        Some(p) => {
+            Box::new(std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut tx = DryRunTx::new(std::io::BufWriter::new(out));
+    let (probing, counters, never) = (config.probing(), Counters::new(config.threads), AtomicBool::new(false));
+    for t in 0..config.threads {
+        let mut stream = config.probe_stream(&probing, t, 0, 0)?;
+        super::send::send_loop(&mut tx, &mut stream, 0, &counters, &never, t as usize)?;
+    }
+    Ok(())
+}
 
 /// Prints probes to a writer.
 pub struct DryRunTx<W: Write> {

@@ -6,6 +6,7 @@
 
 use super::counters::Counters;
 use super::dedup::Dedup;
+use super::stop::Stop;
 use crate::classify::{classify, Class};
 use crate::net::Receive;
 use crate::output::csv::Existing;
@@ -62,12 +63,13 @@ pub struct Snapshot {
 /// The receiver's published snapshot.
 pub type Published = Mutex<Snapshot>;
 
-/// Runs until `counters.stop_receiving` is set.
+/// Runs until `stop.receiving` is set; an output or receive error stops the senders.
 pub fn recv_loop(
     rx: &mut dyn Receive,
     ctx: &Context,
     sink: &mut (dyn RowSink + Send),
     counters: &Counters,
+    stop: &Stop,
     carried: Carried,
     published: &Published,
 ) -> RecvReport {
@@ -93,7 +95,7 @@ pub fn recv_loop(
     };
     publish(&invalid, report.duplicates, Some(Instant::now()));
     let mut last_flush = Instant::now();
-    while !counters.stop_receiving.load(Relaxed) {
+    while !stop.receiving.load(Relaxed) {
         let r = rx.recv_batch(Duration::from_millis(50), &mut |frame: &[u8]| {
             Counters::add(&counters.received, 1);
             let resp = match ctx.parse(frame) {
@@ -120,7 +122,7 @@ pub fn recv_loop(
             }
             if let Err(e) = sink.write(&Row::new(&resp, &verdict, SystemTime::now())) {
                 report.error = Some(format!("{e:#}"));
-                counters.stop_sending.store(true, Relaxed);
+                stop.stop_sending();
                 return;
             }
             Counters::add(&counters.rows, 1);
@@ -130,7 +132,7 @@ pub fn recv_loop(
         });
         if let Err(e) = r {
             report.error.get_or_insert(format!("receiving failed: {e}"));
-            counters.stop_sending.store(true, Relaxed);
+            stop.stop_sending();
             break;
         }
         if last_flush.elapsed() >= FLUSH_INTERVAL && report.error.is_none() {
@@ -139,7 +141,7 @@ pub fn recv_loop(
                 Ok(()) => publish(&invalid, report.duplicates, Some(at)),
                 Err(e) => {
                     report.error = Some(format!("{e:#}"));
-                    counters.stop_sending.store(true, Relaxed);
+                    stop.stop_sending();
                     publish(&invalid, report.duplicates, None);
                 }
             }

@@ -18,7 +18,7 @@ use crate::probe::{ProbeBuilder, ProbeVersion};
 use crate::targets::{Cursor, TargetSpace};
 use crate::validate::Validator;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// Most frames handed over in one batch.
@@ -182,18 +182,19 @@ impl Pacer {
 }
 
 /// Sends the whole stream through `tx` at `rate` packets per second (0: unlimited), stopping
-/// early when `counters.stop_sending` is set, and publishes the progress of sender `me` after
+/// early when `stop` is set, and publishes the progress of sender `me` after
 /// every batch. Returns the transmit error, if any.
 pub fn send_loop(
     tx: &mut dyn Transmit,
     stream: &mut ProbeStream<'_>,
     rate: u64,
     counters: &Counters,
+    stop: &AtomicBool,
     me: usize,
 ) -> std::io::Result<()> {
     let mut pacer = (rate > 0).then(|| Pacer::new(rate, Instant::now()));
     let mut done = false;
-    while !done && !counters.stop_sending.load(Relaxed) {
+    while !done && !stop.load(Relaxed) {
         let batch = match &mut pacer {
             None => MAX_BATCH,
             Some(p) => match p.grant(Instant::now()) {

@@ -46,7 +46,7 @@ pub struct Identity {
 
 /// One saved state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct State {
+pub struct ScanState {
     /// Increases with every save; the slot with the highest valid one wins.
     pub seq: u64,
     /// The scan.
@@ -96,7 +96,7 @@ impl StateFile {
     }
 
     /// Opens an existing state file to continue writing after `state`.
-    pub fn reopen(path: &Path, state: &State) -> anyhow::Result<StateFile> {
+    pub fn reopen(path: &Path, state: &ScanState) -> anyhow::Result<StateFile> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -106,7 +106,7 @@ impl StateFile {
     }
 
     /// Saves `state` into the older slot (and flushes it to disk).
-    pub fn save(&mut self, state: &mut State) -> anyhow::Result<()> {
+    pub fn save(&mut self, state: &mut ScanState) -> anyhow::Result<()> {
         self.seq += 1;
         state.seq = self.seq;
         let body = serde_json::to_string(state)?;
@@ -126,12 +126,12 @@ impl StateFile {
 }
 
 /// Loads the newest valid state of a file.
-pub fn load(path: &Path) -> anyhow::Result<State> {
+pub fn load(path: &Path) -> anyhow::Result<ScanState> {
     let mut buf = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut buf))
         .map_err(|e| anyhow::anyhow!("cannot read the state file {}: {e}", path.display()))?;
-    let mut best: Option<State> = None;
+    let mut best: Option<ScanState> = None;
     for slot in buf.chunks(SLOT_LEN) {
         // A slot is `mpscan-state <fnv64 hex> <json>` padded with spaces.
         let Ok(text) = std::str::from_utf8(slot) else { continue };
@@ -141,7 +141,7 @@ pub fn load(path: &Path) -> anyhow::Result<State> {
         if u64::from_str_radix(check, 16).ok() != Some(fnv(body.as_bytes())) {
             continue;
         }
-        let Ok(s) = serde_json::from_str::<State>(body) else { continue };
+        let Ok(s) = serde_json::from_str::<ScanState>(body) else { continue };
         if best.as_ref().is_none_or(|b| s.seq > b.seq) {
             best = Some(s);
         }
@@ -188,8 +188,8 @@ pub fn check_identity(saved: &Identity, now: &Identity, path: &Path) -> anyhow::
 mod tests {
     use super::*;
 
-    fn state() -> State {
-        State {
+    fn state() -> ScanState {
+        ScanState {
             seq: 0,
             identity: Identity {
                 seed: 1,

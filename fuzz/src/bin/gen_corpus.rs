@@ -1,6 +1,6 @@
 //! Writes the seed corpora of both fuzz targets: a handful of real answers built by code, each
 //! named `EXPECTED--what` where EXPECTED is the class the receive path must give it (or
-//! `rejected`), so that `tests/hostile.rs` can replay them and check the outcome.
+//! `rejected`), so that `tests/fuzz_replay.rs` can replay them and check the outcome.
 //!
 //! `cargo run --bin gen_corpus -- DIR` writes `DIR/frame/*` (raw Ethernet frames) and
 //! `DIR/syn_ack/*` (recipes, see `harness::RECIPE_HEADER`). The frames reproduce what the lab's

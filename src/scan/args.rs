@@ -1,5 +1,7 @@
-//! What the user typed for `mpscan scan`, before it is checked and resolved into a
-//! [`crate::scan::config::ScanConfig`].
+//! What the user typed for `mpscan scan`, before it is checked and resolved into a finished
+//! [`super::config::ScanConfig`]. Like every subcommand's arguments (`verify::VerifyArgs`,
+//! `lab::LabArgs`, `output::merge::MergeArgs`), they live beside the code that runs them.
+use crate::output::sink::OutputFormat;
 use clap::{Args, ValueEnum};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -114,7 +116,7 @@ pub struct ScanArgs {
 
     /// Format of the result file: csv (streamed, crash-safe) or parquet (needs -o).
     #[arg(long = "output-format", value_enum, default_value = "csv")]
-    pub output_format: crate::output::sink::OutputFormat,
+    pub output_format: OutputFormat,
 
     /// Metadata JSON file.
     #[arg(short = 'm', long, value_name = "FILE")]
@@ -141,7 +143,7 @@ pub struct ScanArgs {
     pub contact: Option<String>,
 
     /// The scan definition applied from `--config` (path, values, overridden flags), recorded in
-    /// the metadata; set by [`crate::scan::definition::apply`], never typed.
+    /// the metadata; set by [`super::definition::apply`], never typed.
     #[arg(skip)]
     pub definition: Option<serde_json::Value>,
 }

@@ -10,7 +10,7 @@
 //! in which case they fail.
 //!
 //! The send-rate benchmark is `#[ignore]`d: run it with
-//! `cargo test --release --test net_lab -- --ignored --nocapture bench_tx_ring`.
+//! `cargo test --release --test lab_net -- --ignored --nocapture bench_tx_ring`.
 
 use mpscan::net::bpf::filter_for;
 use mpscan::net::route::{resolve, RouteError};

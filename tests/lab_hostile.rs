@@ -1,9 +1,6 @@
-//! What the network sends that must never become a row, and never crash the scanner.
+//! What the network sends that must never become a row, and never crash the scanner (the
+//! committed fuzz inputs are replayed without root by `tests/fuzz_replay.rs`):
 //!
-//! * `fuzz_seeds_and_regressions_replay`: every committed fuzz input (fuzz/seeds/, and the
-//!   interesting inputs the fuzzer found, fuzz/regressions/) goes through the same receive path
-//!   the fuzz targets run (`fuzz/src/harness.rs`, included here), and comes out as its file name
-//!   says (`CLASS--what` or `rejected--what`). Needs nothing special.
 //! * `forged_frames_never_become_rows`: a scan of the lab while forged frames are written at
 //!   the scanner's interface from the router's namespace (an AF_PACKET socket there): SYN-ACKs
 //!   with wrong acknowledgments, from unprobed addresses and ports, to other ports and addresses
@@ -12,10 +9,6 @@
 //!   the metadata counts them as invalid (by reason) or as duplicates. Forged frames go only
 //!   between the lab's own namespaces. Needs root and namespaces: skips without them, fails
 //!   instead with `MPSCAN_REQUIRE_LAB=1`.
-
-#[allow(dead_code)]
-#[path = "../fuzz/src/harness.rs"]
-mod harness;
 
 mod common;
 use common::lab_possible;
@@ -30,58 +23,11 @@ use mpscan::wire::{
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
-
-// ---------------------------------------------------------------------------------------------
-// Replay of the committed fuzz inputs.
-
-/// The files of `fuzz/<dir>/<target>/`, sorted.
-fn inputs(dir: &str, target: &str) -> Vec<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(dir).join(target);
-    let mut v: Vec<PathBuf> = match std::fs::read_dir(&d) {
-        Ok(rd) => rd.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect(),
-        Err(_) => Vec::new(),
-    };
-    v.sort();
-    v
-}
-
-#[test]
-fn fuzz_seeds_and_regressions_replay() {
-    let ctx = harness::context();
-    let mut n = 0;
-    for dir in ["seeds", "regressions"] {
-        for target in ["frame", "syn_ack"] {
-            for path in inputs(dir, target) {
-                let data = std::fs::read(&path).unwrap();
-                let name = path.file_name().unwrap().to_string_lossy().to_string();
-                let expected = name.split("--").next().unwrap();
-                let outcome = match target {
-                    "frame" => harness::frame(&ctx, &data),
-                    _ => match harness::structured(&ctx, &data) {
-                        Some(o) => o,
-                        None => harness::Outcome::Rejected("not-a-recipe"),
-                    },
-                };
-                let got = match &outcome {
-                    harness::Outcome::Rejected(_) => "rejected",
-                    harness::Outcome::Row(c, _) => c.label(),
-                };
-                assert_eq!(got, expected, "{}: {outcome:?}", path.display());
-                n += 1;
-            }
-        }
-    }
-    // The seeds are committed: an empty walk means the files went missing, not a pass.
-    assert!(n >= 32, "only {n} fuzz inputs found under fuzz/seeds and fuzz/regressions");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Forged frames during a lab scan.
 
 /// An AF_PACKET socket on `ifname` inside namespace `ns`: opened on a thread that entered the
 /// namespace, so the socket belongs to it; this process's own namespace is untouched.

@@ -193,4 +193,4 @@ fn same_seed_same_rows_and_repeated_probes_do_not_duplicate() {
     check(&truth, &b, &[ProbeVersion::V1, ProbeVersion::V0], &[22, 80, 443]);
 }
 
-// Sharded scans (3 and 7 shards, both families, merge) are tested in tests/multi_lab.rs.
+// Sharded scans (3 and 7 shards, both families, merge) are tested in tests/lab_multi.rs.

@@ -9,7 +9,7 @@
 mod common;
 use common::lab_possible;
 use mpscan::lab::connect::Outcome;
-use mpscan::lab::state::{ProcRef, State};
+use mpscan::lab::state::{LabState, ProcRef};
 use mpscan::lab::topology::random_run_name;
 use mpscan::lab::{down, Class, GroundTruth, Lab, LabOptions, Size};
 use mpscan::probe::{options_of, ProbeVersion};
@@ -166,7 +166,7 @@ fn cleanup_after_up_process_dies() {
             break;
         }
     }
-    let st = State::load(&run).unwrap().expect("state of a held lab");
+    let st = LabState::load(&run).unwrap().expect("state of a held lab");
     assert!(st.complete && st.owner.is_some_and(|o| o.pid == child.id()), "{st:?}");
     assert!(!st.is_stale());
     child.kill().unwrap();

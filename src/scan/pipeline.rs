@@ -1,0 +1,224 @@
+//! The scan's threads over any transport: senders, the receiver, the monitor and the
+//! checkpoint saver, then the cooldown, the last state, the metadata, and which error wins.
+//!
+//! [`run_with`] takes a finished configuration and opened ends, so the same pipeline runs over
+//! AF_PACKET rings (`mpscan scan`) and over the memory back ends (tests without root).
+
+use super::checkpoint::{progress, Checkpointer, Progress};
+use super::config::ScanConfig;
+use super::counters::Counters;
+use super::recv::{self, Carried, Published, RecvReport};
+use super::stop::Stop;
+use super::workers::{Output, Probing, Transport};
+use super::{monitor, send};
+use crate::net::{Receive, Transmit};
+use crate::output::metadata::Metadata;
+use crate::output::sink::RowSink;
+use crate::response::Context;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How a scan ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every probe was sent and the cooldown waited out.
+    Finished,
+    /// Stopped early by a signal (or [`Stop`]): results and metadata are complete up to then,
+    /// and the state file resumes it.
+    Interrupted,
+}
+
+/// Runs the scan `config` over `transport`, writing to `output`, until it ends or `stop` says
+/// so; then saves the last state and writes the metadata. An error names what failed and says
+/// whether the scan can be resumed.
+pub fn run_with(config: &ScanConfig, transport: Transport, output: Output, stop: &Stop) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(
+        transport.txs.len() == config.threads as usize,
+        "{} transmitters for {} sender threads: give one per thread",
+        transport.txs.len(),
+        config.threads
+    );
+    let start = SystemTime::now();
+    let counters = config.counters();
+    let probing = config.probing();
+    let shared = Shared {
+        config,
+        counters: &counters,
+        stop,
+        probing: &probing,
+        ctx: config.receive_context(&probing.validator),
+        published: Published::default(),
+    };
+    let Output { mut sink, carried, mut checkpoint } = output;
+    // The state exists from the first probe on, so a scan killed at once can still resume.
+    if let Some(c) = checkpoint.as_mut() {
+        c.save(&counters, &shared.published, progress(&counters), false)?;
+    }
+    let ended = shared.run_threads(transport, sink.as_mut(), carried, checkpoint.as_mut());
+    // Parquet: the last row group and the footer (CSV: a last flush).
+    let finish_error = if ended.report.error.is_none() { sink.finish().err().map(|e| format!("{e:#}")) } else { None };
+    let interrupted = stop.sending_stopped() || ended.report.error.is_some() || !ended.send_errors.is_empty();
+    let mut state_error = ended.state_error;
+    if let Some(c) = checkpoint.as_mut() {
+        // Every sender has stopped and the receiver has waited out the cooldown and flushed:
+        // the current positions are settled, unless writing the results failed, in which case
+        // the last positions known to be backed by the file stand.
+        let (at, finished) = match (ended.report.error.is_none(), ended.settled) {
+            (true, _) => (progress(&counters), !interrupted),
+            (false, Some(p)) => (p, !interrupted),
+            (false, None) => (progress(&counters), false),
+        };
+        if let Err(e) = c.save(&counters, &shared.published, at, finished) {
+            state_error.get_or_insert(e);
+        }
+    }
+    let md = metadata(config, &counters, &ended.report, start, interrupted);
+    if let Some(p) = &config.metadata {
+        md.write(p)?;
+    }
+    let resume_hint = if interrupted { config.resume_hint() } else { String::new() };
+    let report_error = ended.report.error.iter();
+    if let Some(e) = report_error.chain(ended.send_errors.iter()).chain(finish_error.iter()).next() {
+        anyhow::bail!("{e} (results so far are kept{resume_hint})");
+    }
+    if let Some(e) = state_error {
+        anyhow::bail!("{e:#} (results are complete, but the scan cannot be resumed from it)");
+    }
+    Ok(if interrupted { Outcome::Interrupted } else { Outcome::Finished })
+}
+
+/// What the threads of one scan share.
+struct Shared<'a> {
+    config: &'a ScanConfig,
+    counters: &'a Counters,
+    stop: &'a Stop,
+    probing: &'a Probing,
+    ctx: Context,
+    published: Published,
+}
+
+/// What the threads left behind.
+struct Ended {
+    /// The receiver's counts and its error.
+    report: RecvReport,
+    /// Each failed sender's error.
+    send_errors: Vec<String>,
+    /// The last progress the checkpoint saver knew to be backed by the result file.
+    settled: Option<Progress>,
+    /// The checkpoint saver's error.
+    state_error: Option<anyhow::Error>,
+}
+
+impl Shared<'_> {
+    /// Starts the receiver, the monitor, the checkpoint saver and the senders; waits for the
+    /// senders, then the cooldown, then the rest.
+    fn run_threads(
+        &self,
+        transport: Transport,
+        sink: &mut (dyn RowSink + Send),
+        carried: Carried,
+        checkpoint: Option<&mut Checkpointer>,
+    ) -> Ended {
+        let Transport { mut rx, mut txs } = transport;
+        let background_done = AtomicBool::new(false);
+        let (c, total, done) = (self.counters, self.config.expected_targets(), &background_done);
+        std::thread::scope(|s| {
+            let recv = s.spawn(|| self.receive(rx.as_mut(), sink, carried));
+            let monitor = (!self.config.quiet).then(|| s.spawn(move || monitor::monitor(c, total, done)));
+            let saver = checkpoint.map(|cp| s.spawn(move || cp.run(c, &self.published, done)));
+            let senders: Vec<_> =
+                txs.iter_mut().enumerate().map(|(t, tx)| s.spawn(move || self.send(tx.as_mut(), t))).collect();
+            let send_errors = senders
+                .into_iter()
+                .filter_map(|h| match h.join() {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(format!("sending failed: {e}")),
+                    Err(_) => Some("a sender thread panicked".to_string()),
+                })
+                .collect::<Vec<_>>();
+            if !send_errors.is_empty() {
+                self.stop.stop_sending();
+            }
+            self.cooldown(!send_errors.is_empty());
+            let report = recv.join().unwrap_or_default();
+            background_done.store(true, Relaxed);
+            if let Some(m) = monitor {
+                let _ = m.join();
+            }
+            let (settled, state_error) = match saver.map(|h| h.join()) {
+                Some(Ok(Ok(p))) => (Some(p), None),
+                Some(Ok(Err(e))) => (None, Some(e)),
+                _ => (None, None),
+            };
+            Ended { report, send_errors, settled, state_error }
+        })
+    }
+
+    /// The receiver thread.
+    fn receive(&self, rx: &mut (dyn Receive + Send), sink: &mut (dyn RowSink + Send), carried: Carried) -> RecvReport {
+        recv::recv_loop(rx, &self.ctx, sink, self.counters, self.stop, carried, &self.published)
+    }
+
+    /// Sender thread `t`: from its (possibly resumed) position to the end of its share.
+    fn send(&self, tx: &mut (dyn Transmit + Send), t: usize) -> std::io::Result<()> {
+        let p = &self.counters.senders[t];
+        let (pos, done) = (p.position.load(Relaxed), p.done.load(Relaxed));
+        let mut stream = self
+            .config
+            .probe_stream(self.probing, t as u32, pos, done)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        send::send_loop(tx, &mut stream, self.config.rate_per_sender(), self.counters, &self.stop.sending, t)
+    }
+
+    /// Cooldown: late answers still count. A second signal (or a sender's error) ends it early;
+    /// then the receiver stops.
+    fn cooldown(&self, send_failed: bool) {
+        let end = Instant::now() + self.config.cooldown;
+        while Instant::now() < end && !self.stop.receiving_stopped() && !send_failed {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop.stop_receiving();
+    }
+}
+
+/// The metadata document of the scan.
+fn metadata(
+    config: &ScanConfig,
+    counters: &Counters,
+    report: &RecvReport,
+    start: SystemTime,
+    interrupted: bool,
+) -> Metadata {
+    let mut classes: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    for v in &config.versions {
+        let per = classes.entry(v.label()).or_default();
+        for c in crate::classify::Class::ALL {
+            per.insert(c.label(), report.classes.get(&(*v, c)).copied().unwrap_or(0));
+        }
+    }
+    Metadata {
+        tool: "mpscan",
+        version: env!("CARGO_PKG_VERSION"),
+        command_line: std::env::args().collect(),
+        config: config.record.clone(),
+        start_time: humantime::format_rfc3339_micros(start).to_string(),
+        end_time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        interrupted,
+        resumed: config.resume.is_some(),
+        targets_total: config.space.len(),
+        addresses_blocked: config.space.blocked(),
+        targets_probed: Counters::get(&counters.targets_done),
+        probes_sent: Counters::get(&counters.sent),
+        responses_received: Counters::get(&counters.received),
+        responses_validated: Counters::get(&counters.validated),
+        responses_invalid: report.invalid.values().sum(),
+        invalid_reasons: report.invalid.clone(),
+        duplicates: report.duplicates,
+        kernel_drops: report.kernel_drops,
+        classes,
+        rows: Counters::get(&counters.rows),
+        definition: config.definition.clone(),
+    }
+}

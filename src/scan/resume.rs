@@ -1,0 +1,81 @@
+//! `--resume STATE`: every check of a resumed scan, in one place, and what it carries over.
+//!
+//! A resume is refused before anything is opened or sent when it could not continue the same
+//! scan: no output file to append to, a state file other than the one named, a file that is not
+//! a state, another seed, another scan (any field of [`Identity`]), a scan that already finished,
+//! Parquet output (written whole at the end, so nothing to append to) or a dry run (which would
+//! overwrite the results with probes). The checks run in that order, so that every check of the
+//! state file comes before the refusal of a dry run (docs/ERRORS.md relies on it).
+
+use super::args::ScanArgs;
+use super::counters::Counters;
+use super::state::{self, Identity, ScanState};
+use crate::output::sink::OutputFormat;
+use anyhow::bail;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The scan being continued: its state file and what that file held.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// The state file (`--resume`), written on as the scan goes on.
+    pub path: PathBuf,
+    /// The newest valid state it held.
+    pub saved: ScanState,
+}
+
+impl Resume {
+    /// Reads `--resume`, if given, after the checks that need only the arguments and the file.
+    pub fn open(a: &ScanArgs) -> anyhow::Result<Option<Resume>> {
+        let Some(path) = &a.resume else { return Ok(None) };
+        if a.output.is_none() {
+            bail!("--resume needs -o FILE: the rows of the interrupted scan are in its output file, and the new ones are appended there");
+        }
+        if let Some(s) = a.state_file.as_ref().filter(|s| *s != path) {
+            bail!("--resume {} and --state-file {} differ: give only --resume", path.display(), s.display());
+        }
+        let saved = state::load(path)?;
+        if let Some(seed) = a.seed.filter(|s| *s != saved.identity.seed) {
+            bail!(
+                "--resume: the state was saved by the scan with --seed {}, not {seed}; drop -e or give the same seed",
+                saved.identity.seed
+            );
+        }
+        Ok(Some(Resume { path: path.clone(), saved }))
+    }
+
+    /// The checks that need the resolved scan: it is the saved one, it has something left to
+    /// send, and this run can append to its results.
+    pub fn check(&self, now: &Identity, format: OutputFormat, dry_run: bool) -> anyhow::Result<()> {
+        state::check_identity(&self.saved.identity, now, &self.path)?;
+        anyhow::ensure!(
+            !self.saved.finished,
+            "--resume {}: that scan already finished; nothing to resume",
+            self.path.display()
+        );
+        anyhow::ensure!(
+            format == OutputFormat::Csv,
+            "--resume works with CSV output only (a Parquet file is written whole at the end): drop --output-format parquet"
+        );
+        anyhow::ensure!(
+            !dry_run,
+            "--resume with --dry-run: a dry run would overwrite the results in -o with probes; drop --dry-run"
+        );
+        Ok(())
+    }
+
+    /// Puts the saved counters and each sender's position back, so that the scan goes on where
+    /// it stopped and its metadata covers the whole scan.
+    pub fn restore(&self, counters: &Counters) {
+        let s = &self.saved;
+        Counters::add(&counters.sent, s.sent);
+        Counters::add(&counters.received, s.received);
+        Counters::add(&counters.validated, s.validated);
+        for (t, p) in counters.senders.iter().enumerate() {
+            p.position.store(s.positions.get(t).copied().unwrap_or(0), Relaxed);
+            let done = s.targets_done.get(t).copied().unwrap_or(0);
+            p.done.store(done, Relaxed);
+            Counters::add(&counters.targets_done, done);
+        }
+    }
+}
