@@ -13,7 +13,12 @@ pub(crate) fn ctx(what: &str, e: io::Error) -> io::Error {
     if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::EACCES) {
         return io::Error::new(e.kind(), format!("{what}: {e}: {}", super::caps::NeedsRoot));
     }
-    io::Error::new(e.kind(), format!("{what}: {e}"))
+    let message = format!("{what}: {e}");
+    match e.raw_os_error() {
+        // Keep the number: the send loop decides from it whether to wait for the link.
+        Some(errno) => io::Error::new(e.kind(), super::OsError { errno, message }),
+        None => io::Error::new(e.kind(), message),
+    }
 }
 
 /// An AF_PACKET, SOCK_RAW socket. Created with protocol 0 so that it receives nothing until

@@ -35,6 +35,8 @@ pub struct Counters {
     pub stop_sending: AtomicBool,
     /// Receiver: stop now (end of cooldown, second signal).
     pub stop_receiving: AtomicBool,
+    /// Send errors and stalls (written only off the hot path).
+    pub link: super::flap::LinkCounters,
 }
 
 impl Counters {

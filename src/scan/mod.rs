@@ -15,6 +15,7 @@ pub mod counters;
 pub mod dedup;
 pub mod definition;
 pub mod dry_run;
+pub mod flap;
 pub mod monitor;
 pub mod recv;
 pub mod send;
@@ -206,6 +207,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
                         }
                         settled = history.pop_front().unwrap().1;
                     }
+                    flap::floor(&mut settled, &progress());
                     sf.save(&mut snapshot(settled.clone(), false))?;
                 }
                 Ok(settled)
@@ -222,7 +224,8 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
                     let mut stream = stream_for(cfg, perm, builder, validator, t as u32, pos, done)
                         .map_err(|e| std::io::Error::other(e.to_string()))?;
                     let rate = if cfg.rate == 0 { 0 } else { (cfg.rate / cfg.threads as u64).max(1) };
-                    send::send_loop(tx.as_mut(), &mut stream, rate, counters, t)
+                    let retry = flap::Retry::with_grace(cfg.send_error_grace);
+                    send::send_loop_with(tx.as_mut(), &mut stream, rate, counters, t, &retry)
                 })
             })
             .collect();
@@ -304,6 +307,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
         kernel_drops: report.kernel_drops,
         classes,
         rows: Counters::get(&counters.rows),
+        link: counters.link.report(),
         definition: a.definition.clone(),
     };
     if let Some(p) = &cfg.metadata {
