@@ -86,6 +86,24 @@ impl PacketSocket {
         Ok((st[0], st[1]))
     }
 
+    /// Reads and clears the socket's pending error (`SO_ERROR`): the kernel sets ENETDOWN on a
+    /// bound socket when its interface goes down, and poll() reports POLLERR until it is read.
+    pub fn take_error(&self) -> Option<i32> {
+        let mut err: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: `err` is writable for `len` bytes and `len` is a valid in/out length.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut i32).cast(),
+                &mut len,
+            )
+        };
+        (r == 0 && err != 0).then_some(err)
+    }
+
     /// Attaches a classic BPF program (`SO_ATTACH_FILTER`); the kernel verifies it.
     pub fn attach_filter(&self, prog: &[SockFilter]) -> io::Result<()> {
         let len = u16::try_from(prog.len())

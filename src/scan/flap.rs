@@ -234,9 +234,10 @@ pub struct Checkpoint {
     pub done: u64,
 }
 
-/// Batches remembered; a stall whose untaken frames reach further back falls back to the start of
-/// this run (safe: a resume sends a few probes twice, the duplicate filter keeps one row).
-const HISTORY: usize = 1024;
+/// Batches remembered: a batch is about a millisecond of probes, so this reaches back about two
+/// seconds. A stall whose untaken frames reach further back falls back to the start of this run
+/// (safe: a resume sends probes twice, the duplicate filter keeps one row).
+const HISTORY: usize = 2048;
 
 /// The last [`HISTORY`] checkpoints of one sender.
 pub struct Checkpoints {
@@ -258,19 +259,22 @@ impl Checkpoints {
         self.n = self.n.wrapping_add(1);
     }
 
-    /// The newest checkpoint whose frames were all taken, given how many frames (from the start
-    /// of the loop, in order) the kernel took.
-    pub fn safe(&self, taken: u64) -> Checkpoint {
+    /// The checkpoint to resume from when the loop stops with the kernel having taken `taken`
+    /// frames (from the start of the loop, in order): the newest one at least `margin` frames
+    /// before that, so that probes whose answers may have been lost in flight when the link went
+    /// down are sent again too; failing that (the history is shorter), the oldest one remembered
+    /// whose frames were all taken; failing that, the start of the loop.
+    pub fn safe(&self, taken: u64, margin: u64) -> Checkpoint {
         let kept = self.n.min(HISTORY);
-        for k in 1..=kept {
-            let c = self.ring[(self.n - k) % HISTORY];
-            if c.accepted <= taken {
-                return c;
-            }
+        let entry = |k: usize| self.ring[(self.n - k) % HISTORY];
+        let want = taken.saturating_sub(margin);
+        if let Some(c) = (1..=kept).map(entry).find(|c| c.accepted <= want) {
+            return c;
         }
-        // Older than the history (or nothing recorded): the start, unless the oldest entry
-        // remembered is known to be taken (checked above).
-        self.first
+        match (kept > 0).then(|| entry(kept)) {
+            Some(oldest) if oldest.accepted <= taken => oldest,
+            _ => self.first,
+        }
     }
 }
 
@@ -405,23 +409,29 @@ mod tests {
     }
 
     #[test]
-    fn safe_checkpoint_is_the_newest_fully_taken() {
+    fn safe_checkpoint_is_taken_and_a_margin_back() {
         let first = Checkpoint { accepted: 0, position: 100, done: 7 };
         let mut h = Checkpoints::new(first);
-        assert_eq!(h.safe(0), first);
+        assert_eq!(h.safe(0, 0), first);
         for b in 1..=5u64 {
             h.push(Checkpoint { accepted: b * 10, position: 100 + b, done: 7 + b });
         }
-        assert_eq!(h.safe(50).position, 105);
-        assert_eq!(h.safe(49).position, 104);
-        assert_eq!(h.safe(40).position, 104);
-        assert_eq!(h.safe(9), first);
+        assert_eq!(h.safe(50, 0).position, 105);
+        assert_eq!(h.safe(49, 0).position, 104);
+        assert_eq!(h.safe(40, 0).position, 104);
+        assert_eq!(h.safe(9, 0), first);
+        // A margin of 15 frames: the newest checkpoint at least 15 before the first untaken one.
+        assert_eq!(h.safe(50, 15).position, 103);
+        // A margin longer than the history: the oldest checkpoint that was taken.
+        assert_eq!(h.safe(50, 1000).position, 101);
+        assert_eq!(h.safe(5, 1000), first);
         // Past the history: the oldest remembered entry may be untaken, so the start stands.
         for b in 6..=(HISTORY as u64 + 10) {
             h.push(Checkpoint { accepted: b * 10, position: 100 + b, done: 7 + b });
         }
-        assert_eq!(h.safe(15), first);
-        assert_eq!(h.safe(200).position, 120);
+        assert_eq!(h.safe(15, 0), first);
+        assert_eq!(h.safe(200, 0).position, 120);
+        assert_eq!(h.safe(200, 1000).position, 111, "the oldest remembered");
     }
 
     #[test]

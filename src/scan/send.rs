@@ -255,11 +255,11 @@ pub fn send_loop_with(
                         sent
                     }
                     Outcome::Stopped { pending } => {
-                        give_up(&history, accepted + sent, accepted, pending, counters, me);
+                        give_up(&history, accepted + sent, accepted, pending, rate, counters, me);
                         return Ok(());
                     }
                     Outcome::GaveUp { error, pending } => {
-                        give_up(&history, accepted + sent, accepted, pending, counters, me);
+                        give_up(&history, accepted + sent, accepted, pending, rate, counters, me);
                         return Err(error);
                     }
                 }
@@ -285,11 +285,11 @@ pub fn send_loop_with(
             Err(e) => match ride_out(tx, e, counters, retry) {
                 Outcome::Recovered { .. } => {}
                 Outcome::Stopped { pending } => {
-                    give_up(&history, accepted, accepted, pending, counters, me);
+                    give_up(&history, accepted, accepted, pending, rate, counters, me);
                     break Ok(());
                 }
                 Outcome::GaveUp { error, pending } => {
-                    give_up(&history, accepted, accepted, pending, counters, me);
+                    give_up(&history, accepted, accepted, pending, rate, counters, me);
                     break Err(error);
                 }
             },
@@ -303,17 +303,28 @@ pub fn send_loop_with(
 }
 
 /// The loop stops with `pending` of its `accepted` frames never taken by the kernel, `counted`
-/// of them already in `counters.sent`: counts only the frames that left, and publishes the
-/// newest position all of whose frames left, so that a resume sends the others.
+/// of them already in `counters.sent`: counts only the frames that left, and publishes a
+/// position before every frame that did not leave and before the last second of those that did
+/// (`rate` per second; their answers may have been lost with the link), so that a resume sends
+/// them again. The duplicate filter keeps one row for a probe answered twice.
 #[cold]
-fn give_up(history: &Checkpoints, accepted: u64, counted: u64, pending: u64, counters: &Counters, me: usize) {
+fn give_up(
+    history: &Checkpoints,
+    accepted: u64,
+    counted: u64,
+    pending: u64,
+    rate: u64,
+    counters: &Counters,
+    me: usize,
+) {
     let left = accepted.saturating_sub(pending);
     if left >= counted {
         Counters::add(&counters.sent, left - counted);
     } else {
         counters.sent.fetch_sub(counted - left, Relaxed);
     }
-    let safe = history.safe(left);
+    let margin = if rate == 0 { u64::MAX } else { rate };
+    let safe = history.safe(left, margin);
     if let Some(p) = counters.senders.get(me) {
         let shown = p.done.load(Relaxed);
         p.position.store(safe.position, Relaxed);
@@ -551,7 +562,8 @@ mod tests {
             send_loop_with(&mut tx, &mut s.stream(0), 0, &counters, 0, &quick(Duration::from_secs(3600))).unwrap();
         });
         assert_eq!(tx.taken.len(), 700);
-        assert_eq!(counters.senders[0].done.load(Relaxed), 512);
+        // Unpaced, the margin for answers in flight reaches past the history: its oldest entry.
+        assert_eq!(counters.senders[0].done.load(Relaxed), 256);
         assert_eq!(Counters::get(&counters.sent), 700);
     }
 
