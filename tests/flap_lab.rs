@@ -20,41 +20,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
 const RATE: u64 = 500;
 
 type Key = (String, String, String, String);
-
-fn dir(lab: &Lab, name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mpscan-flap-{}-{name}", lab.info.run));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Starts `mpscan scan` in the scanner namespace writing to `csv` (progress on stderr, which is
 /// not a terminal: plain lines); `extra` is added last.
 fn start(lab: &Lab, csv: &Path, extra: &[&str]) -> Child {
     let targets = format!("@{}", lab.info.targets.display());
-    let blocklist = lab.info.blocklist.display().to_string();
-    Command::new("ip")
-        .args(["netns", "exec", &lab.info.scanner_ns, EXE, "scan", "-p", "22,80,443", "--mptcp-version", "both"])
-        .args(["-e", "91", "-c", "2", "-r", &RATE.to_string(), "-b", &blocklist, "-o", csv.to_str().unwrap()])
-        .args(["-G", &lab.info.gateway_mac])
+    common::lab_scan(lab, csv)
+        .args(["-e", "91", "-c", "2", "-r", &RATE.to_string(), "-G", &lab.info.gateway_mac])
         .args(extra)
         .arg(&targets)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("mpscan")
-}
-
-fn keys(csv: &Path) -> Vec<Key> {
-    let mut rdr = csv::Reader::from_path(csv).unwrap();
-    rdr.records()
-        .map(|r| r.unwrap())
-        .map(|r| (r[0].to_string(), r[1].to_string(), r[2].to_string(), r[3].to_string()))
-        .collect()
 }
 
 /// `ip -n NS ARGS` in the lab's scanner namespace (created by this test's lab).
@@ -102,13 +83,19 @@ fn output(child: Child) -> (Output, String) {
     (out, err)
 }
 
-fn reference(lab: &Lab, d: &Path) -> BTreeSet<Key> {
+/// The lab (if it can run here), a scratch directory, and the rows of an uninterrupted scan.
+fn setup(test: &str) -> Option<(Lab, PathBuf, BTreeSet<Key>)> {
+    if !lab_possible(test) {
+        return None;
+    }
+    let lab = common::up_small();
+    let d = common::scratch_dir(&lab, "flap", test);
     let full = d.join("full.csv");
-    let (out, err) = output(start(lab, &full, &["-q"]));
+    let (out, err) = output(start(&lab, &full, &["-q"]));
     assert!(out.status.success(), "{err}");
-    let rows = keys(&full);
+    let rows = common::row_keys(&full);
     assert!(rows.len() > 500, "the lab answered only {} rows", rows.len());
-    rows.into_iter().collect()
+    Some((lab, d, rows.into_iter().collect()))
 }
 
 fn meta(path: &Path) -> serde_json::Value {
@@ -117,12 +104,9 @@ fn meta(path: &Path) -> serde_json::Value {
 
 #[test]
 fn link_down_for_two_seconds_mid_scan_completes_with_the_same_rows() {
-    if !lab_possible("link_down_for_two_seconds_mid_scan_completes_with_the_same_rows") {
+    let Some((lab, d, want)) = setup("link_down_for_two_seconds_mid_scan_completes_with_the_same_rows") else {
         return;
-    }
-    let lab = common::up_small();
-    let d = dir(&lab, "flap");
-    let want = reference(&lab, &d);
+    };
 
     let csv = d.join("flap.csv");
     let json = d.join("flap.json");
@@ -139,7 +123,7 @@ fn link_down_for_two_seconds_mid_scan_completes_with_the_same_rows() {
     assert!(err.contains("link down, waiting ("), "no waiting line in the progress: {err}");
     assert!(err.contains(" s of 60)"), "{err}");
 
-    let rows = keys(&csv);
+    let rows = common::row_keys(&csv);
     let got: BTreeSet<_> = rows.iter().cloned().collect();
     assert_eq!(rows.len(), got.len(), "a row was written twice");
     let extra: Vec<_> = got.difference(&want).collect();
@@ -172,12 +156,9 @@ fn link_down_for_two_seconds_mid_scan_completes_with_the_same_rows() {
 
 #[test]
 fn link_down_longer_than_the_grace_stops_and_resumes() {
-    if !lab_possible("link_down_longer_than_the_grace_stops_and_resumes") {
+    let Some((lab, d, want)) = setup("link_down_longer_than_the_grace_stops_and_resumes") else {
         return;
-    }
-    let lab = common::up_small();
-    let d = dir(&lab, "grace");
-    let want = reference(&lab, &d);
+    };
 
     let csv = d.join("scan.csv");
     let json = d.join("scan.json");
@@ -199,11 +180,11 @@ fn link_down_longer_than_the_grace_stops_and_resumes() {
     assert!(m["stall_secs"].as_f64().unwrap() >= 3.0, "{m}");
     let probed = m["targets_probed"].as_u64().unwrap();
     assert!(probed < m["targets_total"].as_u64().unwrap(), "{m}");
-    let before = keys(&csv).len();
+    let before = common::row_keys(&csv).len();
 
     let (out, err) = output(start(&lab, &csv, &["-q", "--resume", &state, "-m", json.to_str().unwrap()]));
     assert!(out.status.success(), "{err}");
-    let rows = keys(&csv);
+    let rows = common::row_keys(&csv);
     assert!(rows.len() > before, "the resume added no row");
     let got: BTreeSet<_> = rows.iter().cloned().collect();
     assert_eq!(rows.len(), got.len(), "a row was written twice");
