@@ -194,4 +194,7 @@ fn link_down_longer_than_the_grace_stops_and_resumes() {
     let m = meta(&json);
     assert_eq!(m["interrupted"], false, "{m}");
     assert_eq!(m["targets_probed"], m["targets_total"], "{m}");
+    // The counts cover the whole scan, the run before the resume included (from the state).
+    assert!(m["send_errors"]["ENETDOWN"].as_u64().unwrap_or(0) >= 1, "{m}");
+    assert!(m["stall_secs"].as_f64().unwrap() >= 3.0, "{m}");
 }

@@ -70,7 +70,13 @@ impl Lab {
             ip(&["netns", "add", &ns])?;
             lab.created.push(ns);
         }
-        let (a, b) = (lab.a.as_str(), lab.b.as_str());
+        lab.link()?;
+        Ok(lab)
+    }
+
+    /// The veth pair vA-vB with its addresses, up (again, after a test deleted it).
+    fn link(&self) -> Result<(), String> {
+        let (a, b) = (self.a.as_str(), self.b.as_str());
         ip(&["link", "add", "vA", "netns", a, "type", "veth", "peer", "name", "vB", "netns", b])?;
         for (ns, dev, mac, v4, v6) in [
             (a, "vA", MAC_A, "198.18.0.1/24", "2001:db8:1::1/64"),
@@ -83,7 +89,7 @@ impl Lab {
             ip(&["-n", ns, "link", "set", dev, "up"])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
         }
-        Ok(lab)
+        Ok(())
     }
 
     /// The lab, `None` to skip (with a message), or a panic if MPSCAN_REQUIRE_LAB=1.
@@ -628,4 +634,56 @@ fn enobufs_from_a_full_qdisc_keeps_every_frame() {
     assert_eq!((st.queued, st.sent), (2000, 2000), "{st:?}");
     let seen = collect(&mut rx, 2000);
     assert_eq!(seen, (0..2000).collect::<BTreeSet<u32>>());
+}
+
+/// The interface disappears (ENXIO) and comes back under the same name, as after a driver
+/// reset: the ring keeps the refused frames, cannot reopen while the interface is gone, then
+/// reopens on the new one and sends them; the receiver notices its interface went away and opens
+/// its ring again on the new one.
+#[test]
+fn an_interface_that_comes_back_is_reopened_on_both_sides() {
+    let Some(lab) = Lab::new_or_skip() else {
+        return;
+    };
+    let mut rx = in_ns(&lab.b, || AfPacketRx::open("vB", Some(&filter_for(40000..=40999)), small_rx()).unwrap());
+    let mut tx = in_ns(&lab.a, || TxRing::open("vA", TxConfig::default()).unwrap());
+    assert_eq!(send_marks(&mut tx, 0..50).unwrap(), 50);
+    tx.flush().unwrap();
+    let mut seen = collect(&mut rx, 50);
+
+    ip(&["-n", &lab.a, "link", "del", "vA"]).unwrap();
+    let e = send_marks(&mut tx, 50..100).unwrap_err();
+    assert_eq!(mpscan::net::errno_of(&e), Some(libc::ENXIO), "{e}");
+    assert_eq!(tx.pending(), 50);
+    let (mut tx, gone) = in_ns(&lab.a, move || {
+        let r = tx.reopen();
+        (tx, r)
+    });
+    assert!(gone.is_err(), "no interface to reopen on yet");
+    let mut rx = in_ns(&lab.b, move || {
+        rx.recv_batch(Duration::from_millis(50), &mut |_| {}).unwrap();
+        rx
+    });
+
+    lab.link().unwrap();
+    let mut tx = in_ns(&lab.a, move || {
+        tx.reopen().unwrap();
+        tx
+    });
+    assert_eq!(tx.pending(), 50, "the kept frames moved to the new ring");
+    let mut rx = in_ns(&lab.b, move || {
+        for _ in 0..100 {
+            rx.recv_batch(Duration::from_millis(10), &mut |_| {}).unwrap();
+            if rx.link_events().1 > 0 {
+                break;
+            }
+        }
+        rx
+    });
+    assert_eq!(rx.link_events().1, 1, "the receiver opened its ring again on the new vB");
+    assert_eq!(tx.retry().unwrap(), 0);
+    assert_eq!(send_marks(&mut tx, 100..150).unwrap(), 50);
+    tx.flush().unwrap();
+    seen.extend(collect(&mut rx, 100));
+    assert_eq!(seen, (0..150).collect::<BTreeSet<u32>>());
 }

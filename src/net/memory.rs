@@ -87,6 +87,9 @@ pub struct FlakyTx {
     pub reopens: u32,
     /// Calls of [`Transmit::reopen`] that fail before one succeeds (an interface not yet back).
     pub reopen_failures: u32,
+    /// [`Transmit::flush`] always fails as a ring that never drains (`TimedOut`), while
+    /// [`Transmit::retry`] finds nothing to hand over.
+    pub stuck_flush: bool,
     stats: TxStats,
 }
 
@@ -140,6 +143,9 @@ impl Transmit for FlakyTx {
     fn flush(&mut self) -> std::io::Result<()> {
         if self.down.is_some() {
             return Err(self.refuse());
+        }
+        if self.stuck_flush {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "transmit ring stuck"));
         }
         Ok(())
     }

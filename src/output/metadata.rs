@@ -1,7 +1,7 @@
 //! The scan's metadata JSON: the full configuration (seed and shard included), times, and every
 //! counter, so that a result file can be judged and reproduced.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The configuration as recorded.
@@ -51,8 +51,8 @@ pub struct ConfigRecord {
 }
 
 /// How the scan rode through send errors (docs/ERRORS.md, "When the link goes down"). Flattened
-/// into [`Metadata`], next to the other counters.
-#[derive(Debug, Clone, Default, Serialize)]
+/// into [`Metadata`], next to the other counters, and carried across `--resume` in the state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinkReport {
     /// Send errors by errno name (`ENETDOWN`, `ENOBUFS`, ..., `ring-stuck` for a transmit ring
     /// that did not drain): each stall counts the error that began it, and ENOBUFS/EAGAIN also

@@ -53,6 +53,11 @@ impl Retry {
         Retry { grace, backoff_min: Duration::from_millis(10), backoff_max: Duration::from_secs(1) }
     }
 
+    /// The same policy with `spent` of the grace already used.
+    pub fn less(&self, spent: Duration) -> Retry {
+        Retry { grace: self.grace.saturating_sub(spent), ..*self }
+    }
+
     /// Stop at the first error (dry runs, and `--send-error-grace 0`).
     pub const STOP: Retry = Retry { grace: Duration::ZERO, backoff_min: Duration::ZERO, backoff_max: Duration::ZERO };
 }
@@ -202,6 +207,21 @@ impl LinkCounters {
             now.saturating_sub(since) / 1000,
             self.grace_ms.load(Relaxed).div_ceil(1000)
         ))
+    }
+
+    /// Adds the counts of the runs before a `--resume` (from the state file).
+    pub fn carry(&self, saved: &LinkReport) {
+        for (name, n) in &saved.send_errors {
+            match Cause::ALL.iter().find(|c| c.label() == name) {
+                Some(c) => self.count_n(*c, *n),
+                None => {
+                    *self.fatal.lock().unwrap_or_else(|p| p.into_inner()).entry(name.clone()).or_default() += n;
+                }
+            }
+        }
+        self.stalls.fetch_add(saved.stalls, Relaxed);
+        self.stall_ns.fetch_add((saved.stall_secs * 1e9) as u64, Relaxed);
+        self.resent.fetch_add(saved.probes_resent, Relaxed);
     }
 
     /// The counts for the metadata JSON.
@@ -452,5 +472,17 @@ mod tests {
         assert_eq!(l.waiting_text(), None);
         let r = l.report();
         assert_eq!((r.stalls, r.stall_secs), (1, 1.5));
+        // A resumed scan adds what the runs before counted.
+        let resumed = LinkCounters::default();
+        resumed.carry(&r);
+        resumed.carry(&LinkReport {
+            send_errors: [("ENETDOWN".to_string(), 2), ("EIO".to_string(), 1)].into(),
+            stalls: 2,
+            stall_secs: 0.5,
+            probes_resent: 7,
+        });
+        let both = resumed.report();
+        assert_eq!(both.send_errors, [("ENETDOWN".to_string(), 2), ("EIO".to_string(), 1)].into());
+        assert_eq!((both.stalls, both.stall_secs, both.probes_resent), (3, 2.0, 7));
     }
 }

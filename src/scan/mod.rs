@@ -117,6 +117,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
         Counters::add(&counters.sent, s.sent);
         Counters::add(&counters.received, s.received);
         Counters::add(&counters.validated, s.validated);
+        counters.link.carry(&s.link);
         for (t, p) in counters.senders.iter().enumerate() {
             p.position.store(s.positions.get(t).copied().unwrap_or(0), Relaxed);
             let done = s.targets_done.get(t).copied().unwrap_or(0);
@@ -175,6 +176,7 @@ pub fn run(a: &crate::cli::ScanArgs) -> anyhow::Result<ExitCode> {
             duplicates,
             invalid,
             finished,
+            link: counters.link.report(),
         }
     };
     // The state exists from the first probe on, so a scan killed at once can still resume.

@@ -279,10 +279,13 @@ pub fn send_loop_with(
             done: start_done + stream.targets_done,
         });
     }
+    // A ring whose frames were taken but never leave would fail flush() again after each
+    // retry: the grace covers the whole flush, not each attempt.
+    let flush_start = Instant::now();
     let r = loop {
         match tx.flush() {
             Ok(()) => break Ok(()),
-            Err(e) => match ride_out(tx, e, counters, retry) {
+            Err(e) => match ride_out(tx, e, counters, &retry.less(flush_start.elapsed())) {
                 Outcome::Recovered { .. } => {}
                 Outcome::Stopped { pending } => {
                     give_up(&history, accepted, accepted, pending, rate, counters, me);
@@ -565,6 +568,22 @@ mod tests {
         // Unpaced, the margin for answers in flight reaches past the history: its oldest entry.
         assert_eq!(counters.senders[0].done.load(Relaxed), 256);
         assert_eq!(Counters::get(&counters.sent), 700);
+    }
+
+    #[test]
+    fn a_ring_that_never_drains_at_the_end_gives_up_after_the_grace() {
+        let s = setup();
+        let mut tx = FlakyTx::default();
+        tx.stuck_flush = true;
+        let counters = Counters::new(1);
+        // Each retry finds nothing left to hand over, each flush fails again: the grace bounds
+        // the whole flush, so the loop ends.
+        let e =
+            send_loop_with(&mut tx, &mut s.stream(0), 0, &counters, 0, &quick(Duration::from_millis(30))).unwrap_err();
+        assert_eq!(Cause::of(&e), Some(Cause::RingStuck));
+        assert_eq!(tx.taken.len(), 1024);
+        let r = counters.link.report();
+        assert!(r.stalls >= 1 && r.send_errors["ring-stuck"] > r.stalls, "{r:?}");
     }
 
     #[test]
