@@ -199,7 +199,7 @@ impl AfPacketRx {
                 None => break,
             }
         }
-        if if_index(&self.ifname).is_ok_and(|i| i != self.ifindex) {
+        if if_index(&self.ifname).is_ok() {
             let mut fresh = AfPacketRx::open(&self.ifname, self.filter.as_deref(), self.cfg)?;
             fresh.stats = self.stats;
             fresh.malformed = self.malformed;
