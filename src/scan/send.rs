@@ -247,11 +247,16 @@ pub fn send_loop_with(
                 // The frames this batch put in the back end before it failed.
                 let queued = tx.stats().queued.wrapping_sub(stats_at_start.queued);
                 let sent = queued.saturating_sub(accepted);
+                // While it waits, the state may be saved (and the scan killed): publish a position
+                // the untaken frames and the answers lost in flight lie after.
+                let taken = (accepted + sent).saturating_sub(tx.pending() as u64);
+                let shown = rewind(&history, taken, rate, counters, me);
                 match ride_out(tx, e, counters, retry) {
                     Outcome::Recovered { lasted, .. } => {
                         if let Some(p) = &mut pacer {
                             p.shift(lasted);
                         }
+                        restore(shown, counters, me);
                         sent
                     }
                     Outcome::Stopped { pending } => {
@@ -306,10 +311,8 @@ pub fn send_loop_with(
 }
 
 /// The loop stops with `pending` of its `accepted` frames never taken by the kernel, `counted`
-/// of them already in `counters.sent`: counts only the frames that left, and publishes a
-/// position before every frame that did not leave and before the last second of those that did
-/// (`rate` per second; their answers may have been lost with the link), so that a resume sends
-/// them again. The duplicate filter keeps one row for a probe answered twice.
+/// of them already in `counters.sent`: counts only the frames that left, and publishes the
+/// position a resume must start from ([`rewind`]).
 #[cold]
 fn give_up(
     history: &Checkpoints,
@@ -326,14 +329,36 @@ fn give_up(
     } else {
         counters.sent.fetch_sub(counted - left, Relaxed);
     }
+    rewind(history, left, rate, counters, me);
+}
+
+/// Publishes, for sender `me` whose first `taken` frames the kernel took, a position before
+/// every frame it did not take and before the last second of those it did (`rate` per second;
+/// their answers may have been lost with the link), so that a resume from the state sends them
+/// again; the duplicate filter keeps one row for a probe answered twice. Returns the position
+/// and finished-target count it replaced, for [`restore`].
+#[cold]
+fn rewind(history: &Checkpoints, taken: u64, rate: u64, counters: &Counters, me: usize) -> (u64, u64) {
     let margin = if rate == 0 { u64::MAX } else { rate };
-    let safe = history.safe(left, margin);
+    let safe = history.safe(taken, margin);
+    let Some(p) = counters.senders.get(me) else {
+        return (0, 0);
+    };
+    let shown = (p.position.load(Relaxed), p.done.load(Relaxed));
+    p.position.store(safe.position, Relaxed);
+    p.done.store(safe.done, Relaxed);
+    p.complete.store(false, Relaxed);
+    counters.targets_done.fetch_sub(shown.1.saturating_sub(safe.done), Relaxed);
+    shown
+}
+
+/// The link came back: publishes again what [`rewind`] replaced.
+#[cold]
+fn restore((position, done): (u64, u64), counters: &Counters, me: usize) {
     if let Some(p) = counters.senders.get(me) {
-        let shown = p.done.load(Relaxed);
-        p.position.store(safe.position, Relaxed);
-        p.done.store(safe.done, Relaxed);
-        p.complete.store(false, Relaxed);
-        counters.targets_done.fetch_sub(shown.saturating_sub(safe.done), Relaxed);
+        let now = p.done.swap(done, Relaxed);
+        p.position.store(position, Relaxed);
+        Counters::add(&counters.targets_done, done.saturating_sub(now));
     }
 }
 
@@ -560,6 +585,9 @@ mod tests {
                 while counters.link.waiting_text().is_none() {
                     std::thread::yield_now();
                 }
+                // While it waits, the state would already resume before the untaken frames.
+                assert_eq!(counters.senders[0].done.load(Relaxed), 256);
+                assert_eq!(Counters::get(&counters.targets_done), 256);
                 counters.stop_sending.store(true, Relaxed);
             });
             send_loop_with(&mut tx, &mut s.stream(0), 0, &counters, 0, &quick(Duration::from_secs(3600))).unwrap();
