@@ -198,3 +198,32 @@ fn link_down_longer_than_the_grace_stops_and_resumes() {
     assert!(m["send_errors"]["ENETDOWN"].as_u64().unwrap_or(0) >= 1, "{m}");
     assert!(m["stall_secs"].as_f64().unwrap() >= 3.0, "{m}");
 }
+
+#[test]
+fn killed_while_waiting_for_the_link_then_resumed_loses_nothing() {
+    let Some((lab, d, want)) = setup("killed_while_waiting_for_the_link_then_resumed_loses_nothing") else {
+        return;
+    };
+    let csv = d.join("scan.csv");
+    let mut child = start(&lab, &csv, &["-q"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let mut down = Down::new(&lab);
+    // Long enough for the state saver to save (every 0.5 s) and to settle positions from before
+    // the outage (after the 2 s cooldown): they must not pass the probes whose frames were kept
+    // or whose answers were lost with the link.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(child.try_wait().unwrap().is_none(), "the scan should still be waiting for the link");
+    // `ip netns exec` execs mpscan, so this PID is the scanner itself.
+    child.kill().unwrap();
+    let _ = child.wait();
+    down.up();
+    let state = format!("{}.state", csv.display());
+    let (out, err) = output(start(&lab, &csv, &["-q", "--resume", &state]));
+    assert!(out.status.success(), "{err}");
+    let rows = common::row_keys(&csv);
+    let got: BTreeSet<_> = rows.iter().cloned().collect();
+    assert_eq!(rows.len(), got.len(), "a row was written twice");
+    let lost: Vec<_> = want.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&want).take(5).collect();
+    assert!(lost.is_empty() && extra.is_empty(), "lost {lost:?}, extra {extra:?}");
+}
