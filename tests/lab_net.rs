@@ -70,7 +70,13 @@ impl Lab {
             ip(&["netns", "add", &ns])?;
             lab.created.push(ns);
         }
-        let (a, b) = (lab.a.as_str(), lab.b.as_str());
+        lab.link()?;
+        Ok(lab)
+    }
+
+    /// The veth pair vA-vB with its addresses, up (again, after a test deleted it).
+    fn link(&self) -> Result<(), String> {
+        let (a, b) = (self.a.as_str(), self.b.as_str());
         ip(&["link", "add", "vA", "netns", a, "type", "veth", "peer", "name", "vB", "netns", b])?;
         for (ns, dev, mac, v4, v6) in [
             (a, "vA", MAC_A, "198.18.0.1/24", "2001:db8:1::1/64"),
@@ -83,7 +89,7 @@ impl Lab {
             ip(&["-n", ns, "link", "set", dev, "up"])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
         }
-        Ok(lab)
+        Ok(())
     }
 
     /// The lab, `None` to skip (with a message), or a panic if MPSCAN_REQUIRE_LAB=1.
@@ -542,4 +548,142 @@ fn bench_rx_ring() {
     );
     // Every frame the kernel put into the ring reached the handler (nothing else passes the filter).
     assert_eq!(handled, st.received);
+}
+
+/// Sends marks `range` through `tx` in one batch, which must succeed.
+fn send_marks(tx: &mut dyn Transmit, range: std::ops::Range<u32>) -> std::io::Result<usize> {
+    let mut next = range.start;
+    tx.send_batch(range.len(), &mut |slot| {
+        if next == range.end {
+            return 0;
+        }
+        next += 1;
+        tcp4(slot, 40000 + (next % 1000) as u16, SYNACK, next - 1)
+    })
+}
+
+/// The link of A goes down with frames handed to `tx`: the batch fails with ENETDOWN, the back
+/// end keeps its frames (pending), a retry while down fails again, and the first retry once the
+/// link is back sends them.
+fn ride_through_down(lab: &Lab, tx: &mut dyn Transmit, base: u32) {
+    assert_eq!(send_marks(tx, base..base + 100).unwrap(), 100);
+    ip(&["-n", &lab.a, "link", "set", "vA", "down"]).unwrap();
+    let e = send_marks(tx, base + 100..base + 150).unwrap_err();
+    assert_eq!(mpscan::net::errno_of(&e), Some(libc::ENETDOWN), "{e}");
+    assert_eq!(tx.pending(), 50, "the refused frames are kept");
+    let e = tx.retry().unwrap_err();
+    assert_eq!(mpscan::net::errno_of(&e), Some(libc::ENETDOWN), "{e}");
+    ip(&["-n", &lab.a, "link", "set", "vA", "up"]).unwrap();
+    assert_eq!(tx.retry().unwrap(), 0, "every kept frame left once the link was back");
+    assert_eq!(tx.pending(), 0);
+    assert_eq!(send_marks(tx, base + 150..base + 200).unwrap(), 50);
+    tx.flush().unwrap();
+}
+
+/// A link flap loses no frame on either transmit back end, and the receiver keeps its socket
+/// through a flap of its own link: frames that arrive after it are read, and the ENETDOWN the
+/// kernel set on the socket was read instead of making every poll return at once.
+#[test]
+fn a_link_flap_loses_no_frame_and_keeps_the_receiver() {
+    let Some(lab) = Lab::new_or_skip() else {
+        return;
+    };
+    let mut rx = in_ns(&lab.b, || AfPacketRx::open("vB", Some(&filter_for(40000..=40999)), small_rx()).unwrap());
+    let mut ring = in_ns(&lab.a, || TxRing::open("vA", TxConfig::default()).unwrap());
+    let mut mmsg = in_ns(&lab.a, || MmsgTx::open("vA", true).unwrap());
+    ride_through_down(&lab, &mut ring, 0);
+    ride_through_down(&lab, &mut mmsg, 1000);
+
+    let mut seen = collect(&mut rx, 400);
+    ip(&["-n", &lab.b, "link", "set", "vB", "down"]).unwrap();
+    rx.recv_batch(Duration::from_millis(50), &mut |f| {
+        seen.extend(mark_of(f));
+    })
+    .unwrap();
+    ip(&["-n", &lab.b, "link", "set", "vB", "up"]).unwrap();
+    assert_eq!(send_marks(&mut ring, 2000..2100).unwrap(), 100);
+    ring.flush().unwrap();
+    seen.extend(collect(&mut rx, 100));
+
+    let want: BTreeSet<u32> = (0..200).chain(1000..1200).chain(2000..2100).collect();
+    assert_eq!(seen, want, "missing: {:?}", want.difference(&seen).take(5).collect::<Vec<_>>());
+    assert!(rx.link_events().0 >= 1, "the socket's ENETDOWN was read: {:?}", rx.link_events());
+}
+
+/// ENOBUFS provoked for real: with the qdisc bypass off, a token bucket with a 3 KB queue in
+/// front of vA refuses most of a 2,000-frame batch. The ring keeps the refused frames, counts
+/// the refusals, and sends every frame once as the bucket drains.
+#[test]
+fn enobufs_from_a_full_qdisc_keeps_every_frame() {
+    let Some(lab) = Lab::new_or_skip() else {
+        return;
+    };
+    sh_in(
+        &lab.a,
+        "tc",
+        &["qdisc", "add", "dev", "vA", "root", "tbf", "rate", "10mbit", "burst", "2kb", "limit", "3kb"],
+    )
+    .unwrap();
+    let mut rx = in_ns(&lab.b, || AfPacketRx::open("vB", Some(&filter_for(40000..=40999)), small_rx()).unwrap());
+    let cfg = TxConfig { qdisc_bypass: false, ..TxConfig::default() };
+    let mut tx = in_ns(&lab.a, move || TxRing::open("vA", cfg).unwrap());
+    assert_eq!(send_marks(&mut tx, 0..2000).unwrap(), 2000);
+    tx.flush().unwrap();
+    let st = tx.stats();
+    assert!(st.enobufs > 0, "a 3 KB queue must refuse some of 2,000 frames at once: {st:?}");
+    assert_eq!((st.queued, st.sent), (2000, 2000), "{st:?}");
+    let seen = collect(&mut rx, 2000);
+    assert_eq!(seen, (0..2000).collect::<BTreeSet<u32>>());
+}
+
+/// The interface disappears (ENXIO) and comes back under the same name, as after a driver
+/// reset: the ring keeps the refused frames, cannot reopen while the interface is gone, then
+/// reopens on the new one and sends them; the receiver notices its interface went away and opens
+/// its ring again on the new one.
+#[test]
+fn an_interface_that_comes_back_is_reopened_on_both_sides() {
+    let Some(lab) = Lab::new_or_skip() else {
+        return;
+    };
+    let mut rx = in_ns(&lab.b, || AfPacketRx::open("vB", Some(&filter_for(40000..=40999)), small_rx()).unwrap());
+    let mut tx = in_ns(&lab.a, || TxRing::open("vA", TxConfig::default()).unwrap());
+    assert_eq!(send_marks(&mut tx, 0..50).unwrap(), 50);
+    tx.flush().unwrap();
+    let mut seen = collect(&mut rx, 50);
+
+    ip(&["-n", &lab.a, "link", "del", "vA"]).unwrap();
+    let e = send_marks(&mut tx, 50..100).unwrap_err();
+    assert_eq!(mpscan::net::errno_of(&e), Some(libc::ENXIO), "{e}");
+    assert_eq!(tx.pending(), 50);
+    let (mut tx, gone) = in_ns(&lab.a, move || {
+        let r = tx.reopen();
+        (tx, r)
+    });
+    assert!(gone.is_err(), "no interface to reopen on yet");
+    let mut rx = in_ns(&lab.b, move || {
+        rx.recv_batch(Duration::from_millis(50), &mut |_| {}).unwrap();
+        rx
+    });
+
+    lab.link().unwrap();
+    let mut tx = in_ns(&lab.a, move || {
+        tx.reopen().unwrap();
+        tx
+    });
+    assert_eq!(tx.pending(), 50, "the kept frames moved to the new ring");
+    let mut rx = in_ns(&lab.b, move || {
+        for _ in 0..100 {
+            rx.recv_batch(Duration::from_millis(10), &mut |_| {}).unwrap();
+            if rx.link_events().1 > 0 {
+                break;
+            }
+        }
+        rx
+    });
+    assert_eq!(rx.link_events().1, 1, "the receiver opened its ring again on the new vB");
+    assert_eq!(tx.retry().unwrap(), 0);
+    assert_eq!(send_marks(&mut tx, 100..150).unwrap(), 50);
+    tx.flush().unwrap();
+    seen.extend(collect(&mut rx, 100));
+    assert_eq!(seen, (0..150).collect::<BTreeSet<u32>>());
 }

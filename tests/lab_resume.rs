@@ -14,26 +14,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
-
 fn up() -> Lab {
     common::up_small()
 }
 
 fn dir(lab: &Lab, name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mpscan-resume-{}-{name}", lab.info.run));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch_dir(lab, "resume", name)
 }
 
 /// Starts `mpscan scan` in the scanner namespace writing to `csv`; `extra` is added last.
 fn start(lab: &Lab, csv: &Path, extra: &[&str]) -> Child {
     let targets = format!("@{}", lab.info.targets.display());
-    let blocklist = lab.info.blocklist.display().to_string();
-    Command::new("ip")
-        .args(["netns", "exec", &lab.info.scanner_ns, EXE, "scan", "-p", "22,80,443", "--mptcp-version", "both"])
-        .args(["-e", "77", "-c", "1", "-q", "-b", &blocklist, "-o", csv.to_str().unwrap()])
+    common::lab_scan(lab, csv)
+        .args(["-e", "77", "-c", "1", "-q"])
         .args(extra)
         .arg(&targets)
         .stderr(Stdio::piped())
@@ -42,11 +35,7 @@ fn start(lab: &Lab, csv: &Path, extra: &[&str]) -> Child {
 }
 
 fn keys(csv: &Path) -> Vec<(String, String, String, String)> {
-    let mut rdr = csv::Reader::from_path(csv).unwrap();
-    rdr.records()
-        .map(|r| r.unwrap())
-        .map(|r| (r[0].to_string(), r[1].to_string(), r[2].to_string(), r[3].to_string()))
-        .collect()
+    common::row_keys(csv)
 }
 
 /// A small deterministic generator (no rand dependency in tests).

@@ -37,6 +37,19 @@ pub struct Metadata {
     /// Rows written per probe version and class, as the scanner counted them.
     #[serde(default)]
     pub classes: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// Send errors by errno name (absent in files written before the scanner rode out link
+    /// flaps: none counted).
+    #[serde(default)]
+    pub send_errors: std::collections::BTreeMap<String, u64>,
+    /// Times the scan waited for its link.
+    #[serde(default)]
+    pub stalls: u64,
+    /// Seconds it waited.
+    #[serde(default)]
+    pub stall_secs: f64,
+    /// Probes handed to the kernel again after a wait.
+    #[serde(default)]
+    pub probes_resent: u64,
 }
 
 /// The metadata of all shards of a scan, summed.
@@ -58,6 +71,12 @@ pub struct ScanMeta {
     pub shards_declared: Option<u32>,
     /// Sum over shards of the scanner's own per-(probe, class) row counts.
     pub classes: std::collections::BTreeMap<(String, String), u64>,
+    /// Send errors by errno name, summed over shards.
+    pub send_errors: std::collections::BTreeMap<String, u64>,
+    /// Times a scanner waited for its link, and the seconds it waited, summed over shards.
+    pub stalls: u64,
+    /// See `stalls`.
+    pub stall_secs: f64,
 }
 
 impl Metadata {
@@ -96,6 +115,11 @@ impl ScanMeta {
                     *m.classes.entry((probe.clone(), class)).or_insert(0) += n;
                 }
             }
+            for (e, n) in md.send_errors {
+                *m.send_errors.entry(e).or_insert(0) += n;
+            }
+            m.stalls += md.stalls;
+            m.stall_secs += md.stall_secs;
             m.files += 1;
         }
         m.ports.sort_unstable();
@@ -120,6 +144,12 @@ impl ScanMeta {
         let mut w = vec![];
         if self.interrupted {
             w.push("the scan was interrupted: addresses probed is what was sent, not the whole target set".into());
+        }
+        if self.stalls > 0 {
+            w.push(format!(
+                "the scanner waited {} time(s) for its link ({:.1} s in all): answers in flight when it went down were lost",
+                self.stalls, self.stall_secs
+            ));
         }
         if let Some(n) = self.shards_declared {
             if n > 1 && (self.shards_seen.len() as u32) < n {
@@ -165,6 +195,20 @@ mod tests {
         let m1 = ScanMeta::read_all(&[a.path().into()]).unwrap();
         assert!(m1.warnings()[0].contains("1 of 2 shards"));
         assert_eq!(ScanMeta::default().probed(None, "v1"), None);
+    }
+
+    #[test]
+    fn link_counts_are_read_from_new_files_and_absent_from_old_ones() {
+        let old = meta(r#"{"targets_probed":10}"#);
+        let new = meta(
+            r#"{"targets_probed":10,"send_errors":{"ENETDOWN":2,"ENOBUFS":5},"stalls":2,"stall_secs":3.5,"probes_resent":40}"#,
+        );
+        let m = ScanMeta::read_all(&[old.path().into()]).unwrap();
+        assert!(m.send_errors.is_empty() && m.stalls == 0 && m.warnings().is_empty());
+        let m = ScanMeta::read_all(&[old.path().into(), new.path().into(), new.path().into()]).unwrap();
+        assert_eq!(m.send_errors.get("ENETDOWN"), Some(&4));
+        assert_eq!((m.stalls, m.stall_secs), (4, 7.0));
+        assert!(m.warnings()[0].contains("waited 4 time(s) for its link (7.0 s"), "{:?}", m.warnings());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! In-memory back ends for tests without root: [`MemoryTx`] records what would have been sent
-//! and [`MemoryRx`] plays back frames given to it.
+//! In-memory back ends for tests without root: [`MemoryTx`] records what would have been sent,
+//! [`FlakyTx`] does too but fails on cue as a link that goes down does, and [`MemoryRx`] plays
+//! back frames given to it.
 //!
 //! A [`MemoryWire`] connects them, so that a whole scan runs in memory
 //! (`crate::scan::run_with`): every frame a transmitter sends goes to a responder function, and
@@ -194,6 +195,127 @@ impl Transmit for MemoryTx {
     }
 }
 
+/// One outage of a [`FlakyTx`]: once `at` frames have been accepted, the "kernel" refuses with
+/// `errno` until `failures` calls of [`Transmit::retry`] have failed (`u32::MAX`: for ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    /// Accepted frames before it begins (the frame with this index is the first refused).
+    pub at: u64,
+    /// The error the kernel answers with.
+    pub errno: i32,
+    /// Retries that fail before the link is back.
+    pub failures: u32,
+}
+
+/// A [`Transmit`] that behaves as a transmit ring over a link that goes down on cue: frames are
+/// accepted into the back end; while the link is up they are taken at once (into `taken`), while
+/// it is down they are kept, in order, and the call fails with the outage's errno; each failed
+/// [`Transmit::retry`] counts towards the outage's end, and the first one after it hands the kept
+/// frames over. For unit tests of the send loop's retry logic (src/scan/flap.rs).
+#[derive(Debug, Default)]
+pub struct FlakyTx {
+    /// Frames the kernel took, in order.
+    pub taken: Vec<Vec<u8>>,
+    kept: VecDeque<Vec<u8>>,
+    outages: VecDeque<Outage>,
+    down: Option<(i32, u32)>,
+    accepted: u64,
+    /// Calls of [`Transmit::reopen`].
+    pub reopens: u32,
+    /// Calls of [`Transmit::reopen`] that fail before one succeeds (an interface not yet back).
+    pub reopen_failures: u32,
+    /// [`Transmit::flush`] always fails as a ring that never drains (`TimedOut`), while
+    /// [`Transmit::retry`] finds nothing to hand over.
+    pub stuck_flush: bool,
+    stats: TxStats,
+}
+
+impl FlakyTx {
+    /// A link that goes down as `outages` (sorted by `at`) say.
+    pub fn new(outages: impl IntoIterator<Item = Outage>) -> Self {
+        FlakyTx { outages: outages.into_iter().collect(), ..Default::default() }
+    }
+
+    fn refuse(&self) -> std::io::Error {
+        std::io::Error::from_raw_os_error(self.down.map_or(0, |d| d.0))
+    }
+
+    fn hand_over(&mut self) {
+        let n = self.kept.len() as u64;
+        self.taken.extend(self.kept.drain(..));
+        self.stats.sent += n;
+    }
+}
+
+impl Transmit for FlakyTx {
+    fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> std::io::Result<usize> {
+        if self.down.is_some() {
+            return Err(self.refuse());
+        }
+        let mut slot = [0u8; 256];
+        let mut queued = 0;
+        for _ in 0..n {
+            let len = fill(&mut slot);
+            if len == 0 {
+                break;
+            }
+            if self.down.is_none() && self.outages.front().is_some_and(|o| o.at == self.accepted) {
+                let o = self.outages.pop_front().unwrap();
+                self.down = Some((o.errno, o.failures));
+            }
+            self.kept.push_back(slot[..len].to_vec());
+            self.accepted += 1;
+            queued += 1;
+            if self.down.is_none() {
+                self.hand_over();
+            }
+        }
+        self.stats.queued += queued as u64;
+        if self.down.is_some() {
+            return Err(self.refuse());
+        }
+        Ok(queued)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.down.is_some() {
+            return Err(self.refuse());
+        }
+        if self.stuck_flush {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "transmit ring stuck"));
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> TxStats {
+        self.stats
+    }
+
+    fn pending(&self) -> usize {
+        self.kept.len()
+    }
+
+    fn retry(&mut self) -> std::io::Result<usize> {
+        if let Some((errno, failures)) = self.down {
+            if failures > 0 {
+                self.down = Some((errno, failures.saturating_sub(u32::from(failures != u32::MAX))));
+                return Err(self.refuse());
+            }
+            self.down = None;
+        }
+        self.hand_over();
+        Ok(0)
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        self.reopens += 1;
+        if self.reopens <= self.reopen_failures {
+            return Err(std::io::Error::from_raw_os_error(libc::ENODEV));
+        }
+        Ok(())
+    }
+}
+
 /// A [`Receive`] that hands out frames pushed into it (or arriving from its wire), all of them
 /// in the first call that finds any. Without a wire it never waits.
 #[derive(Default)]
@@ -261,7 +383,7 @@ mod tests {
             .unwrap();
         assert_eq!(n, 2);
         assert_eq!(tx.frames, vec![vec![1; 14], vec![4; 14]]);
-        assert_eq!(tx.stats(), TxStats { queued: 2, sent: 2, failed: 2, ring_full_waits: 0 });
+        assert_eq!(tx.stats(), TxStats { queued: 2, sent: 2, failed: 2, ..TxStats::default() });
     }
 
     #[test]

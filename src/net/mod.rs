@@ -46,7 +46,7 @@ mod tx_ring;
 
 use std::time::Duration;
 
-pub use memory::{MemoryRx, MemoryTx, MemoryWire};
+pub use memory::{FlakyTx, MemoryRx, MemoryTx, MemoryWire, Outage};
 pub use pcap::{PcapReader, PcapWriter};
 pub use route::{resolve, Route, RouteError};
 pub use rx_ring::{AfPacketRx, RxConfig};
@@ -68,6 +68,11 @@ pub struct TxStats {
     pub failed: u64,
     /// Times a batch found the ring full and had to wait for the kernel.
     pub ring_full_waits: u64,
+    /// Hand-overs the kernel refused with ENOBUFS (a full device queue): the frames stayed
+    /// queued and went with a later one.
+    pub enobufs: u64,
+    /// Hand-overs the kernel refused with EAGAIN (a full send buffer), likewise.
+    pub eagain: u64,
 }
 
 /// Counters of a receive back end. Monotonic over the life of the back end.
@@ -105,7 +110,54 @@ pub trait Transmit {
 
     /// Frames queued, sent and failed so far.
     fn stats(&self) -> TxStats;
+
+    /// Frames taken from `fill` that the kernel has not taken yet, after [`Transmit::send_batch`]
+    /// or [`Transmit::flush`] failed. A back end never drops such a frame on an error: it keeps
+    /// it, in order, and hands it over on [`Transmit::retry`], so that a link that goes down skips
+    /// no probe (docs/ERRORS.md, "the link goes down"). Cold path: may walk the whole ring.
+    fn pending(&self) -> usize {
+        0
+    }
+
+    /// After a failure: tries again to hand the kept frames to the kernel. `Ok(0)` when every
+    /// one has gone and the back end takes new frames again, `Ok(n)` while `n` still wait (the
+    /// kernel took the call but not the frames, e.g. a full device queue), `Err` when the kernel
+    /// refused again.
+    fn retry(&mut self) -> std::io::Result<usize> {
+        Ok(self.pending())
+    }
+
+    /// After the interface disappeared (ENXIO, ENODEV) and may have come back under the same
+    /// name (a driver reset): opens the back end again on it, carrying the kept frames over.
+    /// Back ends without an interface answer `Unsupported`.
+    fn reopen(&mut self) -> std::io::Result<()> {
+        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "this transmit back end cannot be reopened"))
+    }
 }
+
+/// The OS error number behind `e`, also when a back end wrapped it with what it was doing
+/// ([`OsError`]).
+pub fn errno_of(e: &std::io::Error) -> Option<i32> {
+    e.raw_os_error().or_else(|| e.get_ref().and_then(|r| r.downcast_ref::<OsError>()).map(|o| o.errno))
+}
+
+/// An OS error with what was being done when it happened, keeping its number so that the send
+/// loop can tell a transient error (link down, full queue) from a fatal one.
+#[derive(Debug)]
+pub struct OsError {
+    /// The errno.
+    pub errno: i32,
+    /// The whole message: what was being done, then the OS's text.
+    pub message: String,
+}
+
+impl std::fmt::Display for OsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for OsError {}
 
 /// A way to take Ethernet frames off the wire, in batches.
 pub trait Receive {
@@ -129,6 +181,15 @@ impl<T: Transmit + ?Sized> Transmit for Box<T> {
     }
     fn stats(&self) -> TxStats {
         (**self).stats()
+    }
+    fn pending(&self) -> usize {
+        (**self).pending()
+    }
+    fn retry(&mut self) -> std::io::Result<usize> {
+        (**self).retry()
+    }
+    fn reopen(&mut self) -> std::io::Result<()> {
+        (**self).reopen()
     }
 }
 

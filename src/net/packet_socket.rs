@@ -13,7 +13,12 @@ pub(crate) fn ctx(what: &str, e: io::Error) -> io::Error {
     if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::EACCES) {
         return io::Error::new(e.kind(), format!("{what}: {e}: {}", super::caps::NeedsRoot));
     }
-    io::Error::new(e.kind(), format!("{what}: {e}"))
+    let message = format!("{what}: {e}");
+    match e.raw_os_error() {
+        // Keep the number: the send loop decides from it whether to wait for the link.
+        Some(errno) => io::Error::new(e.kind(), super::OsError { errno, message }),
+        None => io::Error::new(e.kind(), message),
+    }
 }
 
 /// An AF_PACKET, SOCK_RAW socket. Created with protocol 0 so that it receives nothing until
@@ -79,6 +84,24 @@ impl PacketSocket {
             return Err(ctx("getsockopt(PACKET_STATISTICS)", io::Error::last_os_error()));
         }
         Ok((st[0], st[1]))
+    }
+
+    /// Reads and clears the socket's pending error (`SO_ERROR`): the kernel sets ENETDOWN on a
+    /// bound socket when its interface goes down, and poll() reports POLLERR until it is read.
+    pub fn take_error(&self) -> Option<i32> {
+        let mut err: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: `err` is writable for `len` bytes and `len` is a valid in/out length.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut i32).cast(),
+                &mut len,
+            )
+        };
+        (r == 0 && err != 0).then_some(err)
     }
 
     /// Attaches a classic BPF program (`SO_ATTACH_FILTER`); the kernel verifies it.

@@ -88,6 +88,16 @@ pub struct AfPacketRx {
     stats: RxStats,
     /// Frames skipped because their ring header was inconsistent (should stay 0).
     malformed: u64,
+    /// What the ring was opened with, to open it again on an interface that came back.
+    ifname: String,
+    ifindex: u32,
+    filter: Option<Vec<SockFilter>>,
+    cfg: RxConfig,
+    /// The interface went away (its index is gone or changed): open again once it is back.
+    detached: bool,
+    /// Errors the kernel reported on the socket (ENETDOWN on every link down), and reopenings.
+    link_errors: u64,
+    reopened: u64,
 }
 
 /// Reads a u32 the kernel wrote into the ring.
@@ -148,7 +158,59 @@ impl AfPacketRx {
             current: 0,
             stats: RxStats::default(),
             malformed: 0,
+            ifname: ifname.to_string(),
+            ifindex,
+            filter: filter.map(<[SockFilter]>::to_vec),
+            cfg,
+            detached: false,
+            link_errors: 0,
+            reopened: 0,
         })
+    }
+
+    /// Errors the kernel reported on the socket (one ENETDOWN per link down) and times the ring
+    /// was opened again after its interface disappeared and came back.
+    pub fn link_events(&self) -> (u64, u64) {
+        (self.link_errors, self.reopened)
+    }
+
+    /// poll() said POLLERR: read the error (else POLLERR stays up and every poll returns at
+    /// once), and notice an interface that went away. A link that merely went down keeps the
+    /// socket: the kernel hooks it in again when the link comes back up.
+    #[cold]
+    fn on_socket_error(&mut self) {
+        if self.sock.take_error().is_some() {
+            self.link_errors += 1;
+        }
+        if if_index(&self.ifname).ok() != Some(self.ifindex) {
+            self.detached = true;
+        }
+    }
+
+    /// The interface went away: once one of the same name is back, open a ring on it, after
+    /// handing the frames left in the old ring to `handle` (rows already validated are in the
+    /// receive loop, not here, so nothing is lost).
+    #[cold]
+    fn try_reattach(&mut self, handle: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
+        let mut n = 0;
+        for _ in 0..self.block_count {
+            match self.drain_block(handle) {
+                Some(k) => n += k,
+                None => break,
+            }
+        }
+        if if_index(&self.ifname).is_ok() {
+            let mut fresh = AfPacketRx::open(&self.ifname, self.filter.as_deref(), self.cfg)?;
+            fresh.stats = self.stats;
+            fresh.malformed = self.malformed;
+            fresh.link_errors = self.link_errors;
+            fresh.reopened = self.reopened + 1;
+            fresh.stats.handled += n as u64;
+            *self = fresh;
+            return Ok(0);
+        }
+        self.stats.handled += n as u64;
+        Ok(n)
     }
 
     /// Frames skipped because the kernel's ring header for them did not fit the block.
@@ -217,6 +279,13 @@ impl AfPacketRx {
 
 impl Receive for AfPacketRx {
     fn recv_batch(&mut self, timeout: Duration, handle: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
+        if self.detached {
+            let n = self.try_reattach(handle)?;
+            if self.detached {
+                std::thread::sleep(timeout);
+            }
+            return Ok(n);
+        }
         let deadline = Instant::now() + timeout;
         let mut handled = 0;
         loop {
@@ -238,7 +307,12 @@ impl Receive for AfPacketRx {
             if now >= deadline {
                 break;
             }
-            self.sock.poll(libc::POLLIN | libc::POLLERR, deadline - now)?;
+            if self.sock.poll(libc::POLLIN | libc::POLLERR, deadline - now)? & libc::POLLERR != 0 {
+                self.on_socket_error();
+                if self.detached {
+                    break;
+                }
+            }
         }
         self.stats.handled += handled as u64;
         Ok(handled)

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 pub const MMSG_BATCH: usize = 256;
 /// Bytes per frame buffer.
 const SLOT: usize = 2048;
-/// How long a send may keep failing with ENOBUFS before we give up.
-const STUCK_AFTER: Duration = Duration::from_secs(10);
+/// How long a send may keep failing with ENOBUFS before the error goes to the send loop (which
+/// waits up to `--send-error-grace`, the frames kept).
+const STUCK_AFTER: Duration = Duration::from_secs(1);
 
 /// A [`Transmit`] over `sendmmsg()`.
 pub struct MmsgTx {
@@ -25,6 +26,11 @@ pub struct MmsgTx {
     msgs: Box<[libc::mmsghdr]>,
     max_len: usize,
     stats: TxStats,
+    /// Messages filled but not sent when a send failed: sent first by the next call.
+    unsent: std::ops::Range<usize>,
+    /// Interface and option, to open the socket again after the interface came back.
+    ifname: String,
+    qdisc_bypass: bool,
 }
 
 // SAFETY: the raw pointers inside `iovs`/`msgs` point into `bufs`/`iovs`, heap blocks owned by
@@ -63,12 +69,24 @@ impl MmsgTx {
             m.msg_hdr.msg_iov = unsafe { iovs.as_mut_ptr().add(i) };
             m.msg_hdr.msg_iovlen = 1;
         }
-        Ok(MmsgTx { sock, bufs, iovs, msgs, max_len: (mtu + ETH_HEADER_LEN).min(SLOT), stats: TxStats::default() })
+        Ok(MmsgTx {
+            sock,
+            bufs,
+            iovs,
+            msgs,
+            max_len: (mtu + ETH_HEADER_LEN).min(SLOT),
+            stats: TxStats::default(),
+            unsent: 0..0,
+            ifname: ifname.to_string(),
+            qdisc_bypass,
+        })
     }
 
-    /// Sends messages `0..count`, retrying on EINTR / ENOBUFS / partial sends.
-    fn send_filled(&mut self, count: usize) -> io::Result<()> {
-        let mut done = 0;
+    /// Sends messages `from..count`, retrying on EINTR / ENOBUFS / partial sends. On an error
+    /// the messages not sent are kept in `unsent` for [`Transmit::retry`].
+    fn send_filled(&mut self, from: usize, count: usize) -> io::Result<()> {
+        self.unsent = 0..0;
+        let mut done = from;
         let mut stuck_since: Option<Instant> = None;
         while done < count {
             // SAFETY: msgs[done..count] are initialised mmsghdrs whose iovecs point into `bufs`
@@ -88,13 +106,25 @@ impl MmsgTx {
                 Some(libc::ENOBUFS) | Some(libc::EAGAIN) => {
                     // The device queue is full: give it a moment to drain.
                     self.stats.ring_full_waits += 1;
+                    if e.raw_os_error() == Some(libc::ENOBUFS) {
+                        self.stats.enobufs += 1;
+                    } else {
+                        self.stats.eagain += 1;
+                    }
                     let since = *stuck_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > STUCK_AFTER {
-                        return Err(ctx("sendmmsg(AF_PACKET): device queue full for 10 s", e));
+                        self.unsent = done..count;
+                        return Err(ctx("sendmmsg(AF_PACKET): device queue full for 1 s", e));
                     }
-                    self.sock.poll(libc::POLLOUT, Duration::from_millis(1))?;
+                    if let Err(e) = self.sock.poll(libc::POLLOUT, Duration::from_millis(1)) {
+                        self.unsent = done..count;
+                        return Err(e);
+                    }
                 }
-                _ => return Err(ctx("sendmmsg(AF_PACKET)", e)),
+                _ => {
+                    self.unsent = done..count;
+                    return Err(ctx("sendmmsg(AF_PACKET)", e));
+                }
             }
         }
         Ok(())
@@ -103,6 +133,10 @@ impl MmsgTx {
 
 impl Transmit for MmsgTx {
     fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> io::Result<usize> {
+        // Frames kept from a failed call go first (their buffers are not reused before).
+        if !self.unsent.is_empty() {
+            self.send_filled(self.unsent.start, self.unsent.end)?;
+        }
         let mut queued = 0;
         let mut calls = 0;
         let mut more = true;
@@ -124,7 +158,7 @@ impl Transmit for MmsgTx {
                 count += 1;
             }
             self.stats.queued += count as u64;
-            self.send_filled(count)?;
+            self.send_filled(0, count)?;
             queued += count;
         }
         Ok(queued)
@@ -137,5 +171,23 @@ impl Transmit for MmsgTx {
 
     fn stats(&self) -> TxStats {
         self.stats
+    }
+
+    fn pending(&self) -> usize {
+        self.unsent.len()
+    }
+
+    fn retry(&mut self) -> io::Result<usize> {
+        if !self.unsent.is_empty() {
+            self.send_filled(self.unsent.start, self.unsent.end)?;
+        }
+        Ok(0)
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        let fresh = MmsgTx::open(&self.ifname, self.qdisc_bypass)?;
+        // The buffers (and the kept frames in them) stay; only the socket is new.
+        self.sock = fresh.sock;
+        Ok(())
     }
 }

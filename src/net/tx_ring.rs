@@ -46,8 +46,17 @@ const TX_DATA_OFFSET: usize = 32;
 const TP_STATUS_AVAILABLE: u32 = 0;
 const TP_STATUS_SEND_REQUEST: u32 = 1;
 const TP_STATUS_WRONG_FORMAT: u32 = 4;
-/// How long flush() and a full ring may wait without any slot coming back before giving up.
-const STUCK_AFTER: Duration = Duration::from_secs(10);
+/// How long flush() and a full ring may wait without any slot coming back before reporting the
+/// ring stuck (a transient error: the send loop then waits up to `--send-error-grace`).
+const STUCK_AFTER: Duration = Duration::from_secs(1);
+
+/// The error of a ring that does not drain: `TimedOut`, which the send loop treats as transient.
+fn ring_stuck(in_flight: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("transmit ring stuck: no frame left in {} s ({in_flight} in flight)", STUCK_AFTER.as_secs()),
+    )
+}
 
 /// Shape of the transmit ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +102,9 @@ pub struct TxRing {
     /// Slots marked SEND_REQUEST that no successful send() has yet covered.
     unkicked: bool,
     stats: TxStats,
+    /// Interface and shape, to open the ring again after the interface came back.
+    ifname: String,
+    cfg: TxConfig,
 }
 
 fn round_up(x: usize, to: usize) -> usize {
@@ -160,6 +172,8 @@ impl TxRing {
             in_flight: 0,
             unkicked: false,
             stats: TxStats::default(),
+            ifname: ifname.to_string(),
+            cfg,
         })
     }
 
@@ -203,7 +217,9 @@ impl TxRing {
     }
 
     /// One `send(MSG_DONTWAIT)` over all SEND_REQUEST slots. A full device queue (ENOBUFS) or
-    /// send buffer (EAGAIN) is not an error: the slots stay marked and the next kick retries.
+    /// send buffer (EAGAIN) is not an error: the slots stay marked and the next kick retries
+    /// (counted in [`TxStats::enobufs`] and [`TxStats::eagain`]). Any other error (ENETDOWN: the
+    /// interface is down) leaves the slots marked too: [`Transmit::retry`] kicks them again.
     fn kick(&mut self) -> io::Result<()> {
         loop {
             match self.sock.kick(libc::MSG_DONTWAIT) {
@@ -213,7 +229,14 @@ impl TxRing {
                 }
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN) | Some(libc::ENOBUFS) => return Ok(()),
+                    Some(libc::EAGAIN) => {
+                        self.stats.eagain += 1;
+                        return Ok(());
+                    }
+                    Some(libc::ENOBUFS) => {
+                        self.stats.enobufs += 1;
+                        return Ok(());
+                    }
                     _ => return Err(ctx("send(PACKET_TX_RING)", e)),
                 },
             }
@@ -221,7 +244,8 @@ impl TxRing {
     }
 
     /// Waits until at least one in-flight slot comes back; errors out if none does for
-    /// [`STUCK_AFTER`] (interface down, or a kernel that stopped draining the ring).
+    /// [`STUCK_AFTER`] (interface down, or a kernel that stopped draining the ring), keeping
+    /// every frame: the send loop waits for the link and calls [`Transmit::retry`].
     fn wait_for_slot(&mut self) -> io::Result<()> {
         let start = Instant::now();
         loop {
@@ -230,14 +254,7 @@ impl TxRing {
                 return Ok(());
             }
             if start.elapsed() > STUCK_AFTER {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "transmit ring stuck: no frame left in {} s ({} in flight)",
-                        STUCK_AFTER.as_secs(),
-                        self.in_flight
-                    ),
-                ));
+                return Err(ring_stuck(self.in_flight));
             }
             // POLLOUT fires when the kernel's next slot is free again; the short timeout covers a
             // missed wake-up and the retry after ENOBUFS.
@@ -248,8 +265,88 @@ impl TxRing {
 
 impl Transmit for TxRing {
     fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> io::Result<usize> {
-        self.reclaim();
         let mut queued = 0;
+        let r = self.fill_and_kick(n, fill, &mut queued);
+        // Counted on an error too: the frames are in the ring and leave on retry().
+        self.stats.queued += queued as u64;
+        r.map(|()| queued)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        while self.in_flight > 0 {
+            self.wait_for_slot()?;
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> TxStats {
+        self.stats
+    }
+
+    fn pending(&self) -> usize {
+        self.send_requests()
+    }
+
+    fn retry(&mut self) -> io::Result<usize> {
+        self.reclaim();
+        if self.send_requests() > 0 {
+            self.kick()?;
+            self.reclaim();
+        }
+        let pending = self.send_requests();
+        if pending == 0 && self.in_flight == self.frame_count {
+            // Taken, but the driver gives no slot back: still stuck.
+            return Err(ring_stuck(self.in_flight));
+        }
+        Ok(pending)
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        let mut fresh = TxRing::open(&self.ifname, self.cfg)?;
+        // Carry over, in order, every frame the old ring's kernel never took.
+        let mut i = self.tail;
+        for _ in 0..self.in_flight {
+            if self.status(i).load(Ordering::Acquire) == TP_STATUS_SEND_REQUEST {
+                let (from, to) = (self.slot_offset(i), fresh.slot_offset(fresh.head));
+                let len = self.frame_size.min(fresh.frame_size);
+                // SAFETY: both ranges are whole slots inside their own mappings (layouts from
+                // `open`); the old slot is SEND_REQUEST to a socket whose device is gone and the
+                // new one is AVAILABLE and ours; the header's status word is set below.
+                unsafe { std::ptr::copy_nonoverlapping(self.ring.base().add(from), fresh.ring.base().add(to), len) };
+                fresh.status(fresh.head).store(TP_STATUS_SEND_REQUEST, Ordering::Release);
+                fresh.head = (fresh.head + 1) % fresh.frame_count;
+                fresh.in_flight += 1;
+                fresh.unkicked = true;
+            }
+            i = (i + 1) % self.frame_count;
+        }
+        fresh.stats = self.stats;
+        *self = fresh;
+        Ok(())
+    }
+}
+
+impl TxRing {
+    /// Slots marked SEND_REQUEST: frames the kernel has not taken (cold path: walks the ring).
+    fn send_requests(&self) -> usize {
+        let mut i = self.tail;
+        let mut n = 0;
+        for _ in 0..self.in_flight {
+            n += usize::from(self.status(i).load(Ordering::Acquire) == TP_STATUS_SEND_REQUEST);
+            i = (i + 1) % self.frame_count;
+        }
+        n
+    }
+
+    /// The body of [`Transmit::send_batch`]: counts into `queued` every frame it marks, also the
+    /// ones of a batch that ends in an error.
+    fn fill_and_kick(
+        &mut self,
+        n: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+        queued: &mut usize,
+    ) -> io::Result<()> {
+        self.reclaim();
         for _ in 0..n {
             if self.in_flight == self.frame_count {
                 self.stats.ring_full_waits += 1;
@@ -292,7 +389,7 @@ impl Transmit for TxRing {
             self.head = (self.head + 1) % self.frame_count;
             self.in_flight += 1;
             self.unkicked = true;
-            queued += 1;
+            *queued += 1;
             // A batch larger than the ring: hand over what we have before waiting for space.
             if self.in_flight == self.frame_count {
                 self.kick()?;
@@ -301,19 +398,7 @@ impl Transmit for TxRing {
         if self.unkicked {
             self.kick()?;
         }
-        self.stats.queued += queued as u64;
-        Ok(queued)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        while self.in_flight > 0 {
-            self.wait_for_slot()?;
-        }
         Ok(())
-    }
-
-    fn stats(&self) -> TxStats {
-        self.stats
     }
 }
 
@@ -371,6 +456,27 @@ impl Transmit for AfPacketTx {
         match self {
             AfPacketTx::Ring(r) => r.stats(),
             AfPacketTx::Mmsg(m, _) => m.stats(),
+        }
+    }
+
+    fn pending(&self) -> usize {
+        match self {
+            AfPacketTx::Ring(r) => r.pending(),
+            AfPacketTx::Mmsg(m, _) => m.pending(),
+        }
+    }
+
+    fn retry(&mut self) -> io::Result<usize> {
+        match self {
+            AfPacketTx::Ring(r) => r.retry(),
+            AfPacketTx::Mmsg(m, _) => m.retry(),
+        }
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        match self {
+            AfPacketTx::Ring(r) => r.reopen(),
+            AfPacketTx::Mmsg(m, _) => m.reopen(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The scan's metadata JSON: the full configuration (seed and shard included), times, and every
 //! counter, so that a result file can be judged and reproduced.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The configuration as recorded.
@@ -46,6 +46,24 @@ pub struct ConfigRecord {
     pub dry_run: bool,
     /// Who ran the scan.
     pub contact: Option<String>,
+    /// How long a send error may last before the scan stops (`--send-error-grace`).
+    pub send_error_grace_secs: f64,
+}
+
+/// How the scan rode through send errors (docs/ERRORS.md, "When the link goes down"). Flattened
+/// into [`Metadata`], next to the other counters, and carried across `--resume` in the state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkReport {
+    /// Send errors by errno name (`ENETDOWN`, `ENOBUFS`, ..., `ring-stuck` for a transmit ring
+    /// that did not drain): each stall counts the error that began it, and ENOBUFS/EAGAIN also
+    /// count each refusal the transmit back end retried by itself.
+    pub send_errors: BTreeMap<String, u64>,
+    /// Times a sender stopped to wait for the link.
+    pub stalls: u64,
+    /// Seconds spent waiting, summed over senders.
+    pub stall_secs: f64,
+    /// Probes handed to the kernel again after a stall (their first hand-over failed).
+    pub probes_resent: u64,
 }
 
 /// The whole metadata document.
@@ -91,6 +109,9 @@ pub struct Metadata {
     pub classes: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     /// Rows written.
     pub rows: u64,
+    /// Send errors, stalls and probes sent again.
+    #[serde(flatten)]
+    pub link: LinkReport,
     /// The scan definition (`--config`) the scan ran, if any: path, values, overridden flags.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub definition: Option<serde_json::Value>,

@@ -84,6 +84,12 @@ pub struct ScanArgs {
     #[arg(short = 'c', long, default_value_t = 8.0, value_name = "SECS")]
     pub cooldown: f64,
 
+    /// Seconds to wait for the link when sending fails (interface down, device queue full,
+    /// interface gone and back after a driver reset); the probes not yet sent go when it is back.
+    /// Then the scan stops, resumable. 0: stop at the first error.
+    #[arg(long = "send-error-grace", default_value_t = 60.0, value_name = "SECS")]
+    pub send_error_grace: f64,
+
     /// Seed of the permutation and of the validation secret (random if not given).
     #[arg(short = 'e', long, value_name = "N")]
     pub seed: Option<u64>,

@@ -60,6 +60,7 @@ impl Checkpointer {
             duplicates: p.duplicates,
             invalid: p.invalid,
             finished,
+            link: counters.link.report(),
         }
     }
 
@@ -91,6 +92,9 @@ impl Checkpointer {
                 }
                 settled = history.pop_front().unwrap().1;
             }
+            // A sender in a stall has published a position before its untaken frames: never save
+            // past it.
+            super::flap::floor(&mut settled, &progress(counters));
             self.save(counters, published, settled.clone(), false)?;
         }
         Ok(settled)

@@ -18,6 +18,9 @@ use std::time::Duration;
 /// A rate above this on a real interface gets a warning about the networks being scanned.
 pub const LOUD_RATE: u64 = 100_000;
 
+/// The longest `--send-error-grace`: a day.
+pub const MAX_GRACE: f64 = 86_400.0;
+
 /// Everything a scan needs, checked.
 pub struct ScanConfig {
     /// What to scan.
@@ -30,6 +33,8 @@ pub struct ScanConfig {
     pub rate: u64,
     /// Receive time after the last probe.
     pub cooldown: Duration,
+    /// How long a send error may last before the scan stops (`--send-error-grace`).
+    pub send_error_grace: Duration,
     /// Permutation and validation seed.
     pub seed: u64,
     /// Number of shards.
@@ -140,6 +145,7 @@ impl ScanConfig {
             probes: a.probes,
             rate: a.rate,
             cooldown: Duration::from_secs_f64(a.cooldown),
+            send_error_grace: Duration::from_secs_f64(a.send_error_grace),
             seed,
             shards: a.shards,
             shard: a.shard,
@@ -190,6 +196,12 @@ fn check_numbers(a: &ScanArgs) -> anyhow::Result<()> {
     }
     if !a.cooldown.is_finite() || a.cooldown < 0.0 || a.cooldown > 3600.0 {
         bail!("--cooldown {}: give a number of seconds between 0 and 3600", a.cooldown);
+    }
+    if !a.send_error_grace.is_finite() || a.send_error_grace < 0.0 || a.send_error_grace > MAX_GRACE {
+        bail!(
+            "--send-error-grace {}: give a number of seconds between 0 (stop at the first error) and {MAX_GRACE}",
+            a.send_error_grace
+        );
     }
     Ok(())
 }
@@ -309,6 +321,7 @@ fn record_of(
         probe_versions: versions.iter().map(|v| v.label()).collect(),
         probes_per_target: a.probes,
         cooldown_secs: a.cooldown,
+        send_error_grace_secs: a.send_error_grace,
         seed,
         shards: a.shards,
         shard: a.shard,

@@ -32,6 +32,8 @@ pub struct Counters {
     pub rows: AtomicU64,
     /// Rows whose class is `mptcp`.
     pub hits: AtomicU64,
+    /// Send errors and stalls (written only off the hot path).
+    pub link: super::flap::LinkCounters,
 }
 
 impl Counters {

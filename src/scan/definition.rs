@@ -6,8 +6,8 @@
 //! ```
 //!
 //! A definition names what the command line would: `targets`, `ports`, `rate`, `versions`,
-//! `seed`, `blocklist`, `allowlist`, `shards`, `probes`, `cooldown`, `sender_threads`,
-//! `output`, `metadata`, `output_format`, `ipv6`, `contact`, plus a `name` and a `description`.
+//! `seed`, `blocklist`, `allowlist`, `shards`, `probes`, `cooldown`, `send_error_grace`,
+//! `sender_threads`, `output`, `metadata`, `output_format`, `ipv6`, `contact`, plus a `name` and a `description`.
 //! Rules:
 //!
 //! * A flag given on the command line wins over the file (`--config scans/lab.toml -r 5000`).
@@ -92,6 +92,9 @@ pub struct Definition {
     /// Seconds to keep receiving after the last probe.
     #[serde(default)]
     pub cooldown: Option<f64>,
+    /// Seconds to wait for the link when sending fails (`--send-error-grace`).
+    #[serde(default)]
+    pub send_error_grace: Option<f64>,
     /// Sender threads.
     #[serde(default)]
     pub sender_threads: Option<u32>,
@@ -264,6 +267,7 @@ pub fn apply(a: &mut ScanArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<(
     take!("shards", d.shards, v => a.shards = v);
     take!("probes", d.probes, v => a.probes = v);
     take!("cooldown", d.cooldown, v => a.cooldown = v);
+    take!("send_error_grace", d.send_error_grace, v => a.send_error_grace = v);
     take!("sender_threads", d.sender_threads, v => a.sender_threads = v);
     take!("output_format", d.output_format, v => a.output_format = v);
     take!("ipv6", d.ipv6, v => a.ipv6 = v);
@@ -315,6 +319,7 @@ mod tests {
         blocklist = "none"
         shards = 4
         cooldown = 3.5
+        send_error_grace = 300
         output = "{name}-{shard}-of-{shards}.{ext}"
         metadata = "{name}-{shard}-of-{shards}.json"
     "#;
@@ -326,6 +331,7 @@ mod tests {
         assert_eq!(a.targets, ["198.51.100.0/24"]);
         assert_eq!((a.port.as_str(), a.rate, a.mptcp_version, a.seed), ("80,443", 500, VersionArg::Both, Some(2018)));
         assert_eq!((a.shards, a.shard, a.cooldown, a.no_blocklist), (4, 2, 3.5, true));
+        assert_eq!(a.send_error_grace, 300.0);
         assert_eq!(a.output.as_deref(), Some(Path::new("t443-2-of-4.csv")));
         assert_eq!(a.metadata.as_deref(), Some(Path::new("t443-2-of-4.json")));
         let rec = a.definition.unwrap();

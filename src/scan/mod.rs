@@ -23,6 +23,7 @@ pub mod counters;
 pub mod dedup;
 pub mod definition;
 pub mod dry_run;
+pub mod flap;
 pub mod monitor;
 pub mod pipeline;
 pub mod recv;

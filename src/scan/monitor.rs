@@ -23,19 +23,25 @@ pub fn monitor(counters: &Counters, total: u64, done: &AtomicBool) {
     let mut last_line = Instant::now();
     let mut last_sent = 0u64;
     let mut last_t = Instant::now();
+    let mut was_waiting = false;
     while !done.load(Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
         let sent = Counters::get(&counters.sent);
         let now = Instant::now();
         let rate = (sent - last_sent) as f64 / now.duration_since(last_t).as_secs_f64().max(1e-6);
-        let msg = format!(
-            "{} sent ({:.0} pps), {} received, {} rows, {} mptcp",
-            sent,
-            rate,
-            Counters::get(&counters.received),
-            Counters::get(&counters.rows),
-            Counters::get(&counters.hits)
-        );
+        // While a sender waits for the link: "link down, waiting (12 s of 60)" (scan::flap).
+        let waiting = counters.link.waiting_text();
+        let msg = match &waiting {
+            Some(w) => format!("{sent} sent, {w}"),
+            None => format!(
+                "{} sent ({:.0} pps), {} received, {} rows, {} mptcp",
+                sent,
+                rate,
+                Counters::get(&counters.received),
+                Counters::get(&counters.rows),
+                Counters::get(&counters.hits)
+            ),
+        };
         match &bar {
             Some(b) => {
                 b.set_position(Counters::get(&counters.targets_done));
@@ -43,7 +49,7 @@ pub fn monitor(counters: &Counters, total: u64, done: &AtomicBool) {
                 last_sent = sent;
                 last_t = now;
             }
-            None if last_line.elapsed() >= Duration::from_secs(5) => {
+            None if last_line.elapsed() >= Duration::from_secs(5) || (waiting.is_some() && !was_waiting) => {
                 eprintln!(
                     "mpscan: {:.0}s {}/{} targets, {msg}",
                     start.elapsed().as_secs_f64(),
@@ -56,6 +62,7 @@ pub fn monitor(counters: &Counters, total: u64, done: &AtomicBool) {
             }
             None => {}
         }
+        was_waiting = waiting.is_some();
     }
     if let Some(b) = bar {
         b.finish_and_clear();

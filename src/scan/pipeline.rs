@@ -169,7 +169,9 @@ impl Shared<'_> {
             .config
             .probe_stream(self.probing, t as u32, pos, done)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        send::send_loop(tx, &mut stream, self.config.rate_per_sender(), self.counters, &self.stop.sending, t)
+        let retry = super::flap::Retry::with_grace(self.config.send_error_grace);
+        let rate = self.config.rate_per_sender();
+        send::send_loop_with(tx, &mut stream, rate, self.counters, &self.stop.sending, t, &retry)
     }
 
     /// Cooldown: late answers still count. A second signal (or a sender's error) ends it early;
@@ -219,6 +221,7 @@ fn metadata(
         kernel_drops: report.kernel_drops,
         classes,
         rows: Counters::get(&counters.rows),
+        link: counters.link.report(),
         definition: config.definition.clone(),
     }
 }

@@ -71,6 +71,7 @@ impl Resume {
         Counters::add(&counters.sent, s.sent);
         Counters::add(&counters.received, s.received);
         Counters::add(&counters.validated, s.validated);
+        counters.link.carry(&s.link);
         for (t, p) in counters.senders.iter().enumerate() {
             p.position.store(s.positions.get(t).copied().unwrap_or(0), Relaxed);
             let done = s.targets_done.get(t).copied().unwrap_or(0);

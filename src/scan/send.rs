@@ -13,6 +13,7 @@
 //! at 500 kpps (BENCHMARKS.md).
 
 use super::counters::Counters;
+use super::flap::{ride_out, Cause, Checkpoint, Checkpoints, Outcome, Retry};
 use crate::net::Transmit;
 use crate::probe::{ProbeBuilder, ProbeVersion};
 use crate::targets::{Cursor, TargetSpace};
@@ -174,6 +175,12 @@ impl Pacer {
         n as usize
     }
 
+    /// Moves the whole schedule `by` later: after a stall the pacer carries on where it stopped
+    /// instead of bursting to make up the time lost.
+    pub fn shift(&mut self, by: Duration) {
+        self.start += by;
+    }
+
     /// When the next batch comes due.
     pub fn next_at(&self) -> Instant {
         let ns = (self.granted + self.batch) as u128 * 1_000_000_000 / self.rate as u128;
@@ -182,8 +189,9 @@ impl Pacer {
 }
 
 /// Sends the whole stream through `tx` at `rate` packets per second (0: unlimited), stopping
-/// early when `stop` is set, and publishes the progress of sender `me` after
-/// every batch. Returns the transmit error, if any.
+/// early when `stop` is set, and publishes the progress of sender `me` after every batch. Returns
+/// the transmit error, if any: the first one ends the loop (as [`send_loop_with`] with
+/// [`Retry::STOP`]).
 pub fn send_loop(
     tx: &mut dyn Transmit,
     stream: &mut ProbeStream<'_>,
@@ -192,7 +200,30 @@ pub fn send_loop(
     stop: &AtomicBool,
     me: usize,
 ) -> std::io::Result<()> {
+    send_loop_with(tx, stream, rate, counters, stop, me, &Retry::STOP)
+}
+
+/// [`send_loop`], riding out transient send errors as `retry` says (see [`super::flap`]): the
+/// frames of a failed batch are sent again when the link is back, the pacer's schedule moves by
+/// the stall instead of bursting, and a loop that gives up (or is stopped during a stall)
+/// publishes a resume position before its first frame the kernel did not take.
+pub fn send_loop_with(
+    tx: &mut dyn Transmit,
+    stream: &mut ProbeStream<'_>,
+    rate: u64,
+    counters: &Counters,
+    stop: &AtomicBool,
+    me: usize,
+    retry: &Retry,
+) -> std::io::Result<()> {
     let mut pacer = (rate > 0).then(|| Pacer::new(rate, Instant::now()));
+    let progress = counters.senders.get(me);
+    let start_done = progress.map_or(0, |p| p.done.load(Relaxed));
+    let mut history =
+        Checkpoints::new(Checkpoint { accepted: 0, position: stream.resume_position(), done: start_done });
+    let stats_at_start = tx.stats();
+    // Frames the back end accepted since the start (and so the base of `tx.stats().queued`).
+    let mut accepted = 0u64;
     let mut done = false;
     while !done && !stop.load(Relaxed) {
         let batch = match &mut pacer {
@@ -206,22 +237,131 @@ pub fn send_loop(
             },
         };
         let before = stream.targets_done;
-        let sent = tx.send_batch(batch, &mut |slot: &mut [u8]| match stream.next_probe(slot) {
+        let sent = match tx.send_batch(batch, &mut |slot: &mut [u8]| match stream.next_probe(slot) {
             Some((n, ..)) => n,
             None => {
                 done = true;
                 0
             }
-        })?;
-        Counters::add(&counters.sent, sent as u64);
+        }) {
+            Ok(sent) => sent as u64,
+            Err(e) => {
+                // The frames this batch put in the back end before it failed.
+                let queued = tx.stats().queued.wrapping_sub(stats_at_start.queued);
+                let sent = queued.saturating_sub(accepted);
+                // While it waits, the state may be saved (and the scan killed): publish a position
+                // the untaken frames and the answers lost in flight lie after.
+                let taken = (accepted + sent).saturating_sub(tx.pending() as u64);
+                let shown = rewind(&history, taken, rate, counters, me);
+                match ride_out(tx, e, counters, stop, retry) {
+                    Outcome::Recovered { lasted, .. } => {
+                        if let Some(p) = &mut pacer {
+                            p.shift(lasted);
+                        }
+                        restore(shown, counters, me);
+                        sent
+                    }
+                    Outcome::Stopped { pending } => {
+                        give_up(&history, accepted + sent, accepted, pending, rate, counters, me);
+                        return Ok(());
+                    }
+                    Outcome::GaveUp { error, pending } => {
+                        give_up(&history, accepted + sent, accepted, pending, rate, counters, me);
+                        return Err(error);
+                    }
+                }
+            }
+        };
+        accepted += sent;
+        Counters::add(&counters.sent, sent);
         Counters::add(&counters.targets_done, stream.targets_done - before);
-        if let Some(p) = counters.senders.get(me) {
+        if let Some(p) = progress {
             p.position.store(stream.resume_position(), Relaxed);
             p.done.fetch_add(stream.targets_done - before, Relaxed);
             p.complete.store(done, Relaxed);
         }
+        history.push(Checkpoint {
+            accepted,
+            position: stream.resume_position(),
+            done: start_done + stream.targets_done,
+        });
     }
-    tx.flush()
+    // A ring whose frames were taken but never leave would fail flush() again after each
+    // retry: the grace covers the whole flush, not each attempt.
+    let flush_start = Instant::now();
+    let r = loop {
+        match tx.flush() {
+            Ok(()) => break Ok(()),
+            Err(e) => match ride_out(tx, e, counters, stop, &retry.less(flush_start.elapsed())) {
+                Outcome::Recovered { .. } => {}
+                Outcome::Stopped { pending } => {
+                    give_up(&history, accepted, accepted, pending, rate, counters, me);
+                    break Ok(());
+                }
+                Outcome::GaveUp { error, pending } => {
+                    give_up(&history, accepted, accepted, pending, rate, counters, me);
+                    break Err(error);
+                }
+            },
+        }
+    };
+    // Refusals the back end retried by itself (a busy queue), for the metadata.
+    let end = tx.stats();
+    counters.link.count_n(Cause::NoBufs, end.enobufs.saturating_sub(stats_at_start.enobufs));
+    counters.link.count_n(Cause::Again, end.eagain.saturating_sub(stats_at_start.eagain));
+    r
+}
+
+/// The loop stops with `pending` of its `accepted` frames never taken by the kernel, `counted`
+/// of them already in `counters.sent`: counts only the frames that left, and publishes the
+/// position a resume must start from ([`rewind`]).
+#[cold]
+fn give_up(
+    history: &Checkpoints,
+    accepted: u64,
+    counted: u64,
+    pending: u64,
+    rate: u64,
+    counters: &Counters,
+    me: usize,
+) {
+    let left = accepted.saturating_sub(pending);
+    if left >= counted {
+        Counters::add(&counters.sent, left - counted);
+    } else {
+        counters.sent.fetch_sub(counted - left, Relaxed);
+    }
+    rewind(history, left, rate, counters, me);
+}
+
+/// Publishes, for sender `me` whose first `taken` frames the kernel took, a position before
+/// every frame it did not take and before the last second of those it did (`rate` per second;
+/// their answers may have been lost with the link), so that a resume from the state sends them
+/// again; the duplicate filter keeps one row for a probe answered twice. Returns the position
+/// and finished-target count it replaced, for [`restore`].
+#[cold]
+fn rewind(history: &Checkpoints, taken: u64, rate: u64, counters: &Counters, me: usize) -> (u64, u64) {
+    let margin = if rate == 0 { u64::MAX } else { rate };
+    let safe = history.safe(taken, margin);
+    let Some(p) = counters.senders.get(me) else {
+        return (0, 0);
+    };
+    let shown = (p.position.load(Relaxed), p.done.load(Relaxed));
+    p.position.store(safe.position, Relaxed);
+    p.done.store(safe.done, Relaxed);
+    p.complete.store(false, Relaxed);
+    counters.targets_done.fetch_sub(shown.1.saturating_sub(safe.done), Relaxed);
+    shown
+}
+
+/// The link came back: publishes again what [`rewind`] replaced.
+#[cold]
+fn restore((position, done): (u64, u64), counters: &Counters, me: usize) {
+    if let Some(p) = counters.senders.get(me) {
+        let now = p.done.swap(done, Relaxed);
+        p.position.store(position, Relaxed);
+        Counters::add(&counters.targets_done, done.saturating_sub(now));
+    }
 }
 
 /// Sleeps until `deadline`, precisely: the OS sleep for most of it, a yield loop for the rest.
@@ -242,6 +382,9 @@ fn sleep_until(deadline: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stop flag nobody sets.
+    static NEVER: AtomicBool = AtomicBool::new(false);
 
     /// Simulated clock: the sender wakes late by a varying amount, as sleeps do.
     fn run(rate: u64, secs: u64, late: impl Fn(u64) -> Duration) -> (u64, usize) {
@@ -300,5 +443,195 @@ mod tests {
         assert_eq!(p.grant(t + Duration::from_secs(1)), 100);
         assert_eq!(p.grant(t + Duration::from_secs(1)), 0);
         assert_eq!(p.grant(t + Duration::from_secs(1) + Duration::from_millis(1)), 100);
+    }
+
+    // ---- riding through send errors (scan::flap), over a transport that fails on cue ----
+
+    use crate::net::{FlakyTx, MemoryTx, Outage};
+    use crate::probe::Link;
+    use crate::targets::{BlockSource, TargetSpec};
+    use std::collections::BTreeSet;
+
+    struct Setup {
+        space: TargetSpace,
+        builder: ProbeBuilder,
+        validator: Validator,
+        link: Link,
+        versions: [ProbeVersion; 1],
+    }
+
+    fn setup() -> Setup {
+        let targets = ["198.18.0.0/22".to_string()];
+        let spec = TargetSpec {
+            targets: &targets,
+            ports: "443",
+            blocklist: BlockSource::None,
+            allowlist: None,
+            allow_unblocked_full_space: false,
+        };
+        let link = Link { src_mac: [2; 6], dst_mac: [1; 6], src_v4: Some([192, 0, 2, 2].into()), src_v6: None };
+        let versions = [ProbeVersion::V1];
+        Setup {
+            space: TargetSpace::build(&spec).unwrap(),
+            builder: ProbeBuilder::new(&link, &versions),
+            validator: Validator::from_seed(9),
+            link,
+            versions,
+        }
+    }
+
+    impl Setup {
+        fn stream(&self, position: u64) -> ProbeStream<'_> {
+            let cursor = self.space.permutation(9).cursor(0, 1, 0, 1, position).unwrap();
+            ProbeStream::new(&self.space, cursor, &self.builder, &self.validator, &self.versions, 1, &self.link)
+        }
+
+        /// Every frame of an uninterrupted scan, in order.
+        fn reference(&self) -> Vec<Vec<u8>> {
+            let mut tx = MemoryTx::default();
+            send_loop(&mut tx, &mut self.stream(0), 0, &Counters::new(1), &NEVER, 0).unwrap();
+            tx.frames
+        }
+    }
+
+    fn quick(grace: Duration) -> Retry {
+        Retry { grace, backoff_min: Duration::from_micros(100), backoff_max: Duration::from_millis(2) }
+    }
+
+    #[test]
+    fn outages_skip_no_probe_and_send_none_twice() {
+        let s = setup();
+        let want = s.reference();
+        assert_eq!(want.len(), 1024);
+        // Down in the middle of a batch (ENETDOWN), a full queue, a ring that does not drain is
+        // covered by the cause tests; an interface that vanishes and comes back (ENXIO).
+        let mut tx = FlakyTx::new([
+            Outage { at: 300, errno: libc::ENETDOWN, failures: 5 },
+            Outage { at: 600, errno: libc::ENOBUFS, failures: 1 },
+            Outage { at: 900, errno: libc::ENXIO, failures: 0 },
+        ]);
+        tx.reopen_failures = 3;
+        let counters = Counters::new(1);
+        send_loop_with(&mut tx, &mut s.stream(0), 0, &counters, &NEVER, 0, &quick(Duration::from_secs(60))).unwrap();
+        assert_eq!(tx.taken, want, "every probe once, in the permutation's order");
+        assert_eq!(tx.reopens, 4, "reopened until the interface was back");
+        assert_eq!(Counters::get(&counters.sent), 1024);
+        assert_eq!(Counters::get(&counters.targets_done), 1024);
+        assert!(counters.senders[0].complete.load(Relaxed));
+        let r = counters.link.report();
+        let errors: Vec<_> = r.send_errors.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(errors, [("ENETDOWN", 1), ("ENOBUFS", 1), ("ENXIO", 1)]);
+        assert_eq!(r.stalls, 3);
+        // Each outage kept the rest of its 256-frame batch: 512-300, 768-600, 1024-900.
+        assert_eq!(r.probes_resent, 212 + 168 + 124);
+        assert!(r.stall_secs > 0.0);
+        assert_eq!(counters.link.waiting_text(), None);
+    }
+
+    #[test]
+    fn grace_runs_out_then_resume_covers_every_probe() {
+        let s = setup();
+        let want: BTreeSet<_> = s.reference().into_iter().collect();
+        let mut tx = FlakyTx::new([Outage { at: 300, errno: libc::ENETDOWN, failures: u32::MAX }]);
+        let counters = Counters::new(1);
+        let e = send_loop_with(&mut tx, &mut s.stream(0), 0, &counters, &NEVER, 0, &quick(Duration::from_millis(30)))
+            .unwrap_err();
+        assert!(e.to_string().contains("--send-error-grace"), "{e}");
+        assert_eq!(Cause::of(&e), Some(Cause::NetDown));
+        assert_eq!(tx.taken.len(), 300);
+        assert_eq!(Counters::get(&counters.sent), 300, "only frames the kernel took count as sent");
+        // The state may not pass frame 300: it goes back to the end of the first batch.
+        let p = &counters.senders[0];
+        let (position, done) = (p.position.load(Relaxed), p.done.load(Relaxed));
+        assert_eq!(done, 256);
+        assert_eq!(Counters::get(&counters.targets_done), 256);
+        assert!(!p.complete.load(Relaxed));
+        // Resumed from there, the two runs together send every probe.
+        let mut rest = MemoryTx::default();
+        send_loop(&mut rest, &mut s.stream(position), 0, &Counters::new(1), &NEVER, 0).unwrap();
+        assert_eq!(rest.frames.len(), 1024 - 256);
+        let got: BTreeSet<_> = tx.taken.into_iter().chain(rest.frames).collect();
+        assert_eq!(got, want);
+        assert_eq!(counters.link.report().stalls, 1);
+    }
+
+    #[test]
+    fn grace_zero_stops_at_the_first_error_as_before() {
+        let s = setup();
+        let mut tx = FlakyTx::new([Outage { at: 10, errno: libc::ENOBUFS, failures: 1 }]);
+        let counters = Counters::new(1);
+        let e = send_loop_with(&mut tx, &mut s.stream(0), 0, &counters, &NEVER, 0, &Retry::STOP).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOBUFS));
+        assert_eq!(counters.senders[0].position.load(Relaxed), 0, "nothing of the first batch is safe");
+        assert_eq!(counters.link.report().stalls, 0);
+        assert_eq!(counters.link.report().send_errors.get("ENOBUFS"), Some(&1));
+    }
+
+    #[test]
+    fn an_error_that_waiting_does_not_cure_stops_at_once() {
+        let s = setup();
+        let mut tx = FlakyTx::new([Outage { at: 10, errno: libc::EINVAL, failures: 1 }]);
+        let counters = Counters::new(1);
+        let e = send_loop_with(&mut tx, &mut s.stream(0), 0, &counters, &NEVER, 0, &quick(Duration::from_secs(60)))
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(counters.link.report().send_errors.get("EINVAL"), Some(&1));
+        assert_eq!(counters.link.report().stalls, 0);
+    }
+
+    #[test]
+    fn a_signal_during_a_stall_stops_with_a_safe_position() {
+        let s = setup();
+        let mut tx = FlakyTx::new([Outage { at: 700, errno: libc::ENETDOWN, failures: u32::MAX }]);
+        let counters = Counters::new(1);
+        let stop = AtomicBool::new(false);
+        // The stop arrives while the sender waits: from the monitor's view of the stall.
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                while counters.link.waiting_text().is_none() {
+                    std::thread::yield_now();
+                }
+                // While it waits, the state would already resume before the untaken frames.
+                assert_eq!(counters.senders[0].done.load(Relaxed), 256);
+                assert_eq!(Counters::get(&counters.targets_done), 256);
+                stop.store(true, Relaxed);
+            });
+            send_loop_with(&mut tx, &mut s.stream(0), 0, &counters, &stop, 0, &quick(Duration::from_secs(3600)))
+                .unwrap();
+        });
+        assert_eq!(tx.taken.len(), 700);
+        // Unpaced, the margin for answers in flight reaches past the history: its oldest entry.
+        assert_eq!(counters.senders[0].done.load(Relaxed), 256);
+        assert_eq!(Counters::get(&counters.sent), 700);
+    }
+
+    #[test]
+    fn a_ring_that_never_drains_at_the_end_gives_up_after_the_grace() {
+        let s = setup();
+        let mut tx = FlakyTx::default();
+        tx.stuck_flush = true;
+        let counters = Counters::new(1);
+        // Each retry finds nothing left to hand over, each flush fails again: the grace bounds
+        // the whole flush, so the loop ends.
+        let e = send_loop_with(&mut tx, &mut s.stream(0), 0, &counters, &NEVER, 0, &quick(Duration::from_millis(30)))
+            .unwrap_err();
+        assert_eq!(Cause::of(&e), Some(Cause::RingStuck));
+        assert_eq!(tx.taken.len(), 1024);
+        let r = counters.link.report();
+        assert!(r.stalls >= 1 && r.send_errors["ring-stuck"] > r.stalls, "{r:?}");
+    }
+
+    #[test]
+    fn after_a_stall_the_schedule_moves_instead_of_bursting() {
+        let mut p = Pacer::new(100_000, Instant::now());
+        let t = p.start;
+        assert_eq!(p.grant(t + Duration::from_millis(1)), 100);
+        // A 2-second stall: the schedule moves by as much, so the next millisecond brings one
+        // batch, not the 200,000 probes (or the 50 ms of debt) the stall would have owed.
+        p.shift(Duration::from_secs(2));
+        let back = t + Duration::from_secs(2) + Duration::from_millis(1);
+        assert_eq!(p.grant(back), 0);
+        assert_eq!(p.grant(back + Duration::from_millis(1)), 100);
+        assert_eq!(p.grant(back + Duration::from_millis(1)), 0);
     }
 }

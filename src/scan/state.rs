@@ -69,6 +69,10 @@ pub struct ScanState {
     pub invalid: BTreeMap<String, u64>,
     /// Set once the scan ended normally (nothing left to resume).
     pub finished: bool,
+    /// Send errors, stalls and probes sent again, carried across resumes (absent from states
+    /// written before they were counted).
+    #[serde(default)]
+    pub link: crate::output::metadata::LinkReport,
 }
 
 /// The state file, open for writing.
@@ -211,6 +215,7 @@ mod tests {
             duplicates: 0,
             invalid: BTreeMap::new(),
             finished: false,
+            link: Default::default(),
         }
     }
 
