@@ -17,11 +17,11 @@
 //! by its guard even when the test fails.
 
 mod common;
-use common::lab_possible;
+use common::{check_rows, lab_possible, read_rows, Row};
 use mpscan::lab::topology::random_run_name;
 use mpscan::lab::{GroundTruth, Lab, LabOptions, Size};
 use mpscan::probe::ProbeVersion;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -42,9 +42,6 @@ fn tempdir(what: &str) -> PathBuf {
     d
 }
 
-/// One CSV row, as a map from column to value.
-type Row = BTreeMap<String, String>;
-
 /// Runs `mpscan scan --config scans/lab.toml EXTRA...` in the lab's scanner namespace, in `dir`
 /// (where the definition's output names land).
 fn scan_lab(lab: &Lab, dir: &Path, extra: &[&str]) -> Output {
@@ -58,72 +55,14 @@ fn ok(out: Output) -> Output {
     out
 }
 
-fn read_csv(p: &Path) -> Vec<Row> {
-    let mut rdr = csv::Reader::from_path(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let headers = rdr.headers().unwrap().clone();
-    rdr.records()
-        .map(|r| headers.iter().zip(r.unwrap().iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect())
-        .collect()
-}
-
 fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }
 
-fn version_of(label: &str) -> ProbeVersion {
-    match label {
-        "v0" => ProbeVersion::V0,
-        "v1" => ProbeVersion::V1,
-        o => panic!("bad probe column {o:?}"),
-    }
-}
-
-/// Checks every row against the ground truth (both families) and that every answering
-/// (address, port, version) has exactly one row. Returns the rows per family.
+/// Checks every row against the ground truth (both families, both versions, every port) and
+/// returns the rows per family.
 fn check(truth: &GroundTruth, rows: &[Row]) -> (usize, usize) {
-    let mut seen = BTreeSet::new();
-    for r in rows {
-        let ip: IpAddr = r["ip"].parse().unwrap();
-        let port: u16 = r["port"].parse().unwrap();
-        let v = version_of(&r["probe"]);
-        assert!(seen.insert((ip, port, v)), "duplicate row {r:?}");
-        let e = truth.expected(ip, port, v).unwrap_or_else(|| panic!("row for a silent address: {r:?}"));
-        assert_eq!(r["class"], e.class.label(), "class of {ip}:{port} {v}: {r:?}");
-        assert_eq!(r["responder"], e.responder_for(ip).to_string(), "{r:?}");
-        if let Some(mv) = e.mptcp_version {
-            assert_eq!(r["mptcp_version"], mv.to_string(), "{r:?}");
-        }
-        if let Some(f) = &e.mpc_flags {
-            assert_eq!(&r["mpc_flags"], f, "{r:?}");
-        }
-        if let Some(m) = e.mirrored {
-            assert_eq!(r["mirrored"], m.to_string(), "{r:?}");
-        }
-        if r["class"] == "mptcp" {
-            assert_eq!(r["mpc_key"].len(), 16, "{r:?}");
-        }
-        // The ICMP type and code (ICMPv6 1/1 admin-prohibited, 3/0 time exceeded) and the reason
-        // for a malformed answer, in the family's own numbers.
-        if let Some(d) = &e.detail {
-            assert_eq!(&r["detail"], d, "{r:?}");
-        }
-    }
-    let mut missing = Vec::new();
-    for ip in truth.addresses() {
-        for port in PORTS {
-            for v in BOTH {
-                if truth.expected(ip, port, v).is_some() && !seen.contains(&(ip, port, v)) {
-                    missing.push(format!("[{ip}]:{port} {v}"));
-                }
-            }
-        }
-    }
-    assert!(
-        missing.is_empty(),
-        "{} answering targets have no row, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
+    check_rows(truth, rows, &BOTH, &PORTS);
     let v6 = rows.iter().filter(|r| r["ip"].contains(':')).count();
     (rows.len() - v6, v6)
 }
@@ -144,7 +83,7 @@ fn both_families_and_sharded_scans_match_the_full_scan() {
 
     // The full scan, both families, from the shipped definition.
     ok(scan_lab(&lab, &dir, &[]));
-    let full = read_csv(&dir.join("lab-0-of-1.csv"));
+    let full = read_rows(&dir.join("lab-0-of-1.csv"));
     let full_meta = read_json(&dir.join("lab-0-of-1.json"));
     let (n4, n6) = check(&truth, &full);
     assert!(n4 > 0 && n6 > 0, "rows: {n4} IPv4, {n6} IPv6");
@@ -173,7 +112,7 @@ fn both_families_and_sharded_scans_match_the_full_scan() {
             );
             assert_eq!(meta["targets_total"].as_u64().unwrap(), total);
             probed += meta["targets_probed"].as_u64().unwrap();
-            union.extend(read_csv(&csv));
+            union.extend(read_rows(&csv));
             csvs.push(csv);
             metas.push(json);
         }
@@ -189,7 +128,7 @@ fn both_families_and_sharded_scans_match_the_full_scan() {
         args.push("--metadata".into());
         args.extend(metas.iter().map(|p| path(p)));
         ok(Command::new(EXE).args(&args).output().unwrap());
-        let merged = read_csv(&all_csv);
+        let merged = read_rows(&all_csv);
         assert_eq!(merged.iter().map(key).collect::<BTreeSet<_>>(), full_keys);
         assert_eq!(merged.len(), full.len());
         let m = read_json(&all_json);
@@ -225,7 +164,7 @@ fn parquet_and_csv_scans_hold_the_same_rows() {
     let dir = tempdir("parquet");
     ok(scan_lab(&lab, &dir, &[]));
     ok(scan_lab(&lab, &dir, &["--output-format", "parquet"]));
-    let csv = read_csv(&dir.join("lab-0-of-1.csv"));
+    let csv = read_rows(&dir.join("lab-0-of-1.csv"));
     let pq = mpscan::output::parquet::read_as_csv_records(&dir.join("lab-0-of-1.parquet")).unwrap();
     let pq: Vec<Row> =
         pq.into_iter().map(|r| mpscan::output::COLUMNS.iter().map(|c| c.to_string()).zip(r).collect()).collect();
@@ -267,7 +206,7 @@ fn ipv6_hitlist_scan_with_dash_6() {
     let dir = tempdir("v6");
     let hitlist = format!("@{}", lab.info.targets6.as_ref().expect("an IPv6 lab").display());
     ok(scan_lab(&lab, &dir, &["-6", "-o", "v6.csv", "-m", "v6.json", "--mptcp-version", "1", &hitlist]));
-    let rows = read_csv(&dir.join("v6.csv"));
+    let rows = read_rows(&dir.join("v6.csv"));
     assert!(!rows.is_empty() && rows.iter().all(|r| r["ip"].parse::<IpAddr>().unwrap().is_ipv6()));
     let truth = lab.ground_truth().unwrap();
     for r in &rows {
@@ -327,7 +266,7 @@ fn ipv6_through_its_own_router() {
     assert!(nft.wait().unwrap().success(), "nft: IPv6 TCP only through the second router");
 
     ok(scan_lab(&lab, &dir, &[]));
-    let rows = read_csv(&dir.join("lab-0-of-1.csv"));
+    let rows = read_rows(&dir.join("lab-0-of-1.csv"));
     let meta = read_json(&dir.join("lab-0-of-1.json"));
     let (n4, n6) = check(&truth, &rows);
     assert!(n4 > 0 && n6 > 0, "rows: {n4} IPv4, {n6} IPv6");

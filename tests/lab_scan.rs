@@ -10,11 +10,10 @@
 //! by its guard even when the test fails.
 
 mod common;
-use common::lab_possible;
+use common::{check_rows, lab_possible, read_rows, Row};
 use mpscan::lab::{GroundTruth, Lab};
 use mpscan::probe::ProbeVersion;
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,9 +23,6 @@ fn up() -> Lab {
     common::up_small()
 }
 
-/// One CSV row, as a map from column to value.
-type Row = BTreeMap<String, String>;
-
 /// Runs `mpscan scan` in the lab's scanner namespace and returns the rows and the metadata.
 fn scan(lab: &Lab, version: &str, seed: &str, extra: &[&str]) -> (Vec<Row>, serde_json::Value) {
     let dir = tempdir(&lab.info.run);
@@ -34,41 +30,16 @@ fn scan(lab: &Lab, version: &str, seed: &str, extra: &[&str]) -> (Vec<Row>, serd
     let targets = format!("@{}", lab.info.targets.display());
     let targets6 = format!("@{}", lab.info.targets6.as_ref().expect("the lab has IPv6 ranges").display());
     let blocklist = lab.info.blocklist.display().to_string();
-    let mut args = vec![
-        "netns",
-        "exec",
-        &lab.info.scanner_ns,
-        EXE,
-        "scan",
-        "-p",
-        "22,80,443",
-        "--mptcp-version",
-        version,
-        "-e",
-        seed,
-        "-r",
-        "20000",
-        "-c",
-        "2",
-        "-b",
-        &blocklist,
-        "-q",
-        "-o",
-        csv.to_str().unwrap(),
-        "-m",
-        json.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    args.push(&targets);
-    args.push(&targets6);
-    let out = Command::new("ip").args(&args).output().expect("running mpscan in the lab");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.info.scanner_ns, EXE, "scan", "-p", "22,80,443", "--mptcp-version", version])
+        .args(["-e", seed, "-r", "20000", "-c", "2", "-b", &blocklist, "-q"])
+        .args(["-o", csv.to_str().unwrap(), "-m", json.to_str().unwrap()])
+        .args(extra)
+        .args([&targets, &targets6])
+        .output()
+        .expect("running mpscan in the lab");
     assert!(out.status.success(), "mpscan scan failed: {}", String::from_utf8_lossy(&out.stderr));
-    let mut rdr = csv::Reader::from_path(&csv).expect("CSV written");
-    let headers = rdr.headers().unwrap().clone();
-    let rows = rdr
-        .records()
-        .map(|r| headers.iter().zip(r.unwrap().iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect())
-        .collect();
+    let rows = read_rows(&csv);
     let meta = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("metadata JSON");
     (rows, meta)
 }
@@ -77,66 +48,6 @@ fn tempdir(run: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mpscan-scan-lab-{run}"));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn version_of(label: &str) -> ProbeVersion {
-    match label {
-        "v0" => ProbeVersion::V0,
-        "v1" => ProbeVersion::V1,
-        o => panic!("bad probe column {o:?}"),
-    }
-}
-
-/// Checks every row against the ground truth and that every answering (address, port, version)
-/// has exactly one row. Returns the number of rows checked.
-fn check(truth: &GroundTruth, rows: &[Row], versions: &[ProbeVersion], ports: &[u16]) -> usize {
-    let mut seen = BTreeSet::new();
-    for r in rows {
-        let ip: IpAddr = r["ip"].parse().unwrap();
-        let port: u16 = r["port"].parse().unwrap();
-        let v = version_of(&r["probe"]);
-        assert!(versions.contains(&v), "row for a version not probed: {r:?}");
-        assert!(seen.insert((ip, port, v)), "duplicate row {r:?}");
-        let e = truth.expected(ip, port, v).unwrap_or_else(|| panic!("row for a silent address: {r:?}"));
-        assert_eq!(r["class"], e.class.label(), "class of {ip}:{port} {v}: {r:?}");
-        assert_eq!(r["responder"], e.responder_for(ip).to_string(), "{r:?}");
-        if let Some(d) = &e.detail {
-            assert_eq!(&r["detail"], d, "detail of {ip}:{port} {v}: {r:?}");
-        }
-        if let Some(mv) = e.mptcp_version {
-            assert_eq!(r["mptcp_version"], mv.to_string(), "{r:?}");
-        }
-        if let Some(f) = &e.mpc_flags {
-            assert_eq!(&r["mpc_flags"], f, "{r:?}");
-        }
-        if let Some(m) = e.mirrored {
-            assert_eq!(r["mirrored"], m.to_string(), "{r:?}");
-        }
-        if let Some(t) = e.ts_echoed {
-            assert_eq!(r["ts_echoed"], t.to_string(), "{r:?}");
-        }
-        if r["class"] == "mptcp" {
-            assert_eq!(r["mpc_key"].len(), 16, "{r:?}");
-        }
-    }
-    // Recall: every (address, port, version) the ground truth says answers has its row.
-    let mut missing = Vec::new();
-    for ip in truth.addresses() {
-        for &port in ports {
-            for &v in versions {
-                if truth.expected(ip, port, v).is_some() && !seen.contains(&(ip, port, v)) {
-                    missing.push(format!("{ip}:{port} {v}"));
-                }
-            }
-        }
-    }
-    assert!(
-        missing.is_empty(),
-        "{} answering targets have no row, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    rows.len()
 }
 
 #[test]
@@ -153,7 +64,7 @@ fn scan_matches_ground_truth_for_v1_v0_and_both() {
         ("both", vec![ProbeVersion::V1, ProbeVersion::V0]),
     ] {
         let (rows, meta) = scan(&lab, arg, "11", &[]);
-        let n = check(&truth, &rows, &versions, &ports);
+        let n = check_rows(&truth, &rows, &versions, &ports);
         assert!(n > 0);
         assert_eq!(meta["rows"].as_u64().unwrap(), n as u64);
         assert_eq!(meta["interrupted"], false);
@@ -190,7 +101,7 @@ fn same_seed_same_rows_and_repeated_probes_do_not_duplicate() {
     // Three probes per target: the extra answers are counted as duplicates, not written.
     assert!(meta["duplicates"].as_u64().unwrap() > 0, "{meta}");
     let truth = GroundTruth::load(Path::new(&lab.info.ground_truth)).unwrap();
-    check(&truth, &b, &[ProbeVersion::V1, ProbeVersion::V0], &[22, 80, 443]);
+    check_rows(&truth, &b, &[ProbeVersion::V1, ProbeVersion::V0], &[22, 80, 443]);
 }
 
 // Sharded scans (3 and 7 shards, both families, merge) are tested in tests/lab_multi.rs.

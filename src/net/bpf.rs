@@ -50,6 +50,7 @@ const BPF_B: u16 = 0x10;
 const BPF_ABS: u16 = 0x20;
 const BPF_IND: u16 = 0x40;
 const BPF_MSH: u16 = 0xa0;
+const BPF_IMM: u16 = 0x00;
 const BPF_JEQ: u16 = 0x10;
 const BPF_JGT: u16 = 0x20;
 const BPF_JGE: u16 = 0x30;
@@ -170,6 +171,11 @@ impl Asm {
         self.push(BPF_LDX | BPF_B | BPF_MSH, k)
     }
 
+    /// `ldx #k`: X = k.
+    pub fn ldx_imm(&mut self, k: u32) -> &mut Self {
+        self.push(BPF_LDX | BPF_W | BPF_IMM, k)
+    }
+
     /// `jeq #k, jt, jf`.
     pub fn jeq(&mut self, k: u32, jt: Target, jf: Target) -> &mut Self {
         self.jump(BPF_JEQ, k, jt, jf)
@@ -183,6 +189,14 @@ impl Asm {
     /// `jge #k, jt, jf` (unsigned A >= k).
     pub fn jge(&mut self, k: u32, jt: Target, jf: Target) -> &mut Self {
         self.jump(BPF_JGE, k, jt, jf)
+    }
+
+    /// `jeq` against each of `ks` in turn: to `hit` on the first equal, to `miss` if none is.
+    pub fn jeq_any(&mut self, ks: &[u32], hit: Target, miss: Target) -> &mut Self {
+        for (i, &k) in ks.iter().enumerate() {
+            self.jeq(k, hit, if i + 1 == ks.len() { miss } else { Next });
+        }
+        self
     }
 
     /// `jset #k, jt, jf` (A & k != 0).
@@ -225,15 +239,21 @@ impl Asm {
 
 // Frame offsets (untagged Ethernet).
 const ETHERTYPE: u32 = 12;
-const IP4: u32 = 14;
+/// Where the IP header starts, either family.
+const L3: u32 = 14;
+const IP4: u32 = L3;
 const IP4_PROTO: u32 = IP4 + 9;
 const IP4_FRAG: u32 = IP4 + 6;
-const IP6: u32 = 14;
+const IP6: u32 = L3;
 const IP6_NEXT: u32 = IP6 + 6;
 const IP6_PAYLOAD: u32 = IP6 + 40;
 const TCP_DPORT: u32 = 2;
 const TCP_FLAGS: u32 = 13;
 const TCP_SYN_OR_RST: u32 = 0x02 | 0x04;
+/// ICMP types passed: unreachable, source quench, redirect, time exceeded, parameter problem.
+const ICMP4_TYPES: [u32; 5] = [3, 4, 5, 11, 12];
+/// ICMPv6 types passed: unreachable, packet too big, time exceeded, parameter problem, redirect.
+const ICMP6_TYPES: [u32; 5] = [1, 2, 3, 4, 137];
 
 /// The capture filter for a scan whose probes leave from source ports `dst_ports` (the answers'
 /// destination ports). See the module documentation for what it accepts.
@@ -242,43 +262,31 @@ pub fn filter_for(dst_ports: RangeInclusive<u16>) -> Vec<SockFilter> {
     let mut a = Asm::new();
     a.ldh(ETHERTYPE)
         .jeq(0x0800, Next, Label("not4"))
-        // IPv4: drop later fragments (no transport header), then dispatch on the protocol.
+        // IPv4: drop later fragments (no transport header); X = the header length (IHL).
         .ldh(IP4_FRAG)
         .jset(0x1fff, Label("drop"), Next)
         .ldx_msh(IP4)
         .ldb(IP4_PROTO)
-        .jeq(6, Next, Label("icmp4"))
-        .ldh_x(IP4 + TCP_DPORT)
-        .jge(lo, Next, Label("drop"))
-        .jgt(hi, Label("drop"), Next)
-        .ldb_x(IP4 + TCP_FLAGS)
-        .jset(TCP_SYN_OR_RST, Label("accept"), Label("drop"))
-        .label("icmp4")
+        .jeq(6, Label("tcp"), Next)
         .jeq(1, Next, Label("drop"))
-        .ldb_x(IP4)
-        .jeq(3, Label("accept"), Next)
-        .jeq(4, Label("accept"), Next)
-        .jeq(5, Label("accept"), Next)
-        .jeq(11, Label("accept"), Next)
-        .jeq(12, Label("accept"), Label("drop"))
-        // IPv6: fixed 40-byte header, next header read directly.
+        .ldb_x(L3)
+        .jeq_any(&ICMP4_TYPES, Label("accept"), Label("drop"))
+        // IPv6: fixed 40-byte header, next header read directly; X = 40.
         .label("not4")
         .jeq(0x86dd, Next, Label("drop"))
+        .ldx_imm(40)
         .ldb(IP6_NEXT)
-        .jeq(6, Next, Label("icmp6"))
-        .ldh(IP6_PAYLOAD + TCP_DPORT)
-        .jge(lo, Next, Label("drop"))
-        .jgt(hi, Label("drop"), Next)
-        .ldb(IP6_PAYLOAD + TCP_FLAGS)
-        .jset(TCP_SYN_OR_RST, Label("accept"), Label("drop"))
-        .label("icmp6")
+        .jeq(6, Label("tcp"), Next)
         .jeq(58, Next, Label("drop"))
         .ldb(IP6_PAYLOAD)
-        .jeq(1, Label("accept"), Next)
-        .jeq(2, Label("accept"), Next)
-        .jeq(3, Label("accept"), Next)
-        .jeq(4, Label("accept"), Next)
-        .jeq(137, Label("accept"), Label("drop"))
+        .jeq_any(&ICMP6_TYPES, Label("accept"), Label("drop"))
+        // TCP of either family, at L3 + X: a destination port in range and SYN or RST set.
+        .label("tcp")
+        .ldh_x(L3 + TCP_DPORT)
+        .jge(lo, Next, Label("drop"))
+        .jgt(hi, Label("drop"), Next)
+        .ldb_x(L3 + TCP_FLAGS)
+        .jset(TCP_SYN_OR_RST, Label("accept"), Label("drop"))
         .label("accept")
         .ret(ACCEPT_LEN)
         .label("drop")
@@ -327,6 +335,7 @@ pub fn run(prog: &[SockFilter], frame: &[u8]) -> Result<u32, RunError> {
                 Some(v) => x = (v & 0xf) * 4,
                 None => return Ok(0),
             },
+            (BPF_LDX, BPF_IMM) if size == BPF_W => x = i.k,
             (BPF_JMP, _) if i.code & 0x08 == BPF_K => {
                 let cond = match i.code & 0xf0 {
                     BPF_JEQ => a == i.k,
@@ -535,10 +544,10 @@ mod tests {
     fn opcodes_match_tcpdump() {
         // `tcpdump -dd` spellings of the instructions the filter uses.
         let mut a = Asm::new();
-        a.ldh(12).ldb(23).ld(26).ldx_msh(14).ldh_x(16).ldb_x(27);
+        a.ldh(12).ldb(23).ld(26).ldx_msh(14).ldh_x(16).ldb_x(27).ldx_imm(40);
         a.jeq(0x800, Next, Next).jgt(1, Next, Next).jge(1, Next, Next).jset(0x1fff, Next, Next).ret(0);
         let codes: Vec<u16> = a.finish().unwrap().iter().map(|i| i.code).collect();
-        assert_eq!(codes, vec![0x28, 0x30, 0x20, 0xb1, 0x48, 0x50, 0x15, 0x25, 0x35, 0x45, 0x06]);
+        assert_eq!(codes, vec![0x28, 0x30, 0x20, 0xb1, 0x48, 0x50, 0x01, 0x15, 0x25, 0x35, 0x45, 0x06]);
     }
 
     #[test]

@@ -255,6 +255,16 @@ mod tests {
     use super::*;
     use crate::verify::verdict::Verdict;
 
+    /// The test server's side of one HTTP exchange: read the request, answer 200, wait for the
+    /// client to close.
+    fn answer_one_http(mut c: std::net::TcpStream) {
+        use std::io::{Read, Write};
+        let mut b = [0u8; 512];
+        let _ = c.read(&mut b).unwrap();
+        c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+        let _ = c.read(&mut b);
+    }
+
     #[test]
     fn announced_addresses_exclude_the_target() {
         let to: SocketAddr = "203.0.113.130:443".parse().unwrap();
@@ -287,14 +297,7 @@ mod tests {
         }
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let to = l.local_addr().unwrap();
-        let server = std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            let (mut c, _) = l.accept().unwrap();
-            let mut b = [0u8; 512];
-            let _ = c.read(&mut b).unwrap();
-            c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
-            let _ = c.read(&mut b);
-        });
+        let server = std::thread::spawn(move || answer_one_http(l.accept().unwrap().0));
         let a = rt().block_on(attempt(to, App::Http, timing(), [0; 96]));
         server.join().unwrap();
         assert_eq!(a.obs.mptcp_at_connect, Some(false));
@@ -320,15 +323,7 @@ mod tests {
         l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
         l.listen(4).unwrap();
         let to = l.local_addr().unwrap().as_socket().unwrap();
-        let server = std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            let (c, _) = l.accept().unwrap();
-            let mut c = std::net::TcpStream::from(c);
-            let mut b = [0u8; 512];
-            let _ = c.read(&mut b).unwrap();
-            c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
-            let _ = c.read(&mut b);
-        });
+        let server = std::thread::spawn(move || answer_one_http(std::net::TcpStream::from(l.accept().unwrap().0)));
         let a = rt().block_on(attempt(to, App::Http, timing(), [0; 96]));
         server.join().unwrap();
         assert_eq!((a.obs.mptcp_at_connect, a.obs.mptcp_after), (Some(true), Some(true)), "{a:?}");
