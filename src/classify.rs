@@ -18,52 +18,13 @@
 //! came back byte-identical (a mirroring box), and whether our TSval came back as TSval (a box
 //! that copies options rather than a TCP stack, which would put it in TSecr).
 
-use crate::probe::{options_of, ProbeVersion};
+use crate::probe::{options_of, ProbeVersion, SynOption};
 use crate::response::{Kind, Response};
 use crate::wire::{mptcp, MpCapable, TcpOption, TcpOptions};
 
-/// The class of a response (the CSV's `class` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Class {
-    /// A real MPTCP server: a well-formed MP_CAPABLE that is not the probe's.
-    Mptcp,
-    /// A middlebox echoing the probe's MP_CAPABLE.
-    Echo,
-    /// An MPTCP option that is not a valid MP_CAPABLE answer.
-    Malformed,
-    /// A SYN-ACK without MP_CAPABLE: plain TCP, or a box that stripped the option.
-    Tcp,
-    /// A RST.
-    Closed,
-    /// An ICMP(v6) error that ends the probe (destination unreachable, time exceeded, parameter
-    /// problem) quoting it.
-    Unreachable,
-}
-
-impl Class {
-    /// Every class, in table order.
-    pub const ALL: [Class; 6] =
-        [Class::Mptcp, Class::Echo, Class::Malformed, Class::Tcp, Class::Closed, Class::Unreachable];
-
-    /// The CSV spelling.
-    pub fn label(self) -> &'static str {
-        match self {
-            Class::Mptcp => "mptcp",
-            Class::Echo => "echo",
-            Class::Malformed => "malformed",
-            Class::Tcp => "tcp",
-            Class::Closed => "closed",
-            Class::Unreachable => "unreachable",
-        }
-    }
-}
-
-impl std::fmt::Display for Class {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
+/// The class of a response (the CSV's `class` column): the result schema's, so every reader of
+/// results counts by the same enum.
+pub use mpscan_schema::Class;
 
 /// The verdict on one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -609,7 +609,7 @@ pub(crate) mod tests {
 #[cfg(test)]
 mod proptests {
     use super::*;
-    use crate::probe::{options_of, Link, ProbeBuilder, MAX_FRAME_LEN};
+    use crate::probe::{options_of, Link, ProbeBuilder, SynOption, MAX_FRAME_LEN};
     use crate::wire::{TcpFlags, TcpOption};
     use proptest::prelude::*;
 

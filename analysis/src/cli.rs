@@ -4,13 +4,13 @@
 use crate::diff::{self, Diff};
 use crate::metadata::ScanMeta;
 use crate::pfx2as::Pfx2As;
-use crate::reader::{for_each_row, Input};
-use crate::row::{Class, Col, Probe};
 use crate::summary::{self, Aggregate, Level, Options};
 use crate::synth::{self, SynthConfig};
 use crate::table::{render, Format};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use mpscan_schema::reader::{for_each_row, Input};
+use mpscan_schema::{Class, Col, ProbeVersion};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -148,7 +148,12 @@ pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
     if pfx2as.is_some() && !levels.contains(&Level::As) {
         levels.push(Level::As);
     }
-    Ok(Options { top: a.top, levels, probe: a.probe.as_deref().and_then(Probe::parse), pfx2as })
+    Ok(Options {
+        top: a.top,
+        levels,
+        probe: a.probe.as_deref().and_then(|p| ProbeVersion::parse(p.as_bytes())),
+        pfx2as,
+    })
 }
 
 /// Stream a scan's CSVs into one aggregate.
@@ -177,8 +182,8 @@ pub fn summary(a: &SummaryArgs) -> Result<()> {
     if !a.verified.is_empty() {
         let v = crate::verified::Verified::read_all(&a.verified)?;
         let in_scan = |probe: &str, class: &str| {
-            let p = Probe::parse(probe)?;
-            let c = Class::ALL.into_iter().find(|c| c.as_str() == class)?;
+            let p = ProbeVersion::parse(probe.as_bytes())?;
+            let c = Class::ALL.into_iter().find(|c| c.label() == class)?;
             Some(agg.counts(None, p)[c as usize])
         };
         // Right after the headline table(s), which it qualifies.
@@ -211,9 +216,9 @@ pub fn diff(a: &DiffArgs) -> Result<()> {
 /// Run `mpscan synth`.
 pub fn synth(a: &SynthArgs) -> Result<()> {
     let probes = match a.probe.as_str() {
-        "v0" => vec![Probe::V0],
-        "v1" => vec![Probe::V1],
-        _ => vec![Probe::V1, Probe::V0],
+        "v0" => vec![ProbeVersion::V0],
+        "v1" => vec![ProbeVersion::V1],
+        _ => vec![ProbeVersion::V1, ProbeVersion::V0],
     };
     let cfg = SynthConfig { rows: a.rows, seed: a.seed, probes, ports: a.ports.clone(), ipv6_share: a.ipv6 };
     synth::write_files(&cfg, &a.output, a.metadata.as_deref())?;
@@ -248,7 +253,7 @@ mod tests {
         let cfg = SynthConfig {
             rows: 120_000,
             seed: 3,
-            probes: vec![Probe::V1, Probe::V0],
+            probes: vec![ProbeVersion::V1, ProbeVersion::V0],
             ports: vec![443, 80],
             ipv6_share: 0.05,
         };
@@ -288,7 +293,8 @@ mod tests {
     #[test]
     fn summary_of_2018_mix() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = SynthConfig { rows: 1_000_000, seed: 1, probes: vec![Probe::V1], ports: vec![443], ipv6_share: 0.0 };
+        let cfg =
+            SynthConfig { rows: 1_000_000, seed: 1, probes: vec![ProbeVersion::V1], ports: vec![443], ipv6_share: 0.0 };
         let csv = dir.path().join("s.csv");
         synth::write_files(&cfg, &csv, None).unwrap();
         let opts = summary_options(&sargs(vec![])).unwrap();
@@ -308,7 +314,8 @@ mod tests {
     #[test]
     fn summary_end_to_end_outputs_and_plots() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = SynthConfig { rows: 200_000, seed: 9, probes: vec![Probe::V1], ports: vec![443], ipv6_share: 0.01 };
+        let cfg =
+            SynthConfig { rows: 200_000, seed: 9, probes: vec![ProbeVersion::V1], ports: vec![443], ipv6_share: 0.01 };
         let csv = dir.path().join("s.csv");
         synth::write_files(&cfg, &csv, None).unwrap();
         let pfx = dir.path().join("p.pfx2as");
@@ -348,7 +355,7 @@ mod tests {
         // The same scan twice: nothing changed.
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
-        let c = |rows| SynthConfig { rows, seed: 5, probes: vec![Probe::V1], ports: vec![443], ipv6_share: 0.0 };
+        let c = |rows| SynthConfig { rows, seed: 5, probes: vec![ProbeVersion::V1], ports: vec![443], ipv6_share: 0.0 };
         synth::write_files(&c(20_000), &a, None).unwrap();
         synth::write_files(&c(20_000), &b, None).unwrap();
         let d = Diff::run(

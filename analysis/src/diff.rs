@@ -6,10 +6,10 @@
 //! with a cheap integer mixer. The new scan is then streamed against it; whatever was never seen
 //! has disappeared.
 
-use crate::reader::{for_each_row, Input};
-use crate::row::{Class, Col, Ip, Probe, Row, RowError, NCLASS};
 use crate::table::{Cell, Table};
 use anyhow::Result;
+use mpscan_schema::reader::{for_each_row, Input};
+use mpscan_schema::{Class, Col, Ip, ProbeVersion, RowError, RowRef, NCLASS};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -78,7 +78,7 @@ pub struct Target {
     /// Port.
     pub port: u16,
     /// Probe version.
-    pub probe: Probe,
+    pub probe: ProbeVersion,
 }
 
 /// One scan's targets with class and version, compact.
@@ -92,12 +92,12 @@ pub struct ScanIndex {
     pub rows: u64,
 }
 
-fn v4_key(a: u32, port: u16, probe: Probe) -> u64 {
+fn v4_key(a: u32, port: u16, probe: ProbeVersion) -> u64 {
     (a as u64) << 17 | (port as u64) << 1 | probe as u64
 }
 
 impl ScanIndex {
-    fn insert(&mut self, r: &Row) {
+    fn insert(&mut self, r: &RowRef) {
         self.rows += 1;
         let v = pack(r.class, r.version);
         let old = match r.ip {
@@ -171,7 +171,7 @@ pub struct Diff {
     /// transitions[from][to], states 0 = absent, 1.. = class.
     pub transitions: [[u64; NCLASS + 1]; NCLASS + 1],
     /// Real MPTCP servers whose answer version changed, per (probe, old version, new version).
-    pub version_changes: HashMap<(Probe, Option<u8>, Option<u8>), u64>,
+    pub version_changes: HashMap<(ProbeVersion, Option<u8>, Option<u8>), u64>,
     /// Changes involving an MPTCP-option class (mptcp, echo, malformed) on either side, sorted.
     pub changes: Vec<Change>,
 }
@@ -236,13 +236,13 @@ impl Diff {
         let mut gone: Vec<(Target, u8)> = vec![];
         for (k, v) in &ix.v4 {
             if v & SEEN == 0 {
-                let probe = if k & 1 == 1 { Probe::V1 } else { Probe::V0 };
+                let probe = if k & 1 == 1 { ProbeVersion::V1 } else { ProbeVersion::V0 };
                 gone.push((Target { ip: Ip::V4((k >> 17) as u32), port: (k >> 1) as u16, probe }, *v));
             }
         }
         for ((a, port, p), v) in &ix.v6 {
             if v & SEEN == 0 {
-                let probe = if *p == 1 { Probe::V1 } else { Probe::V0 };
+                let probe = if *p == 1 { ProbeVersion::V1 } else { ProbeVersion::V0 };
                 gone.push((Target { ip: Ip::V6(*a), port: *port, probe }, *v));
             }
         }
@@ -255,7 +255,7 @@ impl Diff {
 }
 
 /// Sequential row loop with a mutable closure (the parallel reader wants `Fn`).
-fn for_each_row_seq(inputs: &[Input], mut f: impl FnMut(&Row) -> Result<(), RowError> + Send) -> Result<()> {
+fn for_each_row_seq(inputs: &[Input], mut f: impl FnMut(&RowRef) -> Result<(), RowError> + Send) -> Result<()> {
     let cell = std::sync::Mutex::new(&mut f);
     for_each_row(inputs, 1, || (), |_, r| (cell.lock().map_err(|_| RowError("poisoned".into()))?)(r))?;
     Ok(())
@@ -268,7 +268,7 @@ fn state_name(i: usize) -> &'static str {
     if i == 0 {
         "absent"
     } else {
-        Class::ALL[i - 1].as_str()
+        Class::ALL[i - 1].label()
     }
 }
 
@@ -276,7 +276,7 @@ fn fmt_state(s: Option<(Class, Option<u8>)>) -> String {
     match s {
         None => "absent".into(),
         Some((Class::Mptcp, Some(v))) => format!("mptcp v{v}"),
-        Some((c, _)) => c.as_str().into(),
+        Some((c, _)) => c.label().into(),
     }
 }
 
@@ -296,7 +296,7 @@ pub fn tables(d: &Diff, limit: usize) -> Vec<Table> {
         let switched_out: u64 = (1..=NCLASS).filter(|t| *t != s).map(|t| tr[s][t]).sum();
         let net = new as i64 - old as i64;
         t.push(vec![
-            Cell::text(c.as_str()),
+            Cell::text(c.label()),
             Cell::Int(old),
             Cell::Int(new),
             Cell::Int(tr[s][s]),
@@ -332,7 +332,7 @@ pub fn tables(d: &Diff, limit: usize) -> Vec<Table> {
     vc.sort();
     for ((p, a, b), n) in vc {
         let f = |x: &Option<u8>| x.map_or("-".to_string(), |v| v.to_string());
-        v.push(vec![Cell::text(p.as_str()), Cell::text(f(a)), Cell::text(f(b)), Cell::Int(*n)]);
+        v.push(vec![Cell::text(p.label()), Cell::text(f(a)), Cell::text(f(b)), Cell::Int(*n)]);
     }
     out.push(v);
 
@@ -357,7 +357,7 @@ pub fn tables(d: &Diff, limit: usize) -> Vec<Table> {
             t.push(vec![
                 Cell::text(c.target.ip.to_string()),
                 Cell::Int(c.target.port as u64),
-                Cell::text(c.target.probe.as_str()),
+                Cell::text(c.target.probe.label()),
                 Cell::text(fmt_state(c.old)),
                 Cell::text(fmt_state(c.new)),
             ]);
@@ -446,7 +446,7 @@ mod tests {
         assert_eq!(tr[s(Class::Tcp)][s(Class::Closed)], 1);
         assert_eq!(tr[s(Class::Closed)][0], 1);
         assert_eq!(tr.iter().flatten().sum::<u64>(), 13);
-        assert_eq!(d.version_changes.get(&(Probe::V0, Some(0), Some(1))), Some(&1));
+        assert_eq!(d.version_changes.get(&(ProbeVersion::V0, Some(0), Some(1))), Some(&1));
         let ts = tables(&d, 0);
         let by_class = &ts[0];
         assert_eq!(by_class.int("mptcp", "old"), Some(4));

@@ -3,7 +3,7 @@
 //! TCP window, the layout of its TCP options (kinds in order, MPTCP with its length), and whether it
 //! mirrored the whole option list and our timestamp.
 
-use crate::row::hex_val;
+use mpscan_schema::row_ref::hex_val;
 use std::fmt;
 
 /// Fingerprint of one answer.

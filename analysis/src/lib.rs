@@ -2,8 +2,8 @@
 //! MPTCP servers, middlebox fingerprints, prefix and origin-AS breakdowns, scan-to-scan diffs,
 //! charts, and a synthetic result generator for tests and benchmarks.
 //!
-//! Rows are streamed (never loaded): every command reads CSVs through [`reader`], which splits the
-//! files into byte ranges parsed in parallel with reused `csv::ByteRecord`s.
+//! Rows are streamed (never loaded): every command reads CSVs through the result schema's reader
+//! (`mpscan_schema::reader`), which splits the files into byte ranges parsed in parallel.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -13,8 +13,6 @@ pub mod icmp;
 pub mod metadata;
 pub mod pfx2as;
 pub mod plots;
-pub mod reader;
-pub mod row;
 pub mod summary;
 pub mod synth;
 pub mod table;

@@ -7,8 +7,8 @@
 //! by /16 narrows that search to the few ranges inside the address's /16, so a full routing table
 //! (about a million prefixes) costs a handful of comparisons per row.
 
-use crate::row::Ip;
 use anyhow::{bail, Context, Result};
+use mpscan_schema::Ip;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -137,7 +137,7 @@ fn parse_line(line: &str) -> Result<(Ip, u8, &str), String> {
     let (Some(p), Some(l), Some(asn), None) = (f.next(), f.next(), f.next(), f.next()) else {
         return Err("expected 3 fields: prefix, length, ASN".into());
     };
-    let ip = crate::row::parse_ip(p.as_bytes()).ok_or_else(|| format!("bad prefix address {p:?}"))?;
+    let ip = mpscan_schema::row_ref::parse_ip(p.as_bytes()).ok_or_else(|| format!("bad prefix address {p:?}"))?;
     let max = if matches!(ip, Ip::V4(_)) { 32 } else { 128 };
     let len: u8 = l.parse().ok().filter(|n| *n <= max).ok_or_else(|| format!("bad prefix length {l:?}"))?;
     let host_bits_set = match ip {
@@ -213,7 +213,7 @@ mod tests {
     use super::*;
 
     fn v4(s: &str) -> Ip {
-        crate::row::parse_ip(s.as_bytes()).unwrap()
+        mpscan_schema::row_ref::parse_ip(s.as_bytes()).unwrap()
     }
 
     const NESTED: &str = "\
@@ -232,7 +232,7 @@ mod tests {
 ";
 
     fn label(t: &Pfx2As, ip: &str) -> String {
-        t.label(t.lookup(crate::row::parse_ip(ip.as_bytes()).unwrap())).to_string()
+        t.label(t.lookup(mpscan_schema::row_ref::parse_ip(ip.as_bytes()).unwrap())).to_string()
     }
 
     #[test]

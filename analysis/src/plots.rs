@@ -6,9 +6,9 @@
 //! `2 * series + 2` units so every label lands on an integer tick at the centre of its bars.
 
 use crate::diff::Diff;
-use crate::row::{Class, NCLASS};
 use crate::summary::{self, Aggregate, Level, Options};
 use anyhow::{Context, Result};
+use mpscan_schema::{Class, NCLASS};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -149,8 +149,8 @@ pub fn summary_charts(agg: &Aggregate, opts: &Options, dir: &Path) -> Result<Vec
         Bars {
             title: "Answers by class".into(),
             x_desc: "answers (log scale)".into(),
-            categories: Class::ALL.iter().map(|c| c.as_str().to_string()).collect(),
-            series: probes.iter().zip(&counts).map(|(p, c)| (format!("probe {}", p.as_str()), c.to_vec())).collect(),
+            categories: Class::ALL.iter().map(|c| c.label().to_string()).collect(),
+            series: probes.iter().zip(&counts).map(|(p, c)| (format!("probe {}", p.label()), c.to_vec())).collect(),
             log: true,
         },
     ));
@@ -159,7 +159,7 @@ pub fn summary_charts(agg: &Aggregate, opts: &Options, dir: &Path) -> Result<Vec
         Bars {
             title: "MP_CAPABLE answers: real servers vs echoing middleboxes".into(),
             x_desc: "answers".into(),
-            categories: probes.iter().map(|p| format!("probe {}", p.as_str())).collect(),
+            categories: probes.iter().map(|p| format!("probe {}", p.label())).collect(),
             series: [("valid MPTCP", Class::Mptcp), ("echoed", Class::Echo), ("malformed", Class::Malformed)]
                 .iter()
                 .map(|(name, c)| (name.to_string(), counts.iter().map(|x| x[*c as usize]).collect()))
@@ -183,7 +183,7 @@ pub fn summary_charts(agg: &Aggregate, opts: &Options, dir: &Path) -> Result<Vec
                 Level::As => ("origin AS", "as"),
             };
             charts.push((
-                format!("top_{}_{short}.svg", class.as_str()),
+                format!("top_{}_{short}.svg", class.label()),
                 Bars {
                     title: format!("Top {lname} networks by {what}"),
                     x_desc: what.into(),
@@ -236,7 +236,7 @@ pub fn diff_charts(d: &Diff, dir: &Path) -> Result<Vec<PathBuf>> {
     let bars = Bars {
         title: "Scan-to-scan change by class".into(),
         x_desc: "targets (log scale)".into(),
-        categories: Class::ALL.iter().map(|c| c.as_str().to_string()).collect(),
+        categories: Class::ALL.iter().map(|c| c.label().to_string()).collect(),
         series: vec![
             ("appeared".into(), per(&|s| tr[0][s])),
             ("disappeared".into(), per(&|s| tr[s][0])),

@@ -10,8 +10,8 @@
 use crate::fingerprint::Fingerprint;
 use crate::metadata::ScanMeta;
 use crate::pfx2as::{Pfx2As, NO_ROUTE};
-use crate::row::{Class, Ip, Probe, Row, RowError, NCLASS};
 use crate::table::{Cell, Table};
+use mpscan_schema::{Class, Ip, ProbeVersion, RowError, RowRef, NCLASS};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -68,7 +68,7 @@ pub struct Options {
     /// Breakdowns to show.
     pub levels: Vec<Level>,
     /// Only rows of this probe version (`None` = all).
-    pub probe: Option<Probe>,
+    pub probe: Option<ProbeVersion>,
     /// Prefix-to-AS table for the AS breakdown.
     pub pfx2as: Option<Arc<Pfx2As>>,
 }
@@ -96,14 +96,14 @@ pub struct FpStat {
 /// Everything one pass over the rows accumulates.
 #[derive(Debug, Clone)]
 pub struct Aggregate {
-    probe_filter: Option<Probe>,
+    probe_filter: Option<ProbeVersion>,
     pfx: Option<Arc<Pfx2As>>,
     /// Rows counted.
     pub rows: u64,
     /// Counters per (port, probe).
-    pub headline: Vec<(u16, Probe, Counts)>,
+    pub headline: Vec<(u16, ProbeVersion, Counts)>,
     /// Real servers per (probe, answer version, flags).
-    pub flags: HashMap<(Probe, Option<u8>, Option<u8>), u64>,
+    pub flags: HashMap<(ProbeVersion, Option<u8>, Option<u8>), u64>,
     /// Echoing answers per fingerprint.
     pub fingerprints: HashMap<Fingerprint, FpStat>,
     /// `unreachable` rows per (IPv6, ICMP type, code); `None` where the detail is absent or not
@@ -147,7 +147,7 @@ impl Aggregate {
 
     /// Count one row (the hot path).
     #[inline]
-    pub fn add(&mut self, r: &Row) -> Result<(), RowError> {
+    pub fn add(&mut self, r: &RowRef) -> Result<(), RowError> {
         if self.probe_filter.is_some_and(|p| p != r.probe) {
             return Ok(());
         }
@@ -234,7 +234,7 @@ impl Aggregate {
     }
 
     /// Counters per probe for one port (`None` = all ports).
-    pub fn counts(&self, port: Option<u16>, probe: Probe) -> Counts {
+    pub fn counts(&self, port: Option<u16>, probe: ProbeVersion) -> Counts {
         let mut c = [0; NCLASS];
         for (p, v, n) in &self.headline {
             if *v == probe && port.is_none_or(|q| q == *p) {
@@ -253,8 +253,8 @@ impl Aggregate {
     }
 
     /// Probe versions seen (v1 first).
-    pub fn probes(&self) -> Vec<Probe> {
-        Probe::ALL.into_iter().filter(|v| self.headline.iter().any(|h| h.1 == *v)).collect()
+    pub fn probes(&self) -> Vec<ProbeVersion> {
+        ProbeVersion::ALL.into_iter().filter(|v| self.headline.iter().any(|h| h.1 == *v)).collect()
     }
 }
 
@@ -291,8 +291,8 @@ pub const HEADLINE_ROWS: [&str; 9] = [
 pub fn headline(agg: &Aggregate, meta: Option<&ScanMeta>, port: Option<u16>) -> Table {
     let mut probes = agg.probes();
     if let Some(m) = meta {
-        for v in Probe::ALL {
-            if m.probe_versions.iter().any(|s| s == v.as_str())
+        for v in ProbeVersion::ALL {
+            if m.probe_versions.iter().any(|s| s == v.label())
                 && !probes.contains(&v)
                 && agg.probe_filter.is_none_or(|f| f == v)
             {
@@ -302,12 +302,12 @@ pub fn headline(agg: &Aggregate, meta: Option<&ScanMeta>, port: Option<u16>) -> 
         probes.sort_by_key(|p| std::cmp::Reverse(*p as u8));
     }
     if probes.is_empty() {
-        probes.push(agg.probe_filter.unwrap_or(Probe::V1));
+        probes.push(agg.probe_filter.unwrap_or(ProbeVersion::V1));
     }
     let mut cols = vec!["".to_string()];
     for p in &probes {
-        cols.push(format!("probe {}", p.as_str()));
-        cols.push(format!("{} %", p.as_str()));
+        cols.push(format!("probe {}", p.label()));
+        cols.push(format!("{} %", p.label()));
     }
     cols.push("% of".into());
     let title = match port {
@@ -320,7 +320,7 @@ pub fn headline(agg: &Aggregate, meta: Option<&ScanMeta>, port: Option<u16>) -> 
     };
     let mut t = Table { title, columns: cols, rows: vec![], note: None };
     let counts: Vec<Counts> = probes.iter().map(|p| agg.counts(port, *p)).collect();
-    let probed: Vec<Option<u64>> = probes.iter().map(|p| meta.and_then(|m| m.probed(port, p.as_str()))).collect();
+    let probed: Vec<Option<u64>> = probes.iter().map(|p| meta.and_then(|m| m.probed(port, p.label()))).collect();
     let indent = ["", "", "  ", "    ", "    ", "  ", "  ", "  ", "  "];
     let of = ["", "probed", "answered", "MP_CAPABLE", "MP_CAPABLE", "answered", "answered", "answered", "answered"];
     for (i, label) in HEADLINE_ROWS.iter().enumerate() {
@@ -356,7 +356,7 @@ pub fn headline(agg: &Aggregate, meta: Option<&ScanMeta>, port: Option<u16>) -> 
         notes.push("addresses probed per port = targets probed / ports scanned".to_string());
     }
     if let Some(f) = agg.probe_filter {
-        notes.push(format!("only probe {} rows", f.as_str()));
+        notes.push(format!("only probe {} rows", f.label()));
     }
     if !notes.is_empty() {
         t.note = Some(notes.join("; "));
@@ -371,15 +371,15 @@ pub fn check_against_metadata(agg: &Aggregate, meta: &ScanMeta) -> Vec<String> {
     if meta.classes.is_empty() || agg.probe_filter.is_some() {
         return out;
     }
-    for p in Probe::ALL {
+    for p in ProbeVersion::ALL {
         let have = agg.counts(None, p);
         for c in Class::ALL {
-            let want = meta.classes.get(&(p.as_str().to_string(), c.as_str().to_string())).copied().unwrap_or(0);
+            let want = meta.classes.get(&(p.label().to_string(), c.label().to_string())).copied().unwrap_or(0);
             if want != have[c as usize] {
                 out.push(format!(
                     "probe {} class {}: metadata says {} rows, the CSVs have {} (a shard CSV or metadata file missing?)",
-                    p.as_str(),
-                    c.as_str(),
+                    p.label(),
+                    c.label(),
                     want,
                     have[c as usize]
                 ));
@@ -421,7 +421,7 @@ pub fn flags_table(agg: &Aggregate) -> Table {
         let total = agg.counts(None, *probe)[MP];
         let [a, b, c, h] = flag_bits(*ver, *flags);
         t.push(vec![
-            Cell::text(probe.as_str()),
+            Cell::text(probe.label()),
             Cell::text(ver.map_or("-".into(), |v| v.to_string())),
             Cell::text(flags.map_or("-".into(), |f| format!("0x{f:02x}"))),
             Cell::text(a),
@@ -619,7 +619,7 @@ pub fn tables(agg: &Aggregate, meta: Option<&ScanMeta>, opts: &Options) -> Vec<T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::row::{Col, Columns};
+    use mpscan_schema::{Col, Columns};
 
     const HEADER: &str =
         "ip,port,probe,class,responder,mptcp_version,mpc_flags,mpc_key,options,mirrored,ts_echoed,ttl,window,timestamp";
@@ -654,7 +654,7 @@ mod tests {
         let mut a = Aggregate::new(opts);
         let mut rec = csv::ByteRecord::new();
         while rdr.read_byte_record(&mut rec).unwrap() {
-            a.add(&Row::parse(&rec, &cols).unwrap()).unwrap();
+            a.add(&RowRef::parse(&rec, &cols).unwrap()).unwrap();
         }
         a
     }
@@ -705,9 +705,9 @@ mod tests {
 
     #[test]
     fn probe_filter() {
-        let a = agg_of(SMALL, &Options { probe: Some(Probe::V0), ..Options::default() });
+        let a = agg_of(SMALL, &Options { probe: Some(ProbeVersion::V0), ..Options::default() });
         assert_eq!(a.rows, 1);
-        assert_eq!(a.probes(), vec![Probe::V0]);
+        assert_eq!(a.probes(), vec![ProbeVersion::V0]);
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! boxes cluster in a few /16 networks (Zipf-weighted), echoes come from six middlebox models
 //! with their own TTL, window and option layout, and every (address, port, probe) is unique.
 
-use crate::row::{Class, Probe, NCLASS};
 use anyhow::{bail, Context, Result};
+use mpscan_schema::{Class, ProbeVersion, NCLASS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -39,7 +39,7 @@ pub struct SynthConfig {
     /// Seed of the generator.
     pub seed: u64,
     /// Probe versions: each target gets one row per version.
-    pub probes: Vec<Probe>,
+    pub probes: Vec<ProbeVersion>,
     /// Ports, assigned to targets in turn.
     pub ports: Vec<u16>,
     /// Share of targets that are IPv6 (in 2001:db8::/32).
@@ -54,9 +54,9 @@ pub struct SynthStats {
     /// Targets, (address, port) pairs.
     pub targets: u64,
     /// Rows per (port, probe, class).
-    pub classes: HashMap<(u16, Probe, Class), u64>,
+    pub classes: HashMap<(u16, ProbeVersion, Class), u64>,
     /// Real-server rows per (probe, answer version, flags).
-    pub flags: HashMap<(Probe, u8, u8), u64>,
+    pub flags: HashMap<(ProbeVersion, u8, u8), u64>,
     /// Echo rows per middlebox model.
     pub models: HashMap<&'static str, u64>,
 }
@@ -232,10 +232,10 @@ const START: u64 = 1_795_284_000;
 /// Synthetic probe rate, rows per second, for timestamps.
 const RATE: u64 = 10_000;
 
-fn probe_options(probe: Probe, tsval: u32, key: u64) -> String {
+fn probe_options(probe: ProbeVersion, tsval: u32, key: u64) -> String {
     let mpc = match probe {
-        Probe::V1 => format!("1e0401{PROBE_FLAGS:02x}"),
-        Probe::V0 => format!("1e0c00{PROBE_FLAGS:02x}{key:016x}"),
+        ProbeVersion::V1 => format!("1e0401{PROBE_FLAGS:02x}"),
+        ProbeVersion::V0 => format!("1e0c00{PROBE_FLAGS:02x}{key:016x}"),
     };
     format!("020405b40402080a{tsval:08x}00000000010303 07{mpc}").replace(' ', "")
 }
@@ -312,7 +312,7 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
             let mut responder = ip.clone();
             let linux = |tail: &str| format!("020405b40402080a{:08x}{tsval:08x}01030307{tail}", server_key as u32);
             match class {
-                Class::Mptcp => match if probe == Probe::V1 { SERVERS[server].2 } else { SERVERS[server].3 } {
+                Class::Mptcp => match if probe == ProbeVersion::V1 { SERVERS[server].2 } else { SERVERS[server].3 } {
                     Some((v, f)) => {
                         version = v.to_string();
                         flags = format!("0x{f:02x}");
@@ -329,12 +329,12 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
                     let pv = probe as u8;
                     version = pv.to_string();
                     flags = format!("0x{PROBE_FLAGS:02x}");
-                    if probe == Probe::V0 {
+                    if probe == ProbeVersion::V0 {
                         key = format!("{probe_key:016x}");
                     }
                     let mpc = match probe {
-                        Probe::V1 => format!("1e0401{PROBE_FLAGS:02x}"),
-                        Probe::V0 => format!("1e0c00{PROBE_FLAGS:02x}{probe_key:016x}"),
+                        ProbeVersion::V1 => format!("1e0401{PROBE_FLAGS:02x}"),
+                        ProbeVersion::V0 => format!("1e0c00{PROBE_FLAGS:02x}{probe_key:016x}"),
                     };
                     options = match model.prefix {
                         None => {
@@ -378,8 +378,8 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
             writeln!(
                 w,
                 "{ip},{port},{},{},{responder},{version},{flags},{key},{options},{mirrored},{ts_echoed},{ttl},{window},{stamp}.{:06}Z",
-                probe.as_str(),
-                class.as_str(),
+                probe.label(),
+                class.label(),
                 at % 1_000_000
             )?;
             *st.classes.entry((port, probe, class)).or_insert(0) += 1;
@@ -392,15 +392,15 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
 
 /// Metadata JSON for a synthetic scan, in the scanner's schema.
 pub fn metadata(cfg: &SynthConfig, st: &SynthStats) -> serde_json::Value {
-    let versions: Vec<&str> = cfg.probes.iter().map(|p| p.as_str()).collect();
+    let versions: Vec<&str> = cfg.probes.iter().map(|p| p.label()).collect();
     let mut classes = serde_json::Map::new();
     for p in &cfg.probes {
         let mut m = serde_json::Map::new();
         for c in Class::ALL {
             let n: u64 = st.classes.iter().filter(|x| x.0 .1 == *p && x.0 .2 == c).map(|x| x.1).sum();
-            m.insert(c.as_str().into(), n.into());
+            m.insert(c.label().into(), n.into());
         }
-        classes.insert(p.as_str().into(), m.into());
+        classes.insert(p.label().into(), m.into());
     }
     let probed = st.targets * PROBED_PER_ANSWER;
     let secs = st.rows / RATE + 8;
@@ -440,7 +440,7 @@ pub fn write_files(cfg: &SynthConfig, path: &std::path::Path, meta: Option<&std:
 mod tests {
     use super::*;
 
-    fn cfg(rows: u64, probes: Vec<Probe>) -> SynthConfig {
+    fn cfg(rows: u64, probes: Vec<ProbeVersion>) -> SynthConfig {
         SynthConfig { rows, seed: 7, probes, ports: vec![443], ipv6_share: 0.0 }
     }
 
@@ -460,12 +460,12 @@ mod tests {
     #[test]
     fn deterministic_exact_and_unique() {
         let mut a = vec![];
-        let st = generate(&cfg(50_000, vec![Probe::V1]), &mut a).unwrap();
+        let st = generate(&cfg(50_000, vec![ProbeVersion::V1]), &mut a).unwrap();
         let mut b = vec![];
-        generate(&cfg(50_000, vec![Probe::V1]), &mut b).unwrap();
+        generate(&cfg(50_000, vec![ProbeVersion::V1]), &mut b).unwrap();
         assert_eq!(a, b);
         let mut c = vec![];
-        generate(&SynthConfig { seed: 8, ..cfg(50_000, vec![Probe::V1]) }, &mut c).unwrap();
+        generate(&SynthConfig { seed: 8, ..cfg(50_000, vec![ProbeVersion::V1]) }, &mut c).unwrap();
         assert_ne!(a, c);
         let want = class_counts(50_000);
         for cl in Class::ALL {
@@ -483,7 +483,7 @@ mod tests {
 
     #[test]
     fn both_probes_and_partial_last_target() {
-        let st = generate(&cfg(1001, vec![Probe::V1, Probe::V0]), &mut std::io::sink()).unwrap();
+        let st = generate(&cfg(1001, vec![ProbeVersion::V1, ProbeVersion::V0]), &mut std::io::sink()).unwrap();
         assert_eq!((st.rows, st.targets), (1001, 501));
     }
 

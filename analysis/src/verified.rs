@@ -11,15 +11,14 @@ use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The verdicts of `mpscan verify`, in the order the table shows them.
-pub const VERDICTS: [&str; 7] = ["confirmed", "fallback", "no-data", "refused", "unreachable", "timeout", "error"];
+use mpscan_schema::ConfirmVerdict;
 
 /// Verdict counts per (probe version, scan class).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Verified {
     /// (probe, class) -> verdict -> rows.
     pub counts: BTreeMap<(String, String), BTreeMap<String, u64>>,
-    /// Rows whose verdict is not one of [`VERDICTS`] (a newer verify, or a damaged file).
+    /// Rows whose verdict is not a [`ConfirmVerdict`] (a newer verify, or a damaged file).
     pub unknown: u64,
 }
 
@@ -55,7 +54,7 @@ impl Verified {
             let (Some(p), Some(c), Some(v)) = (rec.get(cp), rec.get(cc), rec.get(cv)) else {
                 bail!("{}: line {line}: too few columns", path.display());
             };
-            if !VERDICTS.contains(&v) {
+            if ConfirmVerdict::parse(v).is_none() {
                 self.unknown += 1;
                 continue;
             }
@@ -68,7 +67,7 @@ impl Verified {
     /// confirmed.
     pub fn table(&self, scan_rows: impl Fn(&str, &str) -> Option<u64>) -> Table {
         let mut cols = vec!["probe", "class", "in scan", "verified"];
-        cols.extend(VERDICTS);
+        cols.extend(ConfirmVerdict::ALL.map(ConfirmVerdict::label));
         cols.push("confirmed share");
         let mut t = Table::new("Verification over real MPTCP connections (mpscan verify)", &cols);
         for ((probe, class), by) in &self.counts {
@@ -79,7 +78,7 @@ impl Verified {
                 scan_rows(probe, class).map_or(Cell::Empty, Cell::Int),
                 Cell::Int(total),
             ];
-            row.extend(VERDICTS.iter().map(|v| Cell::Int(by.get(*v).copied().unwrap_or(0))));
+            row.extend(ConfirmVerdict::ALL.iter().map(|v| Cell::Int(by.get(v.label()).copied().unwrap_or(0))));
             row.push(Cell::pct(by.get("confirmed").copied().unwrap_or(0), total));
             t.push(row);
         }

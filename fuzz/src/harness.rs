@@ -3,7 +3,7 @@
 //! through exactly the code the fuzzer ran.
 //!
 //! The path is the scanner's: raw Ethernet frame -> [`Context::parse`] (validation, or a counted
-//! rejection) -> [`classify`] -> [`Row::new`] -> one CSV record in memory. The context is fixed:
+//! rejection) -> [`classify`] -> [`new_row`] -> one CSV record in memory. The context is fixed:
 //! the validator of seed [`SEED`], our IPv4 source 192.0.2.2 and IPv6 source 2001:db8::2, both
 //! probe versions. Besides "no panic", every step checks what must hold of its output.
 //!
@@ -13,7 +13,7 @@
 //! passes and the fuzzer's mutations reach the option walker and the classifier.
 
 use mpscan::classify::{classify, Class, Verdict};
-use mpscan::output::{Row, COLUMNS};
+use mpscan::output::{new_row, Row, COLUMNS};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
 use mpscan::response::{Context, Kind, Reject, Response};
 use mpscan::validate::{Validator, SPORT_HI, SPORT_LO};
@@ -69,7 +69,7 @@ pub fn frame(ctx: &Context, data: &[u8]) -> Outcome {
             check_response(ctx, &r);
             let v = classify(&r);
             check_verdict(&r, &v);
-            let row = Row::new(&r, &v, SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456));
+            let row = new_row(&r, &v, SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456));
             Outcome::Row(v.class, csv_record(&row))
         }
     }

@@ -264,7 +264,7 @@ impl Responder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{Link, ProbeBuilder, ProbeVersion};
+    use crate::probe::{Link, ProbeBuilder, ProbeVersion, SynOption};
     use crate::validate::Validator;
     use std::net::{IpAddr, Ipv4Addr};
 

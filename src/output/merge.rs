@@ -158,7 +158,7 @@ type Records = Box<dyn Iterator<Item = anyhow::Result<Vec<String>>>>;
 /// The header and records of a CSV or Parquet result file.
 fn read_records(p: &Path) -> anyhow::Result<(Vec<String>, Records)> {
     if p.extension().is_some_and(|e| e == "parquet") {
-        let recs = super::parquet::read_as_csv_records(p)?;
+        let recs = mpscan_schema::parquet_file::read_as_csv_records(p)?;
         return Ok((COLUMNS.iter().map(|s| s.to_string()).collect(), Box::new(recs.into_iter().map(Ok))));
     }
     let mut rdr = csv::Reader::from_path(p).with_context(|| format!("cannot read {}", p.display()))?;

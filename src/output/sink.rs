@@ -1,14 +1,9 @@
-//! One trait for every result format: the receive loop writes [`Row`]s to a [`RowSink`] and does
-//! not know whether they become CSV lines ([`CsvSink`]) or Parquet row groups
-//! ([`ParquetSink`]).
-//!
-//! CSV is the streaming, crash-safe format (whole rows are flushed as they come); Parquet is the
-//! format for study series too large for one disk, queried where they are stored (DuckDB, Spark,
-//! Trino). A Parquet file is readable only once [`RowSink::finish`] has written its footer.
+//! Which result format a scan writes (`--output-format`), and opening its sink. The sinks
+//! themselves ([`CsvSink`], [`ParquetSink`], the [`RowSink`] trait) are the result schema's.
 
-use super::csv::CsvSink;
-use super::parquet::ParquetSink;
-use super::Row;
+use mpscan_schema::csv_file::CsvSink;
+use mpscan_schema::parquet_file::ParquetSink;
+use mpscan_schema::RowSink;
 use std::path::Path;
 
 /// The format of the result file (`mpscan scan --output-format`).
@@ -29,36 +24,6 @@ impl OutputFormat {
             OutputFormat::Csv => "csv",
             OutputFormat::Parquet => "parquet",
         }
-    }
-}
-
-/// Where result rows go.
-pub trait RowSink {
-    /// Writes one row.
-    fn write(&mut self, row: &Row) -> anyhow::Result<()>;
-    /// Pushes buffered rows towards the file, where the format allows it (CSV: always; Parquet:
-    /// whole row groups only, so this may keep rows buffered).
-    fn flush(&mut self) -> anyhow::Result<()>;
-    /// Rows written so far.
-    fn rows(&self) -> u64;
-    /// Ends the file (Parquet: the last row group and the footer). Call once, after the last
-    /// row; writing afterwards is an error.
-    fn finish(&mut self) -> anyhow::Result<()> {
-        self.flush()
-    }
-}
-
-impl RowSink for CsvSink {
-    fn write(&mut self, row: &Row) -> anyhow::Result<()> {
-        CsvSink::write(self, row)
-    }
-
-    fn flush(&mut self) -> anyhow::Result<()> {
-        CsvSink::flush(self)
-    }
-
-    fn rows(&self) -> u64 {
-        CsvSink::rows(self)
     }
 }
 

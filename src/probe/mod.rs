@@ -19,39 +19,22 @@ use crate::wire::{
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// The MP_CAPABLE version a probe carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[repr(u8)]
-pub enum ProbeVersion {
-    /// RFC 6824: 12-byte option with the sender's key.
-    #[serde(rename = "v0")]
-    V0 = 0,
-    /// RFC 8684: 4-byte option, no key.
-    #[serde(rename = "v1")]
-    V1 = 1,
+/// The MP_CAPABLE version a probe carries (the result schema's `probe` column).
+pub use mpscan_schema::ProbeVersion;
+
+/// The MP_CAPABLE option of a probe of each version: what the probe puts on the wire, kept
+/// beside the probe (the schema crate knows versions, not wire formats).
+pub trait SynOption {
+    /// The MP_CAPABLE option this probe carries.
+    fn syn_option(self, key: u64) -> MpCapable;
 }
 
-impl ProbeVersion {
-    /// `v0` or `v1`, as in the CSV's `probe` column.
-    pub fn label(self) -> &'static str {
-        match self {
-            ProbeVersion::V0 => "v0",
-            ProbeVersion::V1 => "v1",
-        }
-    }
-
-    /// The MP_CAPABLE option this probe carries.
-    pub fn syn_option(self, key: u64) -> MpCapable {
+impl SynOption for ProbeVersion {
+    fn syn_option(self, key: u64) -> MpCapable {
         match self {
             ProbeVersion::V0 => MpCapable::v0_syn(key),
             ProbeVersion::V1 => MpCapable::v1_syn(),
         }
-    }
-}
-
-impl std::fmt::Display for ProbeVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
     }
 }
 

@@ -9,11 +9,10 @@ use super::dedup::Dedup;
 use super::stop::Stop;
 use crate::classify::{classify, Class};
 use crate::net::Receive;
-use crate::output::csv::Existing;
-use crate::output::sink::RowSink;
-use crate::output::Row;
 use crate::probe::ProbeVersion;
 use crate::response::Context;
+use mpscan_schema::csv_file::Existing;
+use mpscan_schema::RowSink;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
@@ -120,7 +119,7 @@ pub fn recv_loop(
             if report.error.is_some() {
                 return;
             }
-            if let Err(e) = sink.write(&Row::new(&resp, &verdict, SystemTime::now())) {
+            if let Err(e) = sink.write(&crate::output::new_row(&resp, &verdict, SystemTime::now())) {
                 report.error = Some(format!("{e:#}"));
                 stop.stop_sending();
                 return;

@@ -10,12 +10,13 @@ use super::recv::Carried;
 use super::send::ProbeStream;
 use super::state::{Identity, StateFile};
 use crate::net::{self, Receive, Transmit};
-use crate::output::csv::CsvSink;
-use crate::output::sink::{self, OutputFormat, RowSink};
+use crate::output::sink::{self, OutputFormat};
 use crate::probe::ProbeBuilder;
 use crate::response::Context;
 use crate::targets::Permutation;
 use crate::validate::Validator;
+use mpscan_schema::csv_file::CsvSink;
+use mpscan_schema::RowSink;
 
 /// Where probes go and answers come from: one transmit back end per sender thread, one receive
 /// back end. AF_PACKET rings for a real scan ([`ScanConfig::transport`]); the memory back ends

@@ -253,7 +253,7 @@ pub fn announced(to: SocketAddr, subflows: &[SubflowAddrs]) -> Vec<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::verdict::Verdict;
+    use crate::verify::verdict::ConfirmVerdict;
 
     /// The test server's side of one HTTP exchange: read the request, answer 200, wait for the
     /// client to close.
@@ -302,13 +302,13 @@ mod tests {
         server.join().unwrap();
         assert_eq!(a.obs.mptcp_at_connect, Some(false));
         assert!(a.obs.app_ok, "{a:?}");
-        assert_eq!(a.obs.verdict().0, Verdict::Fallback);
+        assert_eq!(a.obs.verdict().0, ConfirmVerdict::Fallback);
 
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let to = closed.local_addr().unwrap();
         drop(closed);
         let a = rt().block_on(attempt(to, App::Http, timing(), [0; 96]));
-        assert_eq!(a.obs.verdict().0, Verdict::Refused, "{a:?}");
+        assert_eq!(a.obs.verdict().0, ConfirmVerdict::Refused, "{a:?}");
     }
 
     /// Over loopback against a kernel MPTCP listener: MPTCP holds, the answer arrives, the kernel
@@ -328,7 +328,7 @@ mod tests {
         server.join().unwrap();
         assert_eq!((a.obs.mptcp_at_connect, a.obs.mptcp_after), (Some(true), Some(true)), "{a:?}");
         assert!(a.obs.app_ok && a.obs.remote_key, "{a:?}");
-        assert_eq!(a.obs.verdict(), (Verdict::Confirmed, None));
+        assert_eq!(a.obs.verdict(), (ConfirmVerdict::Confirmed, None));
         let info = a.info.expect("MPTCP_INFO on an MPTCP connection");
         // The byte counters at their 6.18 offsets match what crossed the connection.
         let answer_len = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".len() as u64;

@@ -168,7 +168,7 @@ async fn run_all(
         let (results, progress) = (results.clone(), progress.clone());
         tokio::spawn(async move {
             let a = conn::attempt(to, app, cfg.timing, random).await;
-            if a.obs.verdict().0 == verdict::Verdict::Confirmed {
+            if a.obs.verdict().0 == verdict::ConfirmVerdict::Confirmed {
                 progress.confirmed.fetch_add(1, Relaxed);
             }
             results.lock().expect("no attempt panics holding the lock")[idx] = Some(a);

@@ -3,7 +3,7 @@
 
 use super::conn::Attempt;
 use super::input::ScanRow;
-use super::verdict::Verdict;
+use super::verdict::ConfirmVerdict;
 use crate::classify::Class;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -145,7 +145,7 @@ pub fn summary(rows: &[VerifiedRow], notes: &Notes) -> String {
     for r in rows {
         *table.entry(r.class).or_default().entry(r.verdict).or_default() += 1;
     }
-    let verdicts: Vec<&str> = Verdict::ALL.iter().map(|v| v.label()).collect();
+    let verdicts: Vec<&str> = ConfirmVerdict::ALL.iter().map(|v| v.label()).collect();
     let mut s = String::new();
     let _ = writeln!(s, "mpscan verify: {} rows, {} targets", rows.len(), notes.targets);
     let _ = write!(s, "{:<12}", "scan class");

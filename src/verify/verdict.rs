@@ -1,4 +1,4 @@
-//! What one verification attempt saw ([`Observation`]) and what it means ([`Verdict`]).
+//! What one verification attempt saw ([`Observation`]) and what it means ([`ConfirmVerdict`]).
 //!
 //! The rules, in order:
 //!
@@ -15,56 +15,9 @@
 
 use std::time::Duration;
 
-/// The final verdict on one target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Verdict {
-    /// MPTCP held from the handshake through the exchange, and data came back.
-    Confirmed,
-    /// The connection was (or became) plain TCP.
-    Fallback,
-    /// MPTCP held but nothing came back to the request.
-    NoData,
-    /// The connect was answered with a RST.
-    Refused,
-    /// An ICMP error ended the connect.
-    Unreachable,
-    /// No answer within the timeout.
-    Timeout,
-    /// A local failure (socket creation, address in use, ...).
-    Error,
-}
-
-impl Verdict {
-    /// Every verdict, in table order.
-    pub const ALL: [Verdict; 7] = [
-        Verdict::Confirmed,
-        Verdict::Fallback,
-        Verdict::NoData,
-        Verdict::Refused,
-        Verdict::Unreachable,
-        Verdict::Timeout,
-        Verdict::Error,
-    ];
-
-    /// The CSV spelling.
-    pub fn label(self) -> &'static str {
-        match self {
-            Verdict::Confirmed => "confirmed",
-            Verdict::Fallback => "fallback",
-            Verdict::NoData => "no-data",
-            Verdict::Refused => "refused",
-            Verdict::Unreachable => "unreachable",
-            Verdict::Timeout => "timeout",
-            Verdict::Error => "error",
-        }
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
+/// The final verdict on one target: the result schema's, so analysis counts verified CSVs by
+/// the same names.
+pub use mpscan_schema::ConfirmVerdict;
 
 /// When MPTCP was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,26 +113,26 @@ impl Observation {
     }
 
     /// The verdict, by the rules in the module documentation, and the fallback reason if any.
-    pub fn verdict(&self) -> (Verdict, Option<FallbackReason>) {
+    pub fn verdict(&self) -> (ConfirmVerdict, Option<FallbackReason>) {
         match &self.connect {
-            Connect::Refused => return (Verdict::Refused, None),
-            Connect::Unreachable(_) => return (Verdict::Unreachable, None),
-            Connect::Timeout => return (Verdict::Timeout, None),
-            Connect::Error(_) => return (Verdict::Error, None),
+            Connect::Refused => return (ConfirmVerdict::Refused, None),
+            Connect::Unreachable(_) => return (ConfirmVerdict::Unreachable, None),
+            Connect::Timeout => return (ConfirmVerdict::Timeout, None),
+            Connect::Error(_) => return (ConfirmVerdict::Error, None),
             Connect::Connected => {}
         }
         match (self.mptcp_at_connect, self.mptcp_after) {
-            (Some(false), _) => return (Verdict::Fallback, Some(FallbackReason::Handshake)),
-            (Some(true), Some(false)) => return (Verdict::Fallback, Some(FallbackReason::AfterHandshake)),
+            (Some(false), _) => return (ConfirmVerdict::Fallback, Some(FallbackReason::Handshake)),
+            (Some(true), Some(false)) => return (ConfirmVerdict::Fallback, Some(FallbackReason::AfterHandshake)),
             (Some(true), _) => {}
             // The kernel would not say: count it as a local failure rather than guess.
-            (None, _) => return (Verdict::Error, None),
+            (None, _) => return (ConfirmVerdict::Error, None),
         }
         let data = if self.app_attempted { self.app_bytes > 0 } else { self.remote_key };
         if data {
-            (Verdict::Confirmed, None)
+            (ConfirmVerdict::Confirmed, None)
         } else {
-            (Verdict::NoData, None)
+            (ConfirmVerdict::NoData, None)
         }
     }
 }
@@ -204,48 +157,54 @@ mod tests {
 
     #[test]
     fn connect_failures() {
-        assert_eq!(Observation::failed(Connect::Refused).verdict(), (Verdict::Refused, None));
-        assert_eq!(Observation::failed(Connect::Timeout).verdict(), (Verdict::Timeout, None));
-        assert_eq!(Observation::failed(Connect::Unreachable("x".into())).verdict(), (Verdict::Unreachable, None));
-        assert_eq!(Observation::failed(Connect::Error("x".into())).verdict(), (Verdict::Error, None));
+        assert_eq!(Observation::failed(Connect::Refused).verdict(), (ConfirmVerdict::Refused, None));
+        assert_eq!(Observation::failed(Connect::Timeout).verdict(), (ConfirmVerdict::Timeout, None));
+        assert_eq!(
+            Observation::failed(Connect::Unreachable("x".into())).verdict(),
+            (ConfirmVerdict::Unreachable, None)
+        );
+        assert_eq!(Observation::failed(Connect::Error("x".into())).verdict(), (ConfirmVerdict::Error, None));
         assert_eq!(Observation::failed(Connect::Timeout).error.as_deref(), Some("no answer within the timeout"));
     }
 
     #[test]
     fn mptcp_and_data_is_confirmed() {
-        assert_eq!(connected(true, true, 55).verdict(), (Verdict::Confirmed, None));
+        assert_eq!(connected(true, true, 55).verdict(), (ConfirmVerdict::Confirmed, None));
     }
 
     #[test]
     fn plain_tcp_after_handshake_is_fallback_even_with_data() {
-        assert_eq!(connected(false, false, 55).verdict(), (Verdict::Fallback, Some(FallbackReason::Handshake)));
-        assert_eq!(connected(false, false, 0).verdict(), (Verdict::Fallback, Some(FallbackReason::Handshake)));
+        assert_eq!(connected(false, false, 55).verdict(), (ConfirmVerdict::Fallback, Some(FallbackReason::Handshake)));
+        assert_eq!(connected(false, false, 0).verdict(), (ConfirmVerdict::Fallback, Some(FallbackReason::Handshake)));
     }
 
     #[test]
     fn mptcp_lost_after_handshake() {
-        assert_eq!(connected(true, false, 10).verdict(), (Verdict::Fallback, Some(FallbackReason::AfterHandshake)));
+        assert_eq!(
+            connected(true, false, 10).verdict(),
+            (ConfirmVerdict::Fallback, Some(FallbackReason::AfterHandshake))
+        );
     }
 
     #[test]
     fn mptcp_without_answer_is_no_data() {
-        assert_eq!(connected(true, true, 0).verdict(), (Verdict::NoData, None));
+        assert_eq!(connected(true, true, 0).verdict(), (ConfirmVerdict::NoData, None));
     }
 
     #[test]
     fn no_app_needs_the_remote_key() {
         let mut o = connected(true, true, 0);
         o.app_attempted = false;
-        assert_eq!(o.verdict(), (Verdict::Confirmed, None));
+        assert_eq!(o.verdict(), (ConfirmVerdict::Confirmed, None));
         o.remote_key = false;
-        assert_eq!(o.verdict(), (Verdict::NoData, None));
+        assert_eq!(o.verdict(), (ConfirmVerdict::NoData, None));
     }
 
     #[test]
     fn unknown_mptcp_state_is_an_error() {
         let mut o = connected(true, true, 1);
         o.mptcp_at_connect = None;
-        assert_eq!(o.verdict(), (Verdict::Error, None));
+        assert_eq!(o.verdict(), (ConfirmVerdict::Error, None));
     }
 
     #[test]

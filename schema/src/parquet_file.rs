@@ -1,4 +1,4 @@
-//! The Parquet result sink: the same rows and columns as the CSV ([`super::COLUMNS`]), typed,
+//! The Parquet result sink: the same rows and columns as the CSV ([`crate::COLUMNS`]), typed,
 //! columnar and Snappy-compressed, for study series queried where they are stored (DuckDB,
 //! Spark, Trino: `SELECT class, count(*) FROM 'scan.parquet' GROUP BY class`).
 //!
@@ -15,8 +15,9 @@
 //! finishes it; a crash (kill -9, power loss) leaves an unreadable file, so keep CSV where a
 //! crash must leave partial results.
 
-use super::sink::RowSink;
-use super::{Row, COLUMNS};
+use crate::columns::COLUMNS;
+use crate::row::Row;
+use crate::sink::RowSink;
 use anyhow::{bail, Context as _};
 use arrow_array::builder::{BooleanBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt8Builder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -102,7 +103,7 @@ impl Columns {
     fn push(&mut self, r: &Row) {
         self.ip.append_value(r.ip.to_string());
         self.port.append_value(r.port);
-        self.probe.append_value(r.probe);
+        self.probe.append_value(r.probe.label());
         self.class.append_value(r.class.label());
         self.responder.append_value(r.responder.to_string());
         self.mptcp_version.append_option(r.mptcp_version);
@@ -278,8 +279,9 @@ pub fn read_as_csv_records(path: &Path) -> anyhow::Result<Vec<Vec<String>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::Class;
-    use crate::output::csv::CsvSink;
+    use crate::class::Class;
+    use crate::csv_file::CsvSink;
+    use crate::probe::ProbeVersion;
 
     fn rows() -> Vec<Row> {
         let mut v = Vec::new();
@@ -294,7 +296,7 @@ mod tests {
             v.push(Row {
                 ip,
                 port: [80, 443, 8080][i as usize % 3],
-                probe: if i % 2 == 0 { "v1" } else { "v0" },
+                probe: if i % 2 == 0 { ProbeVersion::V1 } else { ProbeVersion::V0 },
                 class: if mptcp {
                     Class::Mptcp
                 } else if i % 7 == 0 {

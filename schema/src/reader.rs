@@ -6,7 +6,8 @@
 //! the number of rows. Result rows never contain quoted newlines (no field of the schema can hold
 //! one), so a newline is always a record boundary.
 
-use crate::row::{Col, Columns, Fields, Row, RowError};
+use crate::columns::{Col, Columns};
+use crate::row_ref::{Fields, RowError, RowRef};
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -122,7 +123,7 @@ pub fn for_each_row<W, M, F>(inputs: &[Input], threads: usize, make: M, f: F) ->
 where
     W: Send,
     M: Fn() -> W + Sync,
-    F: Fn(&mut W, &Row) -> Result<(), RowError> + Sync,
+    F: Fn(&mut W, &RowRef) -> Result<(), RowError> + Sync,
 {
     let chunks = plan(inputs)?;
     let threads = threads.clamp(1, chunks.len().max(1));
@@ -242,7 +243,7 @@ const MAX_FIELDS: usize = 256;
 /// a line with a quote goes through the csv crate so quoting rules still hold.
 fn run_chunk<W, F>(inp: &Input, c: Chunk, rec: &mut csv::ByteRecord, state: &mut W, f: &F) -> Result<()>
 where
-    F: Fn(&mut W, &Row) -> Result<(), RowError>,
+    F: Fn(&mut W, &RowRef) -> Result<(), RowError>,
 {
     let mut file = File::open(&inp.path).with_context(|| format!("{}: cannot open", inp.path.display()))?;
     file.seek(SeekFrom::Start(c.start))?;
@@ -294,7 +295,7 @@ where
                         match r.read_byte_record(rec) {
                             Ok(true) => {
                                 let row =
-                                    Row::parse(rec, &inp.cols).map_err(|e| anyhow::anyhow!("{}: {e}", at(off)))?;
+                                    RowRef::parse(rec, &inp.cols).map_err(|e| anyhow::anyhow!("{}: {e}", at(off)))?;
                                 f(state, &row).map_err(|e| anyhow::anyhow!("{}: {e}", at(off)))?;
                             }
                             Ok(false) => {}
@@ -303,7 +304,7 @@ where
                     } else if !line.is_empty() {
                         bounds.push(((field_start - line_start) as u32, (end.max(field_start) - line_start) as u32));
                         let split = Split { line, bounds: &bounds };
-                        let row = match Row::parse(&split, &inp.cols) {
+                        let row = match RowRef::parse(&split, &inp.cols) {
                             Ok(r) => r,
                             Err(e) => bail!("{}: {e}", at(off)),
                         };
@@ -401,7 +402,7 @@ mod tests {
         let f = file(&body);
         let inputs = Input::open_all(&[f.path().to_owned()], Col::DIFF).unwrap();
         let got = for_each_row(&inputs, 1, Vec::new, |v: &mut Vec<(String, String)>, r| {
-            v.push((r.ip.to_string(), r.class.as_str().to_string()));
+            v.push((r.ip.to_string(), r.class.label().to_string()));
             Ok(())
         })
         .unwrap()

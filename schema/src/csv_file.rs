@@ -4,9 +4,12 @@
 //! when asked), so a crash leaves at most a torn last line, never a half-written row in the
 //! middle. A write error (disk full) is reported once, clearly, and the caller stops sending.
 
-use super::{Row, COLUMNS};
-use crate::classify::Class;
+use crate::class::Class;
+use crate::columns::{Col, Columns, COLUMNS};
 use crate::probe::ProbeVersion;
+use crate::row::Row;
+use crate::row_ref::RowRef;
+use crate::sink::RowSink;
 use anyhow::Context as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -29,6 +32,34 @@ pub struct Existing {
     pub version: ProbeVersion,
     /// Class.
     pub class: Class,
+}
+
+/// The (target, port, version, class) of every row in `text`, the whole lines of a result CSV
+/// being resumed; `None` when not even the header reached the disk. Rows are parsed as every
+/// reader parses them ([`RowRef::parse`]).
+fn read_existing(path: &Path, text: &[u8]) -> anyhow::Result<Option<Vec<Existing>>> {
+    let what = || format!("cannot resume the output file {}", path.display());
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(text);
+    let mut rec = csv::ByteRecord::new();
+    if !rdr.read_byte_record(&mut rec).with_context(what)? {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        Columns::is_exact(&rec),
+        "{} is not an mpscan result CSV (its header differs): resume with the scan's own output file",
+        path.display()
+    );
+    let cols = Columns::resolve(&rec, Col::KEY_CLASS).map_err(anyhow::Error::msg)?;
+    let mut existing = Vec::new();
+    for line in 2.. {
+        if !rdr.read_byte_record(&mut rec).with_context(|| format!("{} line {line}", path.display()))? {
+            break;
+        }
+        let r = RowRef::parse(&rec, &cols)
+            .map_err(|e| anyhow::anyhow!("{} line {line}: not an mpscan row ({e})", path.display()))?;
+        existing.push(Existing { ip: r.ip.into(), port: r.port, version: r.probe, class: r.class });
+    }
+    Ok(Some(existing))
 }
 
 /// A CSV writer to a file or standard output.
@@ -104,31 +135,10 @@ impl CsvSink {
             let f = OpenOptions::new().write(true).open(path).with_context(what)?;
             f.set_len(whole as u64).with_context(what)?;
         }
-        let mut existing = Vec::new();
-        let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(&text[..whole]);
-        let header: Vec<String> = rdr.headers().with_context(what)?.iter().map(str::to_string).collect();
-        if header.is_empty() && whole == 0 {
+        let Some(existing) = read_existing(path, &text[..whole])? else {
             // Killed before the header reached the disk: start the file again.
-            return Ok((CsvSink::create(Some(path))?, existing));
-        }
-        anyhow::ensure!(
-            header.iter().map(String::as_str).eq(COLUMNS),
-            "{} is not an mpscan result CSV (its header differs): resume with the scan's own output file",
-            path.display()
-        );
-        for (i, rec) in rdr.records().enumerate() {
-            let rec = rec.with_context(|| format!("{} line {}", path.display(), i + 2))?;
-            let bad = || anyhow::anyhow!("{} line {}: not an mpscan row", path.display(), i + 2);
-            let ip = rec[0].parse().map_err(|_| bad())?;
-            let port = rec[1].parse().map_err(|_| bad())?;
-            let version = match &rec[2] {
-                "v0" => ProbeVersion::V0,
-                "v1" => ProbeVersion::V1,
-                _ => return Err(bad()),
-            };
-            let class = Class::ALL.into_iter().find(|c| c.label() == &rec[3]).ok_or_else(bad)?;
-            existing.push(Existing { ip, port, version, class });
-        }
+            return Ok((CsvSink::create(Some(path))?, Vec::new()));
+        };
         let f = OpenOptions::new().append(true).open(path).with_context(what)?;
         let second = f.try_clone().with_context(what)?;
         let poisoned = Arc::new(AtomicBool::new(false));
@@ -193,16 +203,29 @@ impl CsvSink {
     }
 }
 
+impl RowSink for CsvSink {
+    fn write(&mut self, row: &Row) -> anyhow::Result<()> {
+        CsvSink::write(self, row)
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        CsvSink::flush(self)
+    }
+
+    fn rows(&self) -> u64 {
+        CsvSink::rows(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::Class;
 
     fn row() -> Row {
         Row {
             ip: "198.18.0.1".parse().unwrap(),
             port: 443,
-            probe: "v1",
+            probe: ProbeVersion::V1,
             class: Class::Mptcp,
             responder: "198.18.0.1".parse().unwrap(),
             mptcp_version: Some(1),

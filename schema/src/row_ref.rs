@@ -1,8 +1,12 @@
-//! One result row: the columns analysis needs, found by header name, parsed by hand from a
-//! `csv::ByteRecord` without serde or allocation (this is the hot path of every command).
+//! One result row, borrowed: the columns a reader needs, found by header name ([`Columns`]),
+//! parsed by hand from the line's bytes without serde or allocation (this is the hot path of
+//! every analysis command, and the parse every other reader of result files shares).
 //!
-//! Only the columns a command asks for must exist; extra columns are ignored and the order is free.
+//! Only the columns a reader asks for must exist; extra columns are ignored and the order is free.
 
+use crate::class::Class;
+use crate::columns::{Col, Columns};
+use crate::probe::ProbeVersion;
 use std::fmt;
 
 /// A probed address, kept as integers so prefixes and hash keys are cheap.
@@ -23,195 +27,12 @@ impl fmt::Display for Ip {
     }
 }
 
-/// MP_CAPABLE version of the probe that produced a row (`probe` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Probe {
-    /// RFC 6824 probe: 12-byte MP_CAPABLE with our key.
-    V0 = 0,
-    /// RFC 8684 probe: 4-byte MP_CAPABLE without a key.
-    V1 = 1,
-}
-
-impl Probe {
-    /// Both versions, v1 first (the current protocol is the one readers look for first).
-    pub const ALL: [Probe; 2] = [Probe::V1, Probe::V0];
-
-    /// The text used in the CSV and in tables.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Probe::V0 => "v0",
-            Probe::V1 => "v1",
+impl From<Ip> for std::net::IpAddr {
+    fn from(ip: Ip) -> std::net::IpAddr {
+        match ip {
+            Ip::V4(a) => std::net::Ipv4Addr::from(a).into(),
+            Ip::V6(a) => std::net::Ipv6Addr::from(a).into(),
         }
-    }
-
-    /// Parse the CSV text (`v0`/`v1`).
-    pub fn parse(s: &str) -> Option<Probe> {
-        match s {
-            "v0" => Some(Probe::V0),
-            "v1" => Some(Probe::V1),
-            _ => None,
-        }
-    }
-}
-
-/// What the classifier made of an answer (`class` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Class {
-    /// Real MPTCP server: well-formed MP_CAPABLE different from the probe's.
-    Mptcp = 0,
-    /// MP_CAPABLE byte-identical to the probe's (or our own v0 key back): a middlebox echo.
-    Echo = 1,
-    /// MPTCP option present but not a valid MP_CAPABLE answer.
-    Malformed = 2,
-    /// SYN-ACK without MP_CAPABLE: plain TCP or a stripping box.
-    Tcp = 3,
-    /// RST.
-    Closed = 4,
-    /// ICMP destination unreachable quoting our probe.
-    Unreachable = 5,
-}
-
-/// Number of classes, the length of every per-class counter array.
-pub const NCLASS: usize = 6;
-
-impl Class {
-    /// All classes in table order.
-    pub const ALL: [Class; NCLASS] =
-        [Class::Mptcp, Class::Echo, Class::Malformed, Class::Tcp, Class::Closed, Class::Unreachable];
-
-    /// The text used in the CSV.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Mptcp => "mptcp",
-            Class::Echo => "echo",
-            Class::Malformed => "malformed",
-            Class::Tcp => "tcp",
-            Class::Closed => "closed",
-            Class::Unreachable => "unreachable",
-        }
-    }
-
-    /// Inverse of `as u8`.
-    pub fn from_index(i: u8) -> Option<Class> {
-        Class::ALL.get(i as usize).copied()
-    }
-
-    fn parse(b: &[u8]) -> Option<Class> {
-        Some(match b {
-            b"mptcp" => Class::Mptcp,
-            b"echo" => Class::Echo,
-            b"malformed" => Class::Malformed,
-            b"tcp" => Class::Tcp,
-            b"closed" => Class::Closed,
-            b"unreachable" => Class::Unreachable,
-            _ => return None,
-        })
-    }
-
-    /// True for the classes that carried an MPTCP option (the ones prefix tables at /24 track).
-    pub fn has_mptcp_option(self) -> bool {
-        matches!(self, Class::Mptcp | Class::Echo | Class::Malformed)
-    }
-}
-
-/// A column of the result CSV that analysis can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Col {
-    /// Probed address.
-    Ip = 0,
-    /// Target port.
-    Port,
-    /// Probe version.
-    Probe,
-    /// Classifier verdict.
-    Class,
-    /// Version in the answer's MP_CAPABLE.
-    MptcpVersion,
-    /// Flags byte of the answer's MP_CAPABLE.
-    MpcFlags,
-    /// Answer's TCP options as hex.
-    Options,
-    /// Whole option list came back byte-identical.
-    Mirrored,
-    /// Our TSval came back as TSval.
-    TsEchoed,
-    /// IP TTL of the answer.
-    Ttl,
-    /// TCP window of the answer.
-    Window,
-    /// Why `malformed`, or the ICMP type and code of `unreachable` (`icmp-11-0`).
-    Detail,
-}
-
-const NCOL: usize = 12;
-const COL_NAMES: [&str; NCOL] = [
-    "ip",
-    "port",
-    "probe",
-    "class",
-    "mptcp_version",
-    "mpc_flags",
-    "options",
-    "mirrored",
-    "ts_echoed",
-    "ttl",
-    "window",
-    "detail",
-];
-
-impl Col {
-    /// Header name of the column.
-    pub fn name(self) -> &'static str {
-        COL_NAMES[self as usize]
-    }
-    /// Columns the `summary` command reads (and `detail` when the file has it: files written
-    /// before it was read still summarise).
-    pub const SUMMARY: &'static [Col] = &[
-        Col::Ip,
-        Col::Port,
-        Col::Probe,
-        Col::Class,
-        Col::MptcpVersion,
-        Col::MpcFlags,
-        Col::Options,
-        Col::Mirrored,
-        Col::TsEchoed,
-        Col::Ttl,
-        Col::Window,
-    ];
-    /// Columns the `diff` command reads.
-    pub const DIFF: &'static [Col] = &[Col::Ip, Col::Port, Col::Probe, Col::Class, Col::MptcpVersion];
-}
-
-/// Where each needed column sits in one file's records (files may order columns differently).
-#[derive(Debug, Clone)]
-pub struct Columns {
-    idx: [Option<usize>; NCOL],
-    /// Number of fields in the header; every record must have exactly as many.
-    pub width: usize,
-}
-
-impl Columns {
-    /// Find `needed` columns by name in a header record; a missing one is an error naming it.
-    pub fn resolve(header: &csv::ByteRecord, needed: &[Col]) -> Result<Columns, String> {
-        let mut idx = [None; NCOL];
-        for (i, field) in header.iter().enumerate() {
-            let name = std::str::from_utf8(field).unwrap_or("").trim();
-            if let Some(c) = COL_NAMES.iter().position(|n| *n == name) {
-                idx[c].get_or_insert(i);
-            }
-        }
-        let missing: Vec<&str> = needed.iter().filter(|c| idx[**c as usize].is_none()).map(|c| c.name()).collect();
-        if !missing.is_empty() {
-            let have: Vec<String> = header.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
-            return Err(format!(
-                "missing column{} {} (header has: {})",
-                if missing.len() > 1 { "s" } else { "" },
-                missing.join(", "),
-                have.join(",")
-            ));
-        }
-        Ok(Columns { idx, width: header.len() })
     }
 }
 
@@ -233,21 +54,27 @@ impl Fields for csv::ByteRecord {
     }
 }
 
-/// One parsed row. `options` stays hex text: only fingerprinting decodes it.
+/// One parsed row, borrowing the line it came from. `options` stays hex text (only
+/// fingerprinting decodes it); `responder`, `mpc_key` and `timestamp` stay text too (no reader
+/// computes with them). A column the reader did not ask for gets a neutral default.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row<'a> {
+pub struct RowRef<'a> {
     /// Probed address.
     pub ip: Ip,
     /// Target port.
     pub port: u16,
     /// Probe version.
-    pub probe: Probe,
+    pub probe: ProbeVersion,
     /// Classifier verdict.
     pub class: Class,
+    /// Who answered (a router for ICMP), as text (empty when not read).
+    pub responder: &'a [u8],
     /// Version in the answer's MP_CAPABLE, if any.
     pub version: Option<u8>,
     /// Flags of the answer's MP_CAPABLE, if any.
     pub flags: Option<u8>,
+    /// The answer's MP_CAPABLE key, 16 hex digits (empty when none or not read).
+    pub mpc_key: &'a [u8],
     /// Answer's TCP options as lowercase hex text (unvalidated here).
     pub options: &'a [u8],
     /// Whole option list mirrored.
@@ -258,6 +85,8 @@ pub struct Row<'a> {
     pub ttl: u8,
     /// TCP window.
     pub window: u16,
+    /// When the answer arrived, RFC 3339 text (empty when not read).
+    pub timestamp: &'a [u8],
     /// The `detail` column's text (empty when absent).
     pub detail: &'a [u8],
 }
@@ -281,23 +110,19 @@ fn bad(col: Col, v: &[u8]) -> RowError {
     RowError(format!("bad {} value {:?}", col.name(), s))
 }
 
-impl<'a> Row<'a> {
+impl<'a> RowRef<'a> {
     /// Parse the needed fields of `rec`; columns the command did not ask for get neutral defaults.
-    pub fn parse<R: Fields + ?Sized>(rec: &'a R, cols: &Columns) -> Result<Row<'a>, RowError> {
+    pub fn parse<R: Fields + ?Sized>(rec: &'a R, cols: &Columns) -> Result<RowRef<'a>, RowError> {
         if rec.count() != cols.width {
             return Err(RowError(format!("{} fields, header has {}", rec.count(), cols.width)));
         }
-        let f = |c: Col| cols.idx[c as usize].map(|i| rec.field(i));
+        let f = |c: Col| cols.index(c).map(|i| rec.field(i));
         let ip_t = f(Col::Ip).unwrap_or(b"");
         let ip = parse_ip(ip_t).ok_or_else(|| bad(Col::Ip, ip_t))?;
         let port_t = f(Col::Port).unwrap_or(b"");
         let port = parse_uint(port_t, u16::MAX as u32).ok_or_else(|| bad(Col::Port, port_t))? as u16;
         let probe_t = f(Col::Probe).unwrap_or(b"");
-        let probe = match probe_t {
-            b"v1" => Probe::V1,
-            b"v0" => Probe::V0,
-            _ => return Err(bad(Col::Probe, probe_t)),
-        };
+        let probe = ProbeVersion::parse(probe_t).ok_or_else(|| bad(Col::Probe, probe_t))?;
         let class_t = f(Col::Class).unwrap_or(b"");
         let class = Class::parse(class_t).ok_or_else(|| bad(Col::Class, class_t))?;
         let version = match f(Col::MptcpVersion) {
@@ -320,7 +145,26 @@ impl<'a> Row<'a> {
             Some(t) => parse_uint(t, 65535).ok_or_else(|| bad(Col::Window, t))? as u16,
         };
         let detail = f(Col::Detail).unwrap_or(b"");
-        Ok(Row { ip, port, probe, class, version, flags, options, mirrored, ts_echoed, ttl, window, detail })
+        let responder = f(Col::Responder).unwrap_or(b"");
+        let mpc_key = f(Col::MpcKey).unwrap_or(b"");
+        let timestamp = f(Col::Timestamp).unwrap_or(b"");
+        Ok(RowRef {
+            ip,
+            port,
+            probe,
+            class,
+            responder,
+            version,
+            flags,
+            mpc_key,
+            options,
+            mirrored,
+            ts_echoed,
+            ttl,
+            window,
+            timestamp,
+            detail,
+        })
     }
 }
 
@@ -423,22 +267,8 @@ mod tests {
         csv::ByteRecord::from(fields.to_vec())
     }
 
-    const HEADER: &[&str] = &[
-        "ip",
-        "port",
-        "probe",
-        "class",
-        "responder",
-        "mptcp_version",
-        "mpc_flags",
-        "mpc_key",
-        "options",
-        "mirrored",
-        "ts_echoed",
-        "ttl",
-        "window",
-        "timestamp",
-    ];
+    /// The result header of files written before the `detail` column.
+    const HEADER: &[&str] = crate::COLUMNS.split_at(14).0;
 
     #[test]
     fn ipv4_parser() {
@@ -471,9 +301,9 @@ mod tests {
             "65535",
             "2026-11-21T18:00:00.123456Z",
         ]);
-        let row = Row::parse(&r, &cols).unwrap();
+        let row = RowRef::parse(&r, &cols).unwrap();
         assert_eq!(row.ip, Ip::V4(0xc6336407));
-        assert_eq!((row.port, row.probe, row.class), (443, Probe::V1, Class::Mptcp));
+        assert_eq!((row.port, row.probe, row.class), (443, ProbeVersion::V1, Class::Mptcp));
         assert_eq!((row.version, row.flags), (Some(1), Some(0x21)));
         assert_eq!(row.options, b"1e0c0121");
         assert_eq!((row.mirrored, row.ts_echoed, row.ttl, row.window), (false, true, 57, 65535));
@@ -486,8 +316,8 @@ mod tests {
         let cols =
             Columns::resolve(&rec(&["extra", "class", "probe", "mptcp_version", "port", "ip"]), Col::DIFF).unwrap();
         let r = rec(&["x", "echo", "v0", "0", "80", "2001:db8::1"]);
-        let row = Row::parse(&r, &cols).unwrap();
-        assert_eq!((row.class, row.probe, row.port, row.version), (Class::Echo, Probe::V0, 80, Some(0)));
+        let row = RowRef::parse(&r, &cols).unwrap();
+        assert_eq!((row.class, row.probe, row.port, row.version), (Class::Echo, ProbeVersion::V0, 80, Some(0)));
     }
 
     #[test]
@@ -495,7 +325,7 @@ mod tests {
         let cols = Columns::resolve(&rec(HEADER), Col::SUMMARY).unwrap();
         let good =
             ["198.51.100.7", "443", "v1", "tcp", "198.51.100.7", "", "", "", "", "false", "false", "57", "65535", "t"];
-        assert!(Row::parse(&rec(&good), &cols).is_ok());
+        assert!(RowRef::parse(&rec(&good), &cols).is_ok());
         for (i, v, col) in [
             (0, "1.2.3", "ip"),
             (1, "70000", "port"),
@@ -510,10 +340,10 @@ mod tests {
         ] {
             let mut f = good;
             f[i] = v;
-            let e = Row::parse(&rec(&f), &cols).unwrap_err();
+            let e = RowRef::parse(&rec(&f), &cols).unwrap_err();
             assert!(e.0.contains(col), "{e}");
         }
-        let e = Row::parse(&rec(&good[..5]), &cols).unwrap_err();
+        let e = RowRef::parse(&rec(&good[..5]), &cols).unwrap_err();
         assert!(e.0.contains("5 fields"), "{e}");
     }
 }
