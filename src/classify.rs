@@ -103,13 +103,9 @@ pub fn classify(r: &Response<'_>) -> Verdict {
     let mut other_mptcp = false;
     let mut broken_mptcp = false;
     let mut mpc_bytes: Option<&[u8]> = None;
-    let mut walk = TcpOptions::new(r.options);
-    loop {
-        // The option's own bytes, as the walker consumed them (`buffer_len` is the emitted
-        // length, which for a 22/24-byte MP_CAPABLE is 20).
-        let before = walk.rest();
-        let Some(item) = walk.next() else { break };
-        let here = &before[..before.len() - walk.rest().len()];
+    // Each option with its own bytes, as they came (`buffer_len` is the emitted length, which
+    // for a 22/24-byte MP_CAPABLE is 20).
+    for (item, here) in TcpOptions::new(r.options).with_bytes() {
         match item {
             Ok(opt) => {
                 match opt {
@@ -175,7 +171,7 @@ pub fn classify(r: &Response<'_>) -> Verdict {
 mod tests {
     use super::*;
     use crate::probe::ProbeVersion::{V0, V1};
-    use crate::response::tests::{ctx, tcp_reply, TARGET, US};
+    use crate::response::tests::{ctx, tcp_reply_raw, TARGET, US};
     use crate::response::Context;
     use crate::wire::tcp_option;
     use crate::wire::TcpOption as O;
@@ -187,14 +183,9 @@ mod tests {
         options: impl Fn(&crate::validate::ProbeTag) -> Vec<u8>,
     ) -> Verdict {
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, version);
-        let mut f = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
         let opts = options(&tag);
         assert_eq!(opts.len() % 4, 0);
-        // Splice the raw options in (the helper builds none), fixing lengths and data offset.
-        f.extend_from_slice(&opts);
-        let ip_len = (f.len() - 14) as u16;
-        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-        f[46] = (((20 + opts.len()) / 4) as u8) << 4;
+        let f = tcp_reply_raw(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &opts);
         let r = c.parse(&f).expect("validates");
         classify(&r)
     }
@@ -407,7 +398,7 @@ mod tests {
 mod proptests {
     use super::*;
     use crate::probe::ProbeVersion::{V0, V1};
-    use crate::response::tests::{ctx, tcp_reply, TARGET, US};
+    use crate::response::tests::{ctx, tcp_reply_raw, TARGET, US};
     use proptest::prelude::*;
 
     /// A validated SYN-ACK for `version` whose option area is `opts` (padded to a multiple of 4
@@ -415,13 +406,9 @@ mod proptests {
     fn verdict(version: ProbeVersion, opts: &[u8]) -> (Verdict, crate::validate::ProbeTag) {
         let c = ctx(&[V1, V0]);
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, version);
-        let mut f = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
         let mut o = opts.to_vec();
         o.resize(opts.len().div_ceil(4) * 4, 0);
-        f.extend_from_slice(&o);
-        let ip_len = (f.len() - 14) as u16;
-        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-        f[46] = (((20 + o.len()) / 4) as u8) << 4;
+        let f = tcp_reply_raw(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &o);
         let r = c.parse(&f).expect("validates");
         assert_eq!(r.options, &o[..]);
         (classify(&r), tag)

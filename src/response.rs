@@ -20,7 +20,10 @@
 use crate::probe::ProbeVersion;
 use crate::validate::{ProbeTag, Validator};
 use crate::wire::tcp::TcpQuote;
-use crate::wire::{icmp, ipv4::protocol, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket};
+use crate::wire::{
+    ethernet, icmp, ipv4::protocol, EtherType, EthernetFrame, IcmpPacket, IpRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet,
+    Ipv6Repr, TcpPacket,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What kind of answer a response is.
@@ -104,38 +107,45 @@ impl Context {
         })
     }
 
-    /// Validates one Ethernet frame.
+    /// Validates one Ethernet frame. One path for both families: only reading the IP header
+    /// ([`Self::ip_header`]) differs.
     pub fn parse<'a>(&self, frame: &'a [u8]) -> Result<Response<'a>, Reject> {
         let eth = EthernetFrame::new_checked(frame)?;
-        match eth.ethertype() {
+        let (us, ip, fragment, payload) = self.ip_header(eth.ethertype(), &frame[ethernet::HEADER_LEN..])?;
+        if ip.dst_addr() != us {
+            return Err(Reject("not-to-us"));
+        }
+        if fragment {
+            return Err(Reject("fragment"));
+        }
+        let (responder, ttl) = (ip.src_addr(), ip.ttl());
+        match ip.protocol() {
+            protocol::TCP => self.tcp(us, responder, ttl, payload),
+            p if p == ip.icmp_protocol() => self.icmp(us, responder, ttl, payload),
+            _ => Err(Reject("not-tcp-or-icmp")),
+        }
+    }
+
+    /// Our source address of the frame's family, its IP header, whether it is an IPv4 fragment
+    /// (IPv6 fragments carry a next header of their own, and fail the protocol check), and the
+    /// IP payload.
+    #[inline]
+    fn ip_header<'a>(
+        &self,
+        ethertype: EtherType,
+        packet: &'a [u8],
+    ) -> Result<(IpAddr, IpRepr, bool, &'a [u8]), Reject> {
+        match ethertype {
             EtherType::Ipv4 => {
-                let src = self.src_v4.ok_or(Reject("no-ipv4-source"))?;
-                let ip = Ipv4Packet::new_checked(&frame[crate::wire::ethernet::HEADER_LEN..])?;
-                if ip.dst_addr() != src {
-                    return Err(Reject("not-to-us"));
-                }
-                if ip.frag_offset() != 0 || ip.more_frags() {
-                    return Err(Reject("fragment"));
-                }
-                let (src, responder, ttl) = (IpAddr::V4(src), IpAddr::V4(ip.src_addr()), ip.ttl());
-                match ip.protocol() {
-                    protocol::TCP => self.tcp(src, responder, ttl, ip.into_payload()),
-                    protocol::ICMP => self.icmp(src, responder, ttl, ip.into_payload()),
-                    _ => Err(Reject("not-tcp-or-icmp")),
-                }
+                let us = self.src_v4.ok_or(Reject("no-ipv4-source"))?;
+                let ip = Ipv4Packet::new_checked(packet)?;
+                let fragment = ip.frag_offset() != 0 || ip.more_frags();
+                Ok((us.into(), IpRepr::V4(Ipv4Repr::parse(&ip)), fragment, ip.into_payload()))
             }
             EtherType::Ipv6 => {
-                let src = self.src_v6.ok_or(Reject("no-ipv6-source"))?;
-                let ip = Ipv6Packet::new_checked(&frame[crate::wire::ethernet::HEADER_LEN..])?;
-                if ip.dst_addr() != src {
-                    return Err(Reject("not-to-us"));
-                }
-                let (src, responder, ttl) = (IpAddr::V6(src), IpAddr::V6(ip.src_addr()), ip.hop_limit());
-                match ip.next_header() {
-                    protocol::TCP => self.tcp(src, responder, ttl, ip.into_payload()),
-                    protocol::ICMPV6 => self.icmp(src, responder, ttl, ip.into_payload()),
-                    _ => Err(Reject("not-tcp-or-icmp")),
-                }
+                let us = self.src_v6.ok_or(Reject("no-ipv6-source"))?;
+                let ip = Ipv6Packet::new_checked(packet)?;
+                Ok((us.into(), IpRepr::V6(Ipv6Repr::parse(&ip)), false, ip.into_payload()))
             }
             _ => Err(Reject("not-ip")),
         }
@@ -210,7 +220,7 @@ impl Context {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::wire::{tcp_option, EthernetFrame, TcpFlags, TcpOption};
+    use crate::wire::{tcp_option, FrameRepr, IcmpRepr, TcpFlags, TcpOption, TcpRepr};
 
     pub const US: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
     pub const TARGET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -223,48 +233,28 @@ pub(crate) mod tests {
     pub fn tcp_reply(from: Ipv4Addr, sport: u16, dport: u16, flags: u8, ack: u32, options: &[TcpOption]) -> Vec<u8> {
         let mut opts = [0u8; 40];
         let olen = tcp_option::emit_all(options, &mut opts);
-        let tcp_len = 20 + olen;
-        let mut f = vec![0u8; 14 + 20 + tcp_len];
-        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-        eth.set_ethertype(EtherType::Ipv4);
-        let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
-        ip.set_version_and_header_len(20);
-        ip.set_total_len((20 + tcp_len) as u16);
-        ip.set_ttl(57);
-        ip.set_protocol(protocol::TCP);
-        ip.set_src_addr(from);
-        ip.set_dst_addr(US);
-        ip.fill_checksum();
-        let mut t = TcpPacket::new_unchecked(&mut f[34..]);
-        t.set_src_port(sport);
-        t.set_dst_port(dport);
-        t.set_seq(0x7777);
-        t.set_ack(ack);
-        t.set_header_len(tcp_len);
-        t.set_flags(TcpFlags(flags));
-        t.set_window(29200);
-        t.options_mut().copy_from_slice(&opts[..olen]);
-        t.fill_checksum_v4(from, US);
-        f
+        tcp_reply_raw(from, sport, dport, flags, ack, &opts[..olen])
+    }
+
+    /// [`tcp_reply`] with the option area given as bytes (padded with zeros to a multiple of 4).
+    pub fn tcp_reply_raw(from: Ipv4Addr, sport: u16, dport: u16, flags: u8, ack: u32, options: &[u8]) -> Vec<u8> {
+        let tcp = TcpRepr {
+            src_port: sport,
+            dst_port: dport,
+            seq: 0x7777,
+            ack,
+            flags: TcpFlags(flags),
+            window: 29200,
+            options,
+            payload: &[],
+        };
+        FrameRepr::tcp(from.into(), US.into(), 57, tcp).to_vec()
     }
 
     /// Builds an ICMP destination-unreachable from `router` quoting `quoted` (IP + 8 bytes).
     pub fn icmp_reply(router: Ipv4Addr, quoted: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + 20 + 8 + quoted.len()];
-        EthernetFrame::new_unchecked(&mut f[..]).set_ethertype(EtherType::Ipv4);
-        let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
-        ip.set_version_and_header_len(20);
-        ip.set_total_len((28 + quoted.len()) as u16);
-        ip.set_ttl(63);
-        ip.set_protocol(protocol::ICMP);
-        ip.set_src_addr(router);
-        ip.set_dst_addr(US);
-        ip.fill_checksum();
-        let mut m = IcmpPacket::new_unchecked(&mut f[34..]);
-        m.set_type_code(3, 13);
-        m.payload_mut().copy_from_slice(quoted);
-        m.fill_checksum_v4();
-        f
+        let icmp = IcmpRepr { msg_type: 3, code: 13, rest_of_header: [0; 4], payload: quoted };
+        FrameRepr::icmp(router.into(), US.into(), 63, icmp).to_vec()
     }
 
     #[test]
@@ -610,71 +600,33 @@ pub(crate) mod tests {
 mod proptests {
     use super::*;
     use crate::probe::{options_of, Link, ProbeBuilder, MAX_FRAME_LEN};
-    use crate::wire::{TcpFlags, TcpOption};
+    use crate::wire::{FrameRepr, IcmpRepr, L4Repr, TcpFlags, TcpOption, TcpRepr};
     use proptest::prelude::*;
 
     const US4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
     const US6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 
-    fn swap<const N: usize>(f: &mut [u8], a: usize, b: usize) {
-        for i in 0..N {
-            f.swap(a + i, b + i);
-        }
-    }
-
-    /// The probe turned into the target's answer: addresses and ports swapped, `flags`, `ack`
-    /// (the TCP checksum is left as it was: validation does not read it). The probe's options
-    /// stay (a mirroring box's answer).
+    /// The probe turned into the target's answer: addresses and ports swapped, `flags`, `ack`,
+    /// and the probe's options (a mirroring box's answer).
     fn answer(probe: &[u8], flags: u8, ack: u32) -> Vec<u8> {
-        let mut f = probe.to_vec();
-        let v6 = EthernetFrame::new_checked(&f[..]).unwrap().ethertype() == EtherType::Ipv6;
-        let l4 = if v6 { 54 } else { 34 };
-        if v6 {
-            swap::<16>(&mut f, 22, 38);
-        } else {
-            swap::<4>(&mut f, 26, 30);
-            Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
-        }
-        swap::<2>(&mut f, l4, l4 + 2);
-        let mut t = TcpPacket::new_unchecked(&mut f[l4..]);
-        t.set_ack(ack);
-        t.set_seq(0x0bad_cafe);
-        t.set_flags(TcpFlags(flags));
-        f
+        let p = FrameRepr::parse(probe).unwrap().unwrap();
+        let L4Repr::Tcp(syn) = p.l4 else { panic!("a probe is TCP") };
+        let tcp = TcpRepr {
+            src_port: syn.dst_port,
+            dst_port: syn.src_port,
+            seq: 0x0bad_cafe,
+            ack,
+            flags: TcpFlags(flags),
+            ..syn
+        };
+        FrameRepr::tcp(p.ip.dst_addr(), p.ip.src_addr(), p.ip.ttl(), tcp).to_vec()
     }
 
     /// An ICMP(v6) error of `icmp_type` from `router` to us quoting `quoted`.
     fn icmp_error(router: IpAddr, icmp_type: u8, quoted: &[u8]) -> Vec<u8> {
-        let v6 = router.is_ipv6();
-        let l4 = if v6 { 54 } else { 34 };
-        let mut f = vec![0u8; l4 + 8 + quoted.len()];
-        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-        eth.set_ethertype(if v6 { EtherType::Ipv6 } else { EtherType::Ipv4 });
-        match router {
-            IpAddr::V4(r) => {
-                let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
-                ip.set_version_and_header_len(20);
-                ip.set_total_len((28 + quoted.len()) as u16);
-                ip.set_ttl(60);
-                ip.set_protocol(protocol::ICMP);
-                ip.set_src_addr(r);
-                ip.set_dst_addr(US4);
-                ip.fill_checksum();
-            }
-            IpAddr::V6(r) => {
-                let mut ip = Ipv6Packet::new_unchecked(&mut f[14..]);
-                ip.set_version();
-                ip.set_payload_len((8 + quoted.len()) as u16);
-                ip.set_next_header(protocol::ICMPV6);
-                ip.set_hop_limit(60);
-                ip.set_src_addr(r);
-                ip.set_dst_addr(US6);
-            }
-        }
-        let mut m = IcmpPacket::new_unchecked(&mut f[l4..]);
-        m.set_type_code(icmp_type, 1);
-        m.payload_mut().copy_from_slice(quoted);
-        f
+        let us: IpAddr = if router.is_ipv6() { US6.into() } else { US4.into() };
+        let icmp = IcmpRepr { msg_type: icmp_type, code: 1, rest_of_header: [0; 4], payload: quoted };
+        FrameRepr::icmp(router, us, 60, icmp).to_vec()
     }
 
     fn target() -> impl Strategy<Value = IpAddr> {
