@@ -217,21 +217,23 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let hl = self.header_len();
         &mut self.buffer.as_mut()[field::OPTIONS..hl]
     }
-    /// Computes and stores the checksum of the whole buffer as a segment in IPv4.
-    pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+    /// Computes and stores the checksum over the pseudo-header of `src` and `dst` (same
+    /// family) and the whole buffer.
+    pub fn fill_checksum(&mut self, src: IpAddr, dst: IpAddr) {
         self.set_checksum(0);
         let b = self.buffer.as_ref();
-        let acc = checksum::pseudo_header_v4(src, dst, 6, b.len() as u16);
+        let acc = checksum::pseudo_header(src, dst, super::ipv4::protocol::TCP, b.len());
         let c = checksum::finish(checksum::sum(acc, b));
         self.set_checksum(c);
     }
+
+    /// Computes and stores the checksum of the whole buffer as a segment in IPv4.
+    pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.fill_checksum(src.into(), dst.into());
+    }
     /// Computes and stores the checksum of the whole buffer as a segment in IPv6.
     pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
-        self.set_checksum(0);
-        let b = self.buffer.as_ref();
-        let acc = checksum::pseudo_header_v6(src, dst, 6, b.len() as u32);
-        let c = checksum::finish(checksum::sum(acc, b));
-        self.set_checksum(c);
+        self.fill_checksum(src.into(), dst.into());
     }
 }
 
@@ -315,11 +317,7 @@ impl<'a> TcpRepr<'a> {
         opts[..self.options.len()].copy_from_slice(self.options);
         opts[self.options.len()..].fill(0);
         packet.buffer.as_mut()[hl..].copy_from_slice(self.payload);
-        packet.set_checksum(0);
-        let b = packet.buffer.as_ref();
-        let acc = checksum::pseudo_header(src, dst, super::ipv4::protocol::TCP, b.len());
-        let c = checksum::finish(checksum::sum(acc, b));
-        packet.set_checksum(c);
+        packet.fill_checksum(src, dst);
     }
 }
 
