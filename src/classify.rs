@@ -18,8 +18,8 @@
 //! came back byte-identical (a mirroring box), and whether our TSval came back as TSval (a box
 //! that copies options rather than a TCP stack, which would put it in TSecr).
 
+use crate::accept::{Response, ResponseKind};
 use crate::probe::{options_of, ProbeVersion};
-use crate::response::{Kind, Response};
 use crate::wire::{mptcp, MpCapable, TcpOption, TcpOptions};
 
 /// The class of a response (the CSV's `class` column).
@@ -67,7 +67,7 @@ impl std::fmt::Display for Class {
 
 /// The verdict on one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
+pub struct Classification {
     /// The class.
     pub class: Class,
     /// The first MP_CAPABLE seen (for `mptcp`, `echo`; and `malformed` when one parsed).
@@ -81,18 +81,18 @@ pub struct Verdict {
 }
 
 /// Classifies a validated response.
-pub fn classify(r: &Response<'_>) -> Verdict {
-    let mut v = Verdict { class: Class::Tcp, mpc: None, mirrored: false, ts_echoed: false, detail: "" };
+pub fn classify(r: &Response<'_>) -> Classification {
+    let mut v = Classification { class: Class::Tcp, mpc: None, mirrored: false, ts_echoed: false, detail: "" };
     match r.kind {
-        Kind::Rst => {
+        ResponseKind::Rst => {
             v.class = Class::Closed;
             return v;
         }
-        Kind::Icmp { .. } => {
+        ResponseKind::Icmp { .. } => {
             v.class = Class::Unreachable;
             return v;
         }
-        Kind::SynAck => {}
+        ResponseKind::SynAck => {}
     }
     let (probe_opts, probe_len) = options_of(r.version, &r.tag);
     let probe_opts = &probe_opts[..probe_len];
@@ -170,9 +170,9 @@ pub fn classify(r: &Response<'_>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accept::tests::{ctx, tcp_reply_raw, TARGET, US};
+    use crate::accept::Context;
     use crate::probe::ProbeVersion::{V0, V1};
-    use crate::response::tests::{ctx, tcp_reply_raw, TARGET, US};
-    use crate::response::Context;
     use crate::wire::tcp_option;
     use crate::wire::TcpOption as O;
 
@@ -180,8 +180,8 @@ mod tests {
     fn verdict_with(
         c: &Context,
         version: ProbeVersion,
-        options: impl Fn(&crate::validate::ProbeTag) -> Vec<u8>,
-    ) -> Verdict {
+        options: impl Fn(&crate::probe::ProbeTag) -> Vec<u8>,
+    ) -> Classification {
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, version);
         let opts = options(&tag);
         assert_eq!(opts.len() % 4, 0);
@@ -196,7 +196,7 @@ mod tests {
         b[..n].to_vec()
     }
 
-    fn linux_syn_ack(tag: &crate::validate::ProbeTag, mpc: MpCapable) -> Vec<u8> {
+    fn linux_syn_ack(tag: &crate::probe::ProbeTag, mpc: MpCapable) -> Vec<u8> {
         emit(&[
             O::MaxSegmentSize(1460),
             O::SackPermitted,
@@ -397,13 +397,13 @@ mod tests {
 #[cfg(test)]
 mod proptests {
     use super::*;
+    use crate::accept::tests::{ctx, tcp_reply_raw, TARGET, US};
     use crate::probe::ProbeVersion::{V0, V1};
-    use crate::response::tests::{ctx, tcp_reply_raw, TARGET, US};
     use proptest::prelude::*;
 
     /// A validated SYN-ACK for `version` whose option area is `opts` (padded to a multiple of 4
     /// with End of Option List), classified.
-    fn verdict(version: ProbeVersion, opts: &[u8]) -> (Verdict, crate::validate::ProbeTag) {
+    fn verdict(version: ProbeVersion, opts: &[u8]) -> (Classification, crate::probe::ProbeTag) {
         let c = ctx(&[V1, V0]);
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, version);
         let mut o = opts.to_vec();

@@ -12,11 +12,11 @@
 
 mod common;
 use common::lab_possible;
+use mpscan::keyed_hash::Validator;
 use mpscan::lab::sys::PacketSocket;
 use mpscan::lab::topology::random_run_name;
 use mpscan::lab::{netns, Kind, Lab, LabOptions, Size};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
-use mpscan::validate::Validator;
 use mpscan::wire::{
     ipv4::protocol, tcp_option, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, TcpFlags, TcpOption, TcpPacket,
 };

@@ -8,12 +8,12 @@
 
 mod common;
 use common::lab_possible;
+use mpscan::keyed_hash::Validator;
 use mpscan::lab::connect::Outcome;
 use mpscan::lab::state::{LabState, ProcRef};
 use mpscan::lab::topology::random_run_name;
 use mpscan::lab::{down, Class, GroundTruth, Lab, LabOptions, Size};
 use mpscan::probe::{options_of, ProbeVersion};
-use mpscan::validate::Validator;
 use mpscan::wire::{icmp, ipv4, EthernetFrame, IcmpPacket, Ipv4Packet, MpCapable, TcpOption, TcpPacket};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

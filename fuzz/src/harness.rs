@@ -12,11 +12,11 @@
 //! response to one of our probes, with the right acknowledgment number, so that validation
 //! passes and the fuzzer's mutations reach the option walker and the classifier.
 
-use mpscan::classify::{classify, Class, Verdict};
+use mpscan::accept::{Context, Reject, Response, ResponseKind};
+use mpscan::classify::{classify, Class, Classification};
+use mpscan::keyed_hash::{Validator, SPORT_HI, SPORT_LO};
 use mpscan::output::{Row, COLUMNS};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
-use mpscan::response::{Context, Kind, Reject, Response};
-use mpscan::validate::{Validator, SPORT_HI, SPORT_LO};
 use mpscan::wire::{
     ethernet, ip, Error as WireError, FrameRepr, IcmpRepr, Ipv4Packet, Ipv6Packet, TcpFlags, TcpOption, TcpOptions,
     TcpPacket, TcpRepr,
@@ -86,8 +86,8 @@ fn check_response(ctx: &Context, r: &Response<'_>) {
     assert!(ctx.versions.contains(&r.version));
     assert!(r.options.len() <= 40, "{} option bytes", r.options.len());
     match r.kind {
-        Kind::SynAck | Kind::Rst => assert_eq!(r.responder, r.target),
-        Kind::Icmp { icmp_type, .. } => {
+        ResponseKind::SynAck | ResponseKind::Rst => assert_eq!(r.responder, r.target),
+        ResponseKind::Icmp { icmp_type, .. } => {
             assert!(r.options.is_empty() && r.window == 0);
             let v6 = r.target.is_ipv6();
             assert_eq!(mpscan::wire::icmp::effect(v6, icmp_type), mpscan::wire::icmp::Effect::EndsProbe);
@@ -96,12 +96,12 @@ fn check_response(ctx: &Context, r: &Response<'_>) {
 }
 
 /// The verdict agrees with the response it came from.
-fn check_verdict(r: &Response<'_>, v: &Verdict) {
+fn check_verdict(r: &Response<'_>, v: &Classification) {
     assert!(Class::ALL.contains(&v.class));
     match r.kind {
-        Kind::Rst => assert_eq!(v.class, Class::Closed),
-        Kind::Icmp { .. } => assert_eq!(v.class, Class::Unreachable),
-        Kind::SynAck => assert!(!matches!(v.class, Class::Closed | Class::Unreachable)),
+        ResponseKind::Rst => assert_eq!(v.class, Class::Closed),
+        ResponseKind::Icmp { .. } => assert_eq!(v.class, Class::Unreachable),
+        ResponseKind::SynAck => assert!(!matches!(v.class, Class::Closed | Class::Unreachable)),
     }
     // The walk is bounded: at most one step per option byte, plus the one error.
     assert!(TcpOptions::new(r.options).count() <= r.options.len() + 1);

@@ -253,8 +253,8 @@ impl Responder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyed_hash::Validator;
     use crate::probe::{Link, ProbeBuilder, ProbeVersion};
-    use crate::validate::Validator;
     use std::net::{IpAddr, Ipv4Addr};
 
     const SCANNER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -264,7 +264,7 @@ mod tests {
     const FRESH: Fresh = Fresh { isn: 0xdead_beef, tsval: 0x0102_0304, key: 0x1122_3344_5566_7788, ident: 7 };
 
     /// A probe as `mpscan scan` sends it, from the project's own probe builder.
-    fn probe(dst: &str, port: u16, v: ProbeVersion) -> (Vec<u8>, crate::validate::ProbeTag) {
+    fn probe(dst: &str, port: u16, v: ProbeVersion) -> (Vec<u8>, crate::probe::ProbeTag) {
         let link = Link { src_mac: SCANNER_MAC, dst_mac: ROUTER_MAC, src_v4: Some(SRC), src_v6: None };
         let b = ProbeBuilder::new(&link, &[v]);
         let dst: IpAddr = dst.parse().unwrap();

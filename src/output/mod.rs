@@ -8,8 +8,8 @@ pub mod metadata;
 pub mod parquet;
 pub mod sink;
 
-use crate::classify::{Class, Verdict};
-use crate::response::Response;
+use crate::accept::Response;
+use crate::classify::{Class, Classification};
 use serde::Serialize;
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -70,9 +70,9 @@ pub struct Row {
 
 impl Row {
     /// The row for a validated, classified response received at `at`.
-    pub fn new(r: &Response<'_>, v: &Verdict, at: SystemTime) -> Row {
+    pub fn new(r: &Response<'_>, v: &Classification, at: SystemTime) -> Row {
         let detail = match r.kind {
-            crate::response::Kind::Icmp { icmp_type, code } => format!("icmp-{icmp_type}-{code}"),
+            crate::accept::ResponseKind::Icmp { icmp_type, code } => format!("icmp-{icmp_type}-{code}"),
             _ => v.detail.to_string(),
         };
         Row {

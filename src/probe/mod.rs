@@ -12,7 +12,6 @@
 //!                                                              1e 0c 00 81 <8-byte key> (v0)
 //! ```
 
-use crate::validate::ProbeTag;
 use crate::wire::{
     checksum, ethernet, ip, ipv4, ipv6, tcp, tcp_option, EthernetFrame, EthernetRepr, FrameRepr, IpRepr, Ipv4Packet,
     Ipv6Packet, L4Repr, MpCapable, TcpFlags, TcpOption, TcpPacket, TcpRepr,
@@ -53,6 +52,21 @@ impl std::fmt::Display for ProbeVersion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.label())
     }
+}
+
+/// The per-probe values of one probe, which [`crate::keyed_hash::Validator::tag`] derives
+/// from (source, target, port, version). Defined here, where they are written into frames, so
+/// that the probe does not depend on the hash (the hash depends on the probe's version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeTag {
+    /// Our initial sequence number.
+    pub seq: u32,
+    /// Our source port.
+    pub sport: u16,
+    /// Our TSval.
+    pub tsval: u32,
+    /// Our v0 MP_CAPABLE key.
+    pub key: u64,
 }
 
 /// MSS announced in the probe.
@@ -284,7 +298,7 @@ const ZERO_TAG: ProbeTag = ProbeTag { seq: 0, sport: 0, tsval: 0, key: 0 };
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::Validator;
+    use crate::keyed_hash::Validator;
 
     fn link() -> Link {
         Link {

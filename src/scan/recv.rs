@@ -7,13 +7,13 @@
 use super::counters::Counters;
 use super::dedup::Dedup;
 use super::stop::Stop;
+use crate::accept::Context;
 use crate::classify::{classify, Class};
 use crate::net::Receive;
 use crate::output::csv::Existing;
 use crate::output::sink::RowSink;
 use crate::output::Row;
 use crate::probe::ProbeVersion;
-use crate::response::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;

@@ -14,10 +14,10 @@
 
 use super::counters::Counters;
 use super::flap::{ride_out, Cause, Checkpoint, Checkpoints, Outcome, Retry};
+use crate::keyed_hash::Validator;
 use crate::net::Transmit;
 use crate::probe::{ProbeBuilder, ProbeVersion};
 use crate::targets::{Cursor, TargetSpace};
-use crate::validate::Validator;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};

@@ -17,8 +17,9 @@
 //! (`icmp-quote-seq-mismatch`) is told apart from a quote of someone else's datagram
 //! (`icmp-quote-not-ours`).
 
+use crate::keyed_hash::Validator;
+use crate::probe::ProbeTag;
 use crate::probe::ProbeVersion;
-use crate::validate::{ProbeTag, Validator};
 use crate::wire::tcp::TcpQuote;
 use crate::wire::{
     ethernet, icmp, ipv4::protocol, EtherType, EthernetFrame, IcmpPacket, IpRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet,
@@ -28,7 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What kind of answer a response is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ResponseKind {
     /// SYN+ACK: something accepted the connection.
     SynAck,
     /// RST: the port is closed (or something reset it).
@@ -61,7 +62,7 @@ pub struct Response<'a> {
     /// TCP window (0 for ICMP).
     pub window: u16,
     /// What it is.
-    pub kind: Kind,
+    pub kind: ResponseKind,
     /// The response's TCP options (empty for ICMP).
     pub options: &'a [u8],
 }
@@ -161,7 +162,7 @@ impl Context {
             icmp::Effect::NoEffect(reason) => return Err(Reject(reason)),
             icmp::Effect::NotAnError => return Err(Reject("icmp-other-type")),
         }
-        let kind = Kind::Icmp { icmp_type: msg.msg_type(), code: msg.code() };
+        let kind = ResponseKind::Icmp { icmp_type: msg.msg_type(), code: msg.code() };
         // The quoted datagram: its IP header, then at least 8 bytes of TCP.
         let quote = msg.into_payload();
         let bad = |_| Reject("icmp-bad-quote");
@@ -200,15 +201,15 @@ impl Context {
         let t = TcpPacket::new_checked(seg)?;
         let flags = t.flags();
         let (kind, ack) = if flags.rst() {
-            (Kind::Rst, t.ack())
+            (ResponseKind::Rst, t.ack())
         } else if flags.syn() && flags.ack() {
-            (Kind::SynAck, t.ack())
+            (ResponseKind::SynAck, t.ack())
         } else {
             return Err(Reject("not-syn-ack-or-rst"));
         };
         let (version, tag) = self
             .matching(src, from, t.src_port(), t.dst_port(), |tag| match kind {
-                Kind::Rst => ack == tag.seq.wrapping_add(1) || ack == tag.seq,
+                ResponseKind::Rst => ack == tag.seq.wrapping_add(1) || ack == tag.seq,
                 _ => ack == tag.seq.wrapping_add(1),
             })
             .ok_or(Reject("validation-failed"))?;
@@ -263,7 +264,7 @@ pub(crate) mod tests {
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
         let ok = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
         let r = c.parse(&ok).unwrap();
-        assert_eq!((r.target, r.port, r.version, r.kind), (TARGET.into(), 443, ProbeVersion::V1, Kind::SynAck));
+        assert_eq!((r.target, r.port, r.version, r.kind), (TARGET.into(), 443, ProbeVersion::V1, ResponseKind::SynAck));
         for (frame, why) in [
             (tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq, &[]), "validation-failed"), // ack = seq
             (tcp_reply(TARGET, 443, tag.sport ^ 1, 0x12, tag.seq.wrapping_add(1), &[]), "validation-failed"), // port
@@ -296,7 +297,7 @@ pub(crate) mod tests {
         let c = ctx(&[ProbeVersion::V1]);
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
         for ack in [tag.seq, tag.seq.wrapping_add(1)] {
-            assert_eq!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x14, ack, &[])).unwrap().kind, Kind::Rst);
+            assert_eq!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x14, ack, &[])).unwrap().kind, ResponseKind::Rst);
         }
         assert!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x14, tag.seq.wrapping_add(2), &[])).is_err());
     }
@@ -318,7 +319,7 @@ pub(crate) mod tests {
         let router = Ipv4Addr::new(192, 0, 2, 1);
         let f = icmp_reply(router, &probe[..28]);
         let r = c.parse(&f).unwrap();
-        assert_eq!(r.kind, Kind::Icmp { icmp_type: 3, code: 13 });
+        assert_eq!(r.kind, ResponseKind::Icmp { icmp_type: 3, code: 13 });
         assert_eq!((r.target, r.responder, r.port), (TARGET.into(), router.into(), 443));
         // Whole probe quoted: also fine.
         assert!(c.parse(&icmp_reply(router, &probe)).is_ok());
@@ -354,7 +355,7 @@ pub(crate) mod tests {
             assert_eq!(c.parse(&f).unwrap_err(), Reject("validation-failed"), "ack {ack:#x}");
         }
         // A bare RST (no ACK flag) with the right number is still ours: zmap accepts it too.
-        assert_eq!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x04, tag.seq, &[])).unwrap().kind, Kind::Rst);
+        assert_eq!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x04, tag.seq, &[])).unwrap().kind, ResponseKind::Rst);
     }
 
     #[test]
@@ -362,7 +363,7 @@ pub(crate) mod tests {
         let c = ctx(&[ProbeVersion::V1]);
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
         // Ports outside the probes' range (a server of this machine, an ephemeral client port).
-        for dport in [22, 443, 8080, crate::validate::SPORT_LO - 1] {
+        for dport in [22, 443, 8080, crate::keyed_hash::SPORT_LO - 1] {
             let f = tcp_reply(TARGET, 443, dport, 0x12, tag.seq.wrapping_add(1), &[]);
             assert_eq!(c.parse(&f).unwrap_err(), Reject("validation-failed"), "port {dport}");
         }
@@ -438,7 +439,7 @@ pub(crate) mod tests {
                 f[34] = t;
                 f[35] = code;
                 let r = c.parse(&f).unwrap_or_else(|e| panic!("type {t} code {code}: {e:?}"));
-                assert_eq!(r.kind, Kind::Icmp { icmp_type: t, code });
+                assert_eq!(r.kind, ResponseKind::Icmp { icmp_type: t, code });
                 assert_eq!((r.target, r.port, r.responder, r.window), (TARGET.into(), 443, router.into(), 0));
             }
         }
@@ -466,7 +467,7 @@ pub(crate) mod tests {
         Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
         IcmpPacket::new_unchecked(&mut f[34..]).fill_checksum_v4();
         let r = c.parse(&f).unwrap();
-        assert_eq!(r.kind, Kind::Icmp { icmp_type: 11, code: 0 });
+        assert_eq!(r.kind, ResponseKind::Icmp { icmp_type: 11, code: 0 });
         assert_eq!(
             (r.target, r.port, r.version, r.responder, r.ttl),
             (TARGET.into(), 443, ProbeVersion::V1, Ipv4Addr::new(192, 0, 2, 1).into(), 64)
@@ -506,11 +507,11 @@ pub(crate) mod tests {
             f.extend_from_slice(&[0x03, 0x00, 0, 0, 0, 0, 0, 0]); // time exceeded, code 0, unused
             f.extend_from_slice(&quoted[..q]);
             let r = c.parse(&f).unwrap_or_else(|e| panic!("quote of {q} bytes: {e:?}"));
-            assert_eq!(r.kind, Kind::Icmp { icmp_type: 3, code: 0 });
+            assert_eq!(r.kind, ResponseKind::Icmp { icmp_type: 3, code: 0 });
             assert_eq!((r.target, r.port, r.responder, r.ttl), (target.into(), 443, router.into(), 61));
             // Parameter problem, and ICMPv6 type 11 (not an ICMPv6 error: only ICMPv4's number).
             f[54] = 4;
-            assert_eq!(c.parse(&f).unwrap().kind, Kind::Icmp { icmp_type: 4, code: 0 });
+            assert_eq!(c.parse(&f).unwrap().kind, ResponseKind::Icmp { icmp_type: 4, code: 0 });
             f[54] = 11;
             assert_eq!(c.parse(&f).unwrap_err(), Reject("icmp-other-type"));
             f[54] = 2;
@@ -525,7 +526,7 @@ pub(crate) mod tests {
     fn every_rejection_reason_is_documented() {
         let doc = include_str!("../docs/ERRORS.md");
         let table = &doc[doc.find("## Answers that become no row").expect("the section")..];
-        let code = include_str!("response.rs");
+        let code = include_str!("accept.rs");
         let code = &code[..code.find("#[cfg(test)]").unwrap()];
         let mut reasons: Vec<String> = Vec::new();
         let literals = |text: &str| -> Vec<String> { text.split('"').skip(1).step_by(2).map(str::to_string).collect() };
@@ -684,11 +685,11 @@ mod proptests {
             // The target's SYN-ACK validates, back to this (target, port, version, tag).
             let ok = answer(probe, TcpFlags::SYN | TcpFlags::ACK, tag.seq.wrapping_add(1));
             let r = ctx.parse(&ok).unwrap();
-            prop_assert_eq!((r.target, r.port, r.version, r.tag, r.kind, r.responder), (dst, port, version, tag, Kind::SynAck, dst));
+            prop_assert_eq!((r.target, r.port, r.version, r.tag, r.kind, r.responder), (dst, port, version, tag, ResponseKind::SynAck, dst));
             prop_assert_eq!(r.options, &want[..len]);
             // A RST acknowledging seq or seq + 1 too.
             for ack in [tag.seq, tag.seq.wrapping_add(1)] {
-                prop_assert_eq!(ctx.parse(&answer(probe, TcpFlags::RST | TcpFlags::ACK, ack)).unwrap().kind, Kind::Rst);
+                prop_assert_eq!(ctx.parse(&answer(probe, TcpFlags::RST | TcpFlags::ACK, ack)).unwrap().kind, ResponseKind::Rst);
             }
             // Any other acknowledgment number does not.
             let bad = answer(probe, TcpFlags::SYN | TcpFlags::ACK, tag.seq.wrapping_add(1).wrapping_add(delta));
@@ -711,7 +712,7 @@ mod proptests {
                     let f = icmp_error(router, t, &l3[..q]);
                     let r = ctx.parse(&f).unwrap();
                     prop_assert_eq!((r.target, r.port, r.version, r.responder), (dst, port, version, router));
-                    prop_assert_eq!(r.kind, Kind::Icmp { icmp_type: t, code: 1 });
+                    prop_assert_eq!(r.kind, ResponseKind::Icmp { icmp_type: t, code: 1 });
                 }
             }
             // Quoting a different sequence number with our ports: counted apart.
