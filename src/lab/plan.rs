@@ -183,13 +183,19 @@ impl Plan {
     /// The plan for `size`.
     pub fn new(size: Size) -> Plan {
         let full = size == Size::Full;
+        Plan { size, populations: Self::populations_v4(full), populations6: Self::populations_v6(full) }
+    }
+
+    /// The IPv4 populations: at full size each at its listed length (MPTCP a /16); small, /28s
+    /// (MPTCP a /25) at the same bases.
+    fn populations_v4(full: bool) -> Vec<Population> {
         let big = if full { "/16" } else { "/25" };
         // Full size: the listed lengths; small: /28 at the same bases.
         let p = |addr: &str, full_len: u8| -> Ipv4Net {
             let len = if full { full_len } else { 28 };
             net(&format!("{addr}/{len}"))
         };
-        let populations = vec![
+        vec![
             Population {
                 name: "mptcp",
                 kind: Kind::KernelMptcp,
@@ -274,12 +280,16 @@ impl Plan {
                 namespace: "loop",
                 stands_for: "a routing loop in unrouted space: ICMP time exceeded from a router",
             },
-        ];
+        ]
+    }
+
+    /// The IPv6 populations: /120 at full size, /124 small.
+    fn populations_v6(full: bool) -> Vec<Population<Ipv6Net>> {
         let p6 = |addr: &str| -> Ipv6Net {
             let len = if full { 120 } else { 124 };
             format!("{addr}/{len}").parse().expect("the plan's prefixes are valid")
         };
-        let populations6 = vec![
+        vec![
             Population {
                 name: "mptcp6",
                 kind: Kind::KernelMptcp,
@@ -322,8 +332,7 @@ impl Plan {
                 namespace: "loop",
                 stands_for: "an IPv6 routing loop: ICMPv6 time exceeded from a router",
             },
-        ];
-        Plan { size, populations, populations6 }
+        ]
     }
 
     /// The IPv6 transit link of the `i`-th population namespace (0-based): (router side,
