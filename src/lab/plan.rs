@@ -131,6 +131,24 @@ impl Kind {
         }
     }
 
+    /// How `up` checks a range from the scanner: with an IPPROTO_MPTCP socket or not, and the
+    /// outcome it must see; `None` for the silent range (nothing to wait for).
+    pub(crate) fn readiness(self) -> Option<(bool, &'static str)> {
+        match self {
+            Kind::KernelMptcp | Kind::LoadBalancedMptcp => Some((true, "mptcp")),
+            // The SYN proxy strips MP_CAPABLE; Linux ignores an echoed 4-byte or a v0 MP_CAPABLE in
+            // a SYN-ACK and falls back to TCP.
+            Kind::Synproxy | Kind::Echo | Kind::Mirror | Kind::V0Server | Kind::NoAlgorithm => Some((true, "tcp")),
+            Kind::KernelTcp => Some((false, "tcp")),
+            Kind::Closed => Some((false, "refused")),
+            // An MPTCP socket's connect does not end on an ICMP error (Linux 6.18); a TCP one does.
+            Kind::IcmpRejected => Some((false, "unreachable")),
+            // A TCP connect does not end on a time exceeded (a soft error): nothing to wait for;
+            // the scan tests check the loop's answers.
+            Kind::Dropped | Kind::RoutingLoop => None,
+        }
+    }
+
     /// Whether the namespace's own kernel answers for the range (a local route), as opposed to
     /// a userspace responder reading frames from the wire.
     pub fn kernel_answers(self) -> bool {

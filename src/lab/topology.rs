@@ -16,12 +16,9 @@
 //! Nothing in the lab links to the root namespace, and no namespace has a route out of the lab.
 
 use super::connect::{self, Outcome};
-use super::ground_truth::GroundTruth;
+use super::ground_truth::{write_run_files, GroundTruth, RunFiles};
 use super::netns;
-use super::plan::{
-    Kind, Plan, Size, INFRA_PREFIX, INFRA_PREFIX6, LB_DIRECT_ADDR, PORTS, ROUTER_ADDR, ROUTER_ADDR6, SCANNER_ADDR,
-    SCANNER_ADDR6,
-};
+use super::plan::{Kind, Plan, Size, LB_DIRECT_ADDR, PORTS, ROUTER_ADDR, ROUTER_ADDR6, SCANNER_ADDR, SCANNER_ADDR6};
 use super::state::{self, check_run_name, run_dir, LabState, ProcEntry, ProcRef};
 use super::sys;
 use anyhow::{bail, Context};
@@ -509,34 +506,6 @@ fn build(
     Ok(info)
 }
 
-/// The files of a run beside its namespaces: the ground truth and what a scan of the lab reads.
-struct RunFiles {
-    ground_truth: PathBuf,
-    targets: PathBuf,
-    targets6: PathBuf,
-    blocklist: PathBuf,
-}
-
-/// Writes the ground truth, the target lists and the blocklist of the run into its directory.
-fn write_run_files(run: &str, plan: &Plan) -> anyhow::Result<RunFiles> {
-    let dir = run_dir(run);
-    let gt = GroundTruth::from_plan(run, plan);
-    let gt_path = dir.join("ground-truth.json");
-    gt.save(&gt_path)?;
-    let targets = dir.join("targets.txt");
-    std::fs::write(&targets, gt.targets_text())?;
-    let targets6 = dir.join("targets6.txt");
-    std::fs::write(&targets6, gt.hitlist6_text())?;
-    let blocklist = dir.join("blocklist.txt");
-    std::fs::write(
-        &blocklist,
-        format!(
-            "# mpscan lab blocklist: the lab's own router and links, never a target\n{INFRA_PREFIX}\n{INFRA_PREFIX6}\n"
-        ),
-    )?;
-    Ok(RunFiles { ground_truth: gt_path, targets, targets6, blocklist })
-}
-
 /// The router: forwarding on, ICMP errors not rate-limited (the ICMP range must answer every
 /// probe).
 fn router_settings(rtr: &str) -> anyhow::Result<()> {
@@ -762,24 +731,6 @@ fn start_servers(
     Ok(())
 }
 
-/// How `up` checks a range from the scanner: with an IPPROTO_MPTCP socket or not, and the
-/// outcome it must see; `None` for the silent range (nothing to wait for).
-fn readiness_outcome(kind: Kind) -> Option<(bool, &'static str)> {
-    match kind {
-        Kind::KernelMptcp | Kind::LoadBalancedMptcp => Some((true, "mptcp")),
-        // The SYN proxy strips MP_CAPABLE; Linux ignores an echoed 4-byte or a v0 MP_CAPABLE in
-        // a SYN-ACK and falls back to TCP.
-        Kind::Synproxy | Kind::Echo | Kind::Mirror | Kind::V0Server | Kind::NoAlgorithm => Some((true, "tcp")),
-        Kind::KernelTcp => Some((false, "tcp")),
-        Kind::Closed => Some((false, "refused")),
-        // An MPTCP socket's connect does not end on an ICMP error (Linux 6.18); a TCP one does.
-        Kind::IcmpRejected => Some((false, "unreachable")),
-        // A TCP connect does not end on a time exceeded (a soft error): nothing to wait for;
-        // the scan tests check the loop's answers.
-        Kind::Dropped | Kind::RoutingLoop => None,
-    }
-}
-
 /// Confirms from the scanner namespace that every range answers as planned: one connect to
 /// the first address of each range on the first port.
 fn check_ready(info: &LabInfo, exe: &Path, plan: &Plan) -> anyhow::Result<()> {
@@ -788,7 +739,7 @@ fn check_ready(info: &LabInfo, exe: &Path, plan: &Plan) -> anyhow::Result<()> {
         let mut targets = Vec::new();
         let mut want = Vec::new();
         for p in &plan.populations {
-            if let Some((m, o)) = readiness_outcome(p.kind) {
+            if let Some((m, o)) = p.kind.readiness() {
                 if m == mptcp {
                     targets.push(SocketAddrV4::new(first_host(p.prefix), PORTS[0]));
                     want.push((p.name, o));
