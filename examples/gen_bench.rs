@@ -11,12 +11,12 @@
 //! wall time and under `valgrind --tool=callgrind` (with two probe counts, so that the set-up cost
 //! cancels) for instructions per probe, which are repeatable where seconds are not.
 
+use mpscan::keyed_hash::Validator;
 use mpscan::net::{Transmit, TxStats};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
 use mpscan::scan::counters::Counters;
 use mpscan::scan::send::{send_loop, ProbeStream};
 use mpscan::targets::{BlockSource, TargetSpace, TargetSpec};
-use mpscan::validate::Validator;
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;

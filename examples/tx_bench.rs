@@ -9,12 +9,12 @@
 //! Sends from 192.0.2.2 to 198.18.0.0/15, ports 80,443,8000-8013 (2,097,152 probes). Run it only
 //! in a namespace whose link leads to a sink (scripts/bench builds one).
 
+use mpscan::keyed_hash::Validator;
 use mpscan::net::{AfPacketTx, Transmit, TxConfig};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion};
 use mpscan::scan::counters::Counters;
 use mpscan::scan::send::{send_loop, ProbeStream};
 use mpscan::targets::{BlockSource, TargetSpace, TargetSpec};
-use mpscan::validate::Validator;
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;

@@ -18,8 +18,8 @@
 //! came back byte-identical (a mirroring box), and whether our TSval came back as TSval (a box
 //! that copies options rather than a TCP stack, which would put it in TSecr).
 
+use crate::accept::{Response, ResponseKind};
 use crate::probe::{options_of, ProbeVersion, SynOption};
-use crate::response::{Kind, Response};
 use crate::wire::{mptcp, MpCapable, TcpOption, TcpOptions};
 
 /// The class of a response (the CSV's `class` column): the result schema's, so every reader of
@@ -28,7 +28,7 @@ pub use mpscan_schema::Class;
 
 /// The verdict on one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
+pub struct Classification {
     /// The class.
     pub class: Class,
     /// The first MP_CAPABLE seen (for `mptcp`, `echo`; and `malformed` when one parsed).
@@ -42,18 +42,18 @@ pub struct Verdict {
 }
 
 /// Classifies a validated response.
-pub fn classify(r: &Response<'_>) -> Verdict {
-    let mut v = Verdict { class: Class::Tcp, mpc: None, mirrored: false, ts_echoed: false, detail: "" };
+pub fn classify(r: &Response<'_>) -> Classification {
+    let mut v = Classification { class: Class::Tcp, mpc: None, mirrored: false, ts_echoed: false, detail: "" };
     match r.kind {
-        Kind::Rst => {
+        ResponseKind::Rst => {
             v.class = Class::Closed;
             return v;
         }
-        Kind::Icmp { .. } => {
+        ResponseKind::Icmp { .. } => {
             v.class = Class::Unreachable;
             return v;
         }
-        Kind::SynAck => {}
+        ResponseKind::SynAck => {}
     }
     let (probe_opts, probe_len) = options_of(r.version, &r.tag);
     let probe_opts = &probe_opts[..probe_len];
@@ -64,13 +64,9 @@ pub fn classify(r: &Response<'_>) -> Verdict {
     let mut other_mptcp = false;
     let mut broken_mptcp = false;
     let mut mpc_bytes: Option<&[u8]> = None;
-    let mut walk = TcpOptions::new(r.options);
-    loop {
-        // The option's own bytes, as the walker consumed them (`buffer_len` is the emitted
-        // length, which for a 22/24-byte MP_CAPABLE is 20).
-        let before = walk.rest();
-        let Some(item) = walk.next() else { break };
-        let here = &before[..before.len() - walk.rest().len()];
+    // Each option with its own bytes, as they came (`buffer_len` is the emitted length, which
+    // for a 22/24-byte MP_CAPABLE is 20).
+    for (item, here) in TcpOptions::new(r.options).with_bytes() {
         match item {
             Ok(opt) => {
                 match opt {
@@ -135,9 +131,9 @@ pub fn classify(r: &Response<'_>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accept::tests::{ctx, tcp_reply_raw, TARGET, US};
+    use crate::accept::Context;
     use crate::probe::ProbeVersion::{V0, V1};
-    use crate::response::tests::{ctx, tcp_reply, TARGET, US};
-    use crate::response::Context;
     use crate::wire::tcp_option;
     use crate::wire::TcpOption as O;
 
@@ -145,17 +141,12 @@ mod tests {
     fn verdict_with(
         c: &Context,
         version: ProbeVersion,
-        options: impl Fn(&crate::validate::ProbeTag) -> Vec<u8>,
-    ) -> Verdict {
+        options: impl Fn(&crate::probe::ProbeTag) -> Vec<u8>,
+    ) -> Classification {
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, version);
-        let mut f = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
         let opts = options(&tag);
         assert_eq!(opts.len() % 4, 0);
-        // Splice the raw options in (the helper builds none), fixing lengths and data offset.
-        f.extend_from_slice(&opts);
-        let ip_len = (f.len() - 14) as u16;
-        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-        f[46] = (((20 + opts.len()) / 4) as u8) << 4;
+        let f = tcp_reply_raw(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &opts);
         let r = c.parse(&f).expect("validates");
         classify(&r)
     }
@@ -166,7 +157,7 @@ mod tests {
         b[..n].to_vec()
     }
 
-    fn linux_syn_ack(tag: &crate::validate::ProbeTag, mpc: MpCapable) -> Vec<u8> {
+    fn linux_syn_ack(tag: &crate::probe::ProbeTag, mpc: MpCapable) -> Vec<u8> {
         emit(&[
             O::MaxSegmentSize(1460),
             O::SackPermitted,
@@ -367,22 +358,18 @@ mod tests {
 #[cfg(test)]
 mod proptests {
     use super::*;
+    use crate::accept::tests::{ctx, tcp_reply_raw, TARGET, US};
     use crate::probe::ProbeVersion::{V0, V1};
-    use crate::response::tests::{ctx, tcp_reply, TARGET, US};
     use proptest::prelude::*;
 
     /// A validated SYN-ACK for `version` whose option area is `opts` (padded to a multiple of 4
     /// with End of Option List), classified.
-    fn verdict(version: ProbeVersion, opts: &[u8]) -> (Verdict, crate::validate::ProbeTag) {
+    fn verdict(version: ProbeVersion, opts: &[u8]) -> (Classification, crate::probe::ProbeTag) {
         let c = ctx(&[V1, V0]);
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, version);
-        let mut f = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
         let mut o = opts.to_vec();
         o.resize(opts.len().div_ceil(4) * 4, 0);
-        f.extend_from_slice(&o);
-        let ip_len = (f.len() - 14) as u16;
-        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-        f[46] = (((20 + o.len()) / 4) as u8) << 4;
+        let f = tcp_reply_raw(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &o);
         let r = c.parse(&f).expect("validates");
         assert_eq!(r.options, &o[..]);
         (classify(&r), tag)

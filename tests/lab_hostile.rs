@@ -12,14 +12,12 @@
 
 mod common;
 use common::lab_possible;
+use mpscan::keyed_hash::Validator;
 use mpscan::lab::sys::PacketSocket;
 use mpscan::lab::topology::random_run_name;
 use mpscan::lab::{netns, Kind, Lab, LabOptions, Size};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
-use mpscan::validate::Validator;
-use mpscan::wire::{
-    ipv4::protocol, tcp_option, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, TcpFlags, TcpOption, TcpPacket,
-};
+use mpscan::wire::{FrameRepr, IcmpRepr, L4Repr, TcpFlags, TcpRepr};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
@@ -50,51 +48,31 @@ fn mac(s: &str) -> [u8; 6] {
     mpscan::net::route::parse_mac(s).unwrap()
 }
 
-/// Writes Ethernet/IPv4 around `l4` (protocol `proto`), from `src` to `dst`, MACs as given.
-fn ipv4_frame(macs: ([u8; 6], [u8; 6]), src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
-    let mut f = vec![0u8; 34 + l4.len()];
-    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-    eth.set_src(macs.0);
-    eth.set_dst(macs.1);
-    eth.set_ethertype(EtherType::Ipv4);
-    let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
-    ip.set_version_and_header_len(20);
-    ip.set_total_len((20 + l4.len()) as u16);
-    ip.set_ttl(61);
-    ip.set_protocol(proto);
-    ip.set_src_addr(src);
-    ip.set_dst_addr(dst);
-    ip.fill_checksum();
-    f[34..].copy_from_slice(l4);
-    f
+/// An Ethernet/IPv4 frame carrying `l4` from `src` to `dst`, MACs as given, TTL 61.
+fn ipv4_frame(macs: ([u8; 6], [u8; 6]), src: Ipv4Addr, dst: Ipv4Addr, l4: L4Repr<'_>) -> Vec<u8> {
+    FrameRepr::new(src.into(), dst.into(), 61, l4).with_macs(macs.0, macs.1).to_vec()
 }
 
-/// A TCP segment from `from:sport` to `to:dport` with `flags` and `ack`, checksummed.
-fn tcp(from: Ipv4Addr, to: Ipv4Addr, sport: u16, dport: u16, flags: u8, ack: u32) -> Vec<u8> {
-    let mut opts = [0u8; 40];
-    let olen = tcp_option::emit_all(&[TcpOption::MaxSegmentSize(1460), TcpOption::SackPermitted], &mut opts);
-    let mut seg = vec![0u8; 20 + olen];
-    let mut t = TcpPacket::new_unchecked(&mut seg[..]);
-    t.set_src_port(sport);
-    t.set_dst_port(dport);
-    t.set_seq(0x4f4f_4f4f);
-    t.set_ack(ack);
-    t.set_header_len(20 + olen);
-    t.set_flags(TcpFlags(flags));
-    t.set_window(29200);
-    t.options_mut().copy_from_slice(&opts[..olen]);
-    t.fill_checksum_v4(from, to);
-    seg
+/// MSS 1460, SACK-permitted, two NOPs: what a plain server's SYN-ACK offers.
+const SERVER_OPTIONS: [u8; 8] = [0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x01, 0x01];
+
+/// A TCP segment from `sport` to `dport` with `flags` and `ack` (checksummed when emitted).
+fn tcp(sport: u16, dport: u16, flags: u8, ack: u32) -> L4Repr<'static> {
+    L4Repr::Tcp(TcpRepr {
+        src_port: sport,
+        dst_port: dport,
+        seq: 0x4f4f_4f4f,
+        ack,
+        flags: TcpFlags(flags),
+        window: 29200,
+        options: &SERVER_OPTIONS,
+        payload: &[],
+    })
 }
 
 /// An ICMP admin-prohibited quoting `quoted` (an IPv4 header and at least 8 bytes of TCP).
-fn icmp(quoted: &[u8]) -> Vec<u8> {
-    let mut m = vec![0u8; 8 + quoted.len()];
-    let mut p = IcmpPacket::new_unchecked(&mut m[..]);
-    p.set_type_code(3, 13);
-    p.payload_mut().copy_from_slice(quoted);
-    p.fill_checksum_v4();
-    m
+fn icmp(quoted: &[u8]) -> L4Repr<'_> {
+    L4Repr::Icmp(IcmpRepr { msg_type: 3, code: 13, rest_of_header: [0; 4], payload: quoted })
 }
 
 /// The first host of a lab range of `kind`.
@@ -149,109 +127,61 @@ fn forged_frames_never_become_rows() {
         (
             "SYN-ACK, ack off by one",
             Some("validation-failed"),
-            ipv4_frame(
-                macs,
-                real,
-                us,
-                protocol::TCP,
-                &tcp(real, us, port, t_real.sport, syn_ack, t_real.seq.wrapping_add(2)),
-            ),
+            ipv4_frame(macs, real, us, tcp(port, t_real.sport, syn_ack, t_real.seq.wrapping_add(2))),
         ),
         (
             "SYN-ACK, ack = seq",
             Some("validation-failed"),
-            ipv4_frame(macs, real, us, protocol::TCP, &tcp(real, us, port, t_real.sport, syn_ack, t_real.seq)),
+            ipv4_frame(macs, real, us, tcp(port, t_real.sport, syn_ack, t_real.seq)),
         ),
         (
             "SYN-ACK from an unprobed address",
             Some("validation-failed"),
-            ipv4_frame(
-                macs,
-                unprobed,
-                us,
-                protocol::TCP,
-                &tcp(unprobed, us, port, t_real.sport, syn_ack, t_real.seq.wrapping_add(1)),
-            ),
+            ipv4_frame(macs, unprobed, us, tcp(port, t_real.sport, syn_ack, t_real.seq.wrapping_add(1))),
         ),
         (
             "SYN-ACK from an unprobed port",
             Some("validation-failed"),
-            ipv4_frame(
-                macs,
-                real,
-                us,
-                protocol::TCP,
-                &tcp(real, us, 8443, t_real.sport, syn_ack, t_real.seq.wrapping_add(1)),
-            ),
+            ipv4_frame(macs, real, us, tcp(8443, t_real.sport, syn_ack, t_real.seq.wrapping_add(1))),
         ),
         (
             "SYN-ACK to another port of the scanner (in the probe range)",
             Some("validation-failed"),
-            ipv4_frame(
-                macs,
-                real,
-                us,
-                protocol::TCP,
-                &tcp(real, us, port, t_real.sport ^ 1, syn_ack, t_real.seq.wrapping_add(1)),
-            ),
+            ipv4_frame(macs, real, us, tcp(port, t_real.sport ^ 1, syn_ack, t_real.seq.wrapping_add(1))),
         ),
         ("SYN-ACK answering the v0 probe of a v1-only scan", Some("validation-failed"), {
             let t0 = tag(silent, port, ProbeVersion::V0);
-            ipv4_frame(
-                macs,
-                silent,
-                us,
-                protocol::TCP,
-                &tcp(silent, us, port, t0.sport, syn_ack, t0.seq.wrapping_add(1)),
-            )
+            ipv4_frame(macs, silent, us, tcp(port, t0.sport, syn_ack, t0.seq.wrapping_add(1)))
         }),
         ("SYN-ACK to another address of the link", Some("not-to-us"), {
             let other = Ipv4Addr::new(192, 0, 2, 3);
-            ipv4_frame(
-                macs,
-                real,
-                other,
-                protocol::TCP,
-                &tcp(real, other, port, t_real.sport, syn_ack, t_real.seq.wrapping_add(1)),
-            )
+            ipv4_frame(macs, real, other, tcp(port, t_real.sport, syn_ack, t_real.seq.wrapping_add(1)))
         }),
         (
             "RST acknowledging another sequence number",
             Some("validation-failed"),
-            ipv4_frame(
-                macs,
-                real,
-                us,
-                protocol::TCP,
-                &tcp(real, us, port, t_real.sport, rst, t_real.seq.wrapping_add(7)),
-            ),
+            ipv4_frame(macs, real, us, tcp(port, t_real.sport, rst, t_real.seq.wrapping_add(7))),
         ),
         (
             "ICMP quoting another sequence number",
             Some("icmp-quote-seq-mismatch"),
-            ipv4_frame(macs, router, us, protocol::ICMP, &icmp(&quote_other_seq)),
+            ipv4_frame(macs, router, us, icmp(&quote_other_seq)),
         ),
         (
             "ICMP quoting a probe to an unprobed address",
             Some("icmp-quote-not-ours"),
-            ipv4_frame(macs, router, us, protocol::ICMP, &icmp(&quote_unprobed)),
+            ipv4_frame(macs, router, us, icmp(&quote_unprobed)),
         ),
         // Dropped by the capture filter (destination port below the probes' range): never
         // reaches the receiver, so never counted, and never a row.
         (
             "SYN-ACK to port 22 of the scanner",
             None,
-            ipv4_frame(macs, real, us, protocol::TCP, &tcp(real, us, port, 22, syn_ack, t_real.seq.wrapping_add(1))),
+            ipv4_frame(macs, real, us, tcp(port, 22, syn_ack, t_real.seq.wrapping_add(1))),
         ),
     ];
     // One valid answer for the silent target, three times: one row, two duplicates.
-    let valid_silent = ipv4_frame(
-        macs,
-        silent,
-        us,
-        protocol::TCP,
-        &tcp(silent, us, port, t_silent.sport, syn_ack, t_silent.seq.wrapping_add(1)),
-    );
+    let valid_silent = ipv4_frame(macs, silent, us, tcp(port, t_silent.sport, syn_ack, t_silent.seq.wrapping_add(1)));
     for _ in 0..3 {
         forged.push(("valid SYN-ACK of the silent target", None, valid_silent.clone()));
     }
@@ -299,7 +229,8 @@ fn forged_frames_never_become_rows() {
     while !seen_probe && Instant::now() < deadline {
         if let Ok(n) = sock.recv(&mut buf) {
             let f = &buf[..n];
-            seen_probe = n >= 54 && f[23] == protocol::TCP && f[26..30] == us.octets() && f[47] == TcpFlags::SYN;
+            seen_probe = matches!(FrameRepr::parse(f), Some(Ok(FrameRepr { ip, l4: L4Repr::Tcp(t), .. }))
+                if ip.src_addr() == IpAddr::V4(us) && t.flags == TcpFlags(TcpFlags::SYN));
         }
         if let Ok(Some(st)) = scan.try_wait() {
             panic!("the scan ended ({st}) before a probe was seen at the router");

@@ -8,12 +8,13 @@
 
 mod common;
 use common::lab_possible;
+use mpscan::keyed_hash::Validator;
 use mpscan::lab::connect::Outcome;
 use mpscan::lab::state::{LabState, ProcRef};
 use mpscan::lab::topology::random_run_name;
 use mpscan::lab::{down, Class, GroundTruth, Lab, LabOptions, Size};
+use mpscan::net::{pcap::PcapWriter, Transmit};
 use mpscan::probe::{options_of, ProbeVersion, SynOption};
-use mpscan::validate::Validator;
 use mpscan::wire::{icmp, ipv4, EthernetFrame, IcmpPacket, Ipv4Packet, MpCapable, TcpOption, TcpPacket};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -424,19 +425,19 @@ fn tshark_decodes_responder_answers() {
     assert_eq!(row(ProbeVersion::V1, "198.51.100.70")[6], tag.tsval.to_string());
 }
 
-/// Writes Ethernet frames as a classic pcap file.
+/// Writes Ethernet frames as a classic pcap file, with the scanner's own pcap back end.
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut b = Vec::new();
-    for v in [0xa1b2c3d4u32.to_le_bytes(), [2, 0, 4, 0], [0; 4], [0; 4], 65535u32.to_le_bytes(), 1u32.to_le_bytes()] {
-        b.extend_from_slice(&v);
-    }
-    for (i, f) in frames.iter().enumerate() {
-        for v in [(i as u32).to_le_bytes(), [0; 4], (f.len() as u32).to_le_bytes(), (f.len() as u32).to_le_bytes()] {
-            b.extend_from_slice(&v);
+    let mut w = PcapWriter::create(path).unwrap();
+    let mut next = frames.iter();
+    let mut fill = |slot: &mut [u8]| match next.next() {
+        Some(f) => {
+            slot[..f.len()].copy_from_slice(f);
+            f.len()
         }
-        b.extend_from_slice(f);
-    }
-    std::fs::write(path, b).unwrap();
+        None => 0,
+    };
+    assert_eq!(w.send_batch(frames.len(), &mut fill).unwrap(), frames.len());
+    w.into_inner().unwrap();
 }
 
 #[test]

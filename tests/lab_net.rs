@@ -15,8 +15,9 @@
 use mpscan::net::bpf::filter_for;
 use mpscan::net::route::{resolve, RouteError};
 use mpscan::net::{AfPacketRx, AfPacketTx, MmsgTx, Receive, RxConfig, Transmit, TxConfig, TxRing};
+use mpscan::wire::{FrameRepr, L4Repr, TcpFlags, TcpRepr};
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -121,62 +122,39 @@ fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) ->
     .expect("namespace thread panicked")
 }
 
+/// A TCP segment from port 443 to `dport` with `flags` and `mark` in the sequence number.
+fn marked(dport: u16, flags: u8, mark: u32) -> TcpRepr<'static> {
+    TcpRepr {
+        src_port: 443,
+        dst_port: dport,
+        seq: mark,
+        ack: 0,
+        flags: TcpFlags(flags),
+        window: 0xffff,
+        options: &[],
+        payload: &[],
+    }
+}
+
 /// Writes an Ethernet/IPv4/TCP frame from A to B into `buf`, with `mark` in the sequence number.
+/// 198.51.100.7 is not B's: B's kernel drops these frames after the capture saw them.
 fn tcp4(buf: &mut [u8], dport: u16, flags: u8, mark: u32) -> usize {
-    let f = &mut buf[..54];
-    f.fill(0);
-    f[0..6].copy_from_slice(&MAC_B);
-    f[6..12].copy_from_slice(&MAC_A);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    // 198.51.100.7 is not B's: B's kernel drops these frames after the capture saw them.
-    f[14..34].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 198, 51, 100, 8, 198, 51, 100, 7]);
-    f[34..36].copy_from_slice(&443u16.to_be_bytes());
-    f[36..38].copy_from_slice(&dport.to_be_bytes());
-    f[38..42].copy_from_slice(&mark.to_be_bytes());
-    f[46] = 0x50;
-    f[47] = flags;
-    f[48..50].copy_from_slice(&[0xff, 0xff]);
-    54
+    let (src, dst) = (Ipv4Addr::new(198, 51, 100, 8), Ipv4Addr::new(198, 51, 100, 7));
+    FrameRepr::tcp(src.into(), dst.into(), 64, marked(dport, flags, mark)).with_macs(MAC_A, MAC_B).emit(buf)
 }
 
 /// The same as IPv6 (2001:db8:9::8 -> 2001:db8:9::7).
 fn tcp6(buf: &mut [u8], dport: u16, flags: u8, mark: u32) -> usize {
-    let f = &mut buf[..74];
-    f.fill(0);
-    f[0..6].copy_from_slice(&MAC_B);
-    f[6..12].copy_from_slice(&MAC_A);
-    f[12..14].copy_from_slice(&[0x86, 0xdd]);
-    f[14] = 0x60;
-    f[18..20].copy_from_slice(&20u16.to_be_bytes());
-    f[20] = 6;
-    f[21] = 64;
-    f[22..24].copy_from_slice(&[0x20, 0x01]);
-    f[24..26].copy_from_slice(&[0x0d, 0xb8]);
-    f[26..28].copy_from_slice(&[0, 9]);
-    f[37] = 8;
-    f[38..40].copy_from_slice(&[0x20, 0x01]);
-    f[40..42].copy_from_slice(&[0x0d, 0xb8]);
-    f[42..44].copy_from_slice(&[0, 9]);
-    f[53] = 7;
-    f[54..56].copy_from_slice(&443u16.to_be_bytes());
-    f[56..58].copy_from_slice(&dport.to_be_bytes());
-    f[58..62].copy_from_slice(&mark.to_be_bytes());
-    f[66] = 0x50;
-    f[67] = flags;
-    74
+    let (src, dst): (Ipv6Addr, Ipv6Addr) = ("2001:db8:9::8".parse().unwrap(), "2001:db8:9::7".parse().unwrap());
+    FrameRepr::tcp(src.into(), dst.into(), 64, marked(dport, flags, mark)).with_macs(MAC_A, MAC_B).emit(buf)
 }
 
 /// The mark of a frame written by `tcp4`/`tcp6` sent from A, if it is one.
 fn mark_of(frame: &[u8]) -> Option<u32> {
-    if frame.len() < 54 || frame[6..12] != MAC_A {
-        return None;
+    match FrameRepr::parse(frame)? {
+        Ok(FrameRepr { ethernet, l4: L4Repr::Tcp(t), .. }) if ethernet.src == MAC_A => Some(t.seq),
+        _ => None,
     }
-    let at = match frame[12..14] {
-        [0x08, 0x00] => 38,
-        [0x86, 0xdd] if frame.len() >= 74 => 58,
-        _ => return None,
-    };
-    Some(u32::from_be_bytes(frame[at..at + 4].try_into().ok()?))
 }
 
 const SYNACK: u8 = 0x12;

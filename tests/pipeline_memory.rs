@@ -29,8 +29,8 @@ use mpscan::scan::config::{Network, ScanConfig};
 use mpscan::scan::stop::Stop;
 use mpscan::scan::workers::Transport;
 use mpscan::scan::{run_with, Outcome, ScanArgs};
-use mpscan::wire::{ethernet, ipv4, tcp, tcp_option, EthernetFrame, Ipv4Packet, MpCapable, TcpFlags, TcpOption};
-use mpscan::wire::{EtherType, TcpPacket};
+use mpscan::wire::{tcp_option, EthernetFrame, Ipv4Packet, MpCapable, TcpFlags, TcpOption, TcpPacket};
+use mpscan::wire::{FrameRepr, L4Repr, TcpRepr};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -76,38 +76,23 @@ fn argv<'a>(dir: &'a str, extra: &[&'a str]) -> Vec<String> {
 /// An answer to `probe` (an Ethernet/IPv4/TCP SYN): `flags`, acknowledging the probe's sequence
 /// number + `ack_delta`, with `options`, from the probed address to the scanner.
 fn reply(probe: &[u8], flags: u8, ack_delta: u32, options: &[TcpOption]) -> Vec<u8> {
-    let eth = EthernetFrame::new_checked(probe).unwrap();
-    let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-    let syn = TcpPacket::new_checked(ip.payload()).unwrap();
+    let Some(Ok(FrameRepr { ethernet, ip, l4: L4Repr::Tcp(syn) })) = FrameRepr::parse(probe) else {
+        panic!("a probe is Ethernet/IP/TCP")
+    };
     let mut opts = [0u8; 40];
     let opts_len = tcp_option::emit_all(options, &mut opts);
-    let tcp_len = tcp::HEADER_LEN + opts_len;
-    let ip_len = ipv4::HEADER_LEN + tcp_len;
-    let mut out = vec![0u8; ethernet::HEADER_LEN + ip_len];
-    let (src, dst) = (ip.dst_addr(), ip.src_addr());
-    let mut e = EthernetFrame::new_unchecked(&mut out[..]);
-    e.set_dst(eth.src());
-    e.set_src(eth.dst());
-    e.set_ethertype(EtherType::Ipv4);
-    let mut t = TcpPacket::new_unchecked(&mut out[ethernet::HEADER_LEN + ipv4::HEADER_LEN..]);
-    t.set_src_port(syn.dst_port());
-    t.set_dst_port(syn.src_port());
-    t.set_seq(if flags & TcpFlags::RST != 0 { 0 } else { 0x1234_5678 });
-    t.set_ack(syn.seq().wrapping_add(1).wrapping_add(ack_delta));
-    t.set_header_len(tcp_len);
-    t.set_flags(TcpFlags(flags));
-    t.set_window(if flags & TcpFlags::RST != 0 { 0 } else { 64_240 });
-    t.options_mut().copy_from_slice(&opts[..opts_len]);
-    t.fill_checksum_v4(src, dst);
-    let mut p = Ipv4Packet::new_unchecked(&mut out[ethernet::HEADER_LEN..]);
-    p.set_version_and_header_len(ipv4::HEADER_LEN);
-    p.set_total_len(ip_len as u16);
-    p.set_ttl(64);
-    p.set_protocol(ipv4::protocol::TCP);
-    p.set_src_addr(src);
-    p.set_dst_addr(dst);
-    p.fill_checksum();
-    out
+    let rst = flags & TcpFlags::RST != 0;
+    let tcp = TcpRepr {
+        src_port: syn.dst_port,
+        dst_port: syn.src_port,
+        seq: if rst { 0 } else { 0x1234_5678 },
+        ack: syn.seq.wrapping_add(1).wrapping_add(ack_delta),
+        flags: TcpFlags(flags),
+        window: if rst { 0 } else { 64_240 },
+        options: &opts[..opts_len],
+        payload: &[],
+    };
+    FrameRepr::tcp(ip.dst_addr(), ip.src_addr(), 64, tcp).with_macs(ethernet.dst, ethernet.src).to_vec()
 }
 
 /// The probed address of a probe frame.

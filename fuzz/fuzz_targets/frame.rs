@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use mpscan_fuzz::harness;
 use std::sync::OnceLock;
 
-static CTX: OnceLock<mpscan::response::Context> = OnceLock::new();
+static CTX: OnceLock<mpscan::accept::Context> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let ctx = CTX.get_or_init(harness::context);

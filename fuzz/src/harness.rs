@@ -12,14 +12,14 @@
 //! response to one of our probes, with the right acknowledgment number, so that validation
 //! passes and the fuzzer's mutations reach the option walker and the classifier.
 
-use mpscan::classify::{classify, Class, Verdict};
+use mpscan::accept::{Context, Reject, Response, ResponseKind};
+use mpscan::classify::{classify, Class, Classification};
+use mpscan::keyed_hash::{Validator, SPORT_HI, SPORT_LO};
 use mpscan::output::{new_row, Row, COLUMNS};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
-use mpscan::response::{Context, Kind, Reject, Response};
-use mpscan::validate::{Validator, SPORT_HI, SPORT_LO};
 use mpscan::wire::{
-    ipv4::protocol, tcp_option, Error as WireError, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet,
-    TcpFlags, TcpOption, TcpOptions, TcpPacket,
+    ethernet, ip, Error as WireError, FrameRepr, IcmpRepr, Ipv4Packet, Ipv6Packet, TcpFlags, TcpOption, TcpOptions,
+    TcpPacket, TcpRepr,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
@@ -86,8 +86,8 @@ fn check_response(ctx: &Context, r: &Response<'_>) {
     assert!(ctx.versions.contains(&r.version));
     assert!(r.options.len() <= 40, "{} option bytes", r.options.len());
     match r.kind {
-        Kind::SynAck | Kind::Rst => assert_eq!(r.responder, r.target),
-        Kind::Icmp { icmp_type, .. } => {
+        ResponseKind::SynAck | ResponseKind::Rst => assert_eq!(r.responder, r.target),
+        ResponseKind::Icmp { icmp_type, .. } => {
             assert!(r.options.is_empty() && r.window == 0);
             let v6 = r.target.is_ipv6();
             assert_eq!(mpscan::wire::icmp::effect(v6, icmp_type), mpscan::wire::icmp::Effect::EndsProbe);
@@ -96,12 +96,12 @@ fn check_response(ctx: &Context, r: &Response<'_>) {
 }
 
 /// The verdict agrees with the response it came from.
-fn check_verdict(r: &Response<'_>, v: &Verdict) {
+fn check_verdict(r: &Response<'_>, v: &Classification) {
     assert!(Class::ALL.contains(&v.class));
     match r.kind {
-        Kind::Rst => assert_eq!(v.class, Class::Closed),
-        Kind::Icmp { .. } => assert_eq!(v.class, Class::Unreachable),
-        Kind::SynAck => assert!(!matches!(v.class, Class::Closed | Class::Unreachable)),
+        ResponseKind::Rst => assert_eq!(v.class, Class::Closed),
+        ResponseKind::Icmp { .. } => assert_eq!(v.class, Class::Unreachable),
+        ResponseKind::SynAck => assert!(!matches!(v.class, Class::Closed | Class::Unreachable)),
     }
     // The walk is bounded: at most one step per option byte, plus the one error.
     assert!(TcpOptions::new(r.options).count() <= r.options.len() + 1);
@@ -220,82 +220,60 @@ pub fn build(data: &[u8]) -> Option<Vec<u8>> {
     if ctl & 0x40 != 0 {
         ack = ack.wrapping_add(data[8] as i8 as i32 as u32);
     }
-    let padded = opts.len().div_ceil(4) * 4;
-    let mut seg = vec![0u8; 20 + padded];
-    seg[20..20 + opts.len()].copy_from_slice(opts);
-    for b in &mut seg[20 + opts.len()..] {
-        *b = tcp_option::kind::END;
-    }
-    if answer == 3 {
-        seg.extend_from_slice(payload);
-    }
-    let mut t = TcpPacket::new_unchecked(&mut seg[..]);
-    t.set_src_port(port);
-    t.set_dst_port(tag.sport);
-    t.set_seq(0x5e1f_3a11);
-    t.set_ack(ack);
-    t.set_header_len(20 + padded);
+    let tcp = TcpRepr {
+        src_port: port,
+        dst_port: tag.sport,
+        seq: 0x5e1f_3a11,
+        ack,
+        flags: TcpFlags(flags),
+        window: 65160,
+        options: opts, // padded with End of Option List
+        payload: if answer == 3 { payload } else { &[] },
+    };
+    let reply = FrameRepr::tcp(target, src, 57, tcp);
+    let mut f = reply.to_vec();
+    let l4 = ip::l4_offset(&reply.ip);
     if ctl & 0x10 != 0 {
-        seg[12] = data[6] & 0xf0;
+        // A data offset that lies, with a checksum that is right for it.
+        let mut t = TcpPacket::new_unchecked(&mut f[l4..]);
+        t.set_header_len(((data[6] >> 4) * 4) as usize);
+        t.fill_checksum(target, src);
     }
-    let mut t = TcpPacket::new_unchecked(&mut seg[..]);
-    t.set_flags(TcpFlags(flags));
-    t.set_window(65160);
-    Some(ip_frame(src, target, protocol::TCP, &mut seg, ip_delta))
+    lie_about_ip_length(&mut f, ip_delta);
+    Some(f)
 }
 
-/// Wraps an L4 segment from `from` to our `to` in IPv4/IPv6 and Ethernet, filling the
-/// checksums; `delta` is added to the IP length field (so it may lie).
-fn ip_frame(to: IpAddr, from: IpAddr, proto: u8, l4: &mut [u8], delta: isize) -> Vec<u8> {
-    match (from, to) {
-        (IpAddr::V4(from), IpAddr::V4(to)) => {
-            if proto == protocol::TCP {
-                TcpPacket::new_unchecked(&mut *l4).fill_checksum_v4(from, to);
-            }
-            let mut f = vec![0u8; 14 + 20 + l4.len()];
-            EthernetFrame::new_unchecked(&mut f[..]).set_ethertype(EtherType::Ipv4);
-            let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
-            ip.set_version_and_header_len(20);
-            ip.set_total_len(((20 + l4.len()) as isize + delta).clamp(0, 0xffff) as u16);
-            ip.set_ttl(57);
-            ip.set_protocol(proto);
-            ip.set_src_addr(from);
-            ip.set_dst_addr(to);
-            ip.fill_checksum();
-            f[34..].copy_from_slice(l4);
-            f
-        }
-        (IpAddr::V6(from), IpAddr::V6(to)) => {
-            if proto == protocol::TCP {
-                TcpPacket::new_unchecked(&mut *l4).fill_checksum_v6(from, to);
-            }
-            let mut f = vec![0u8; 14 + 40 + l4.len()];
-            EthernetFrame::new_unchecked(&mut f[..]).set_ethertype(EtherType::Ipv6);
-            let mut ip = Ipv6Packet::new_unchecked(&mut f[14..]);
-            ip.set_version();
-            ip.set_payload_len((l4.len() as isize + delta).clamp(0, 0xffff) as u16);
-            ip.set_next_header(proto);
-            ip.set_hop_limit(57);
-            ip.set_src_addr(from);
-            ip.set_dst_addr(to);
-            f[54..].copy_from_slice(l4);
-            f
-        }
-        _ => unreachable!("one family per frame"),
+/// Adds `delta` to the IP length field of frame `f` (so it may lie), keeping the IPv4 header
+/// checksum right.
+fn lie_about_ip_length(f: &mut [u8], delta: isize) {
+    if delta == 0 {
+        return;
+    }
+    let l3 = &mut f[ethernet::HEADER_LEN..];
+    if l3[0] >> 4 == 4 {
+        let mut ip = Ipv4Packet::new_unchecked(l3);
+        ip.set_total_len((ip.total_len() as isize + delta).clamp(0, 0xffff) as u16);
+        ip.fill_checksum();
+    } else {
+        let mut ip = Ipv6Packet::new_unchecked(l3);
+        ip.set_payload_len((ip.payload_len() as isize + delta).clamp(0, 0xffff) as u16);
     }
 }
 
 /// An ICMP(v6) destination unreachable from the router of `target`'s family quoting `quoted`.
 fn icmp_frame(target: IpAddr, quoted: &[u8], delta: isize) -> Vec<u8> {
-    let mut m = vec![0u8; 8 + quoted.len()];
-    let mut p = IcmpPacket::new_unchecked(&mut m[..]);
     let v6 = target.is_ipv6();
-    p.set_type_code(if v6 { 1 } else { 3 }, if v6 { 1 } else { 13 });
-    p.payload_mut().copy_from_slice(quoted);
-    p.fill_checksum_v4();
+    let icmp = IcmpRepr {
+        msg_type: if v6 { 1 } else { 3 },
+        code: if v6 { 1 } else { 13 },
+        rest_of_header: [0; 4],
+        payload: quoted,
+    };
     let (src, router) =
         if v6 { (IpAddr::V6(SRC_V6), IpAddr::V6(ROUTER_V6)) } else { (IpAddr::V4(SRC_V4), IpAddr::V4(ROUTER_V4)) };
-    ip_frame(src, router, if v6 { protocol::ICMPV6 } else { protocol::ICMP }, &mut m, delta)
+    let mut f = FrameRepr::icmp(router, src, 57, icmp).to_vec();
+    lie_about_ip_length(&mut f, delta);
+    f
 }
 
 /// The recipe of an honest answer: `ctl` (see [`RECIPE_HEADER`]), target 198.18.0.`host` (or

@@ -8,13 +8,14 @@
 //! Classes follow the result CSV: `mptcp`, `echo`, `malformed`, `tcp`, `closed`, `unreachable`;
 //! a silent target (no row at all) has no expectation (`None`).
 
-use super::plan::{Kind, Plan, Size, PORTS, ROUTER_ADDR, ROUTER_ADDR6};
+use super::plan::{Kind, Plan, Size, INFRA_PREFIX, INFRA_PREFIX6, PORTS, ROUTER_ADDR, ROUTER_ADDR6};
+use super::state::run_dir;
 use crate::probe::ProbeVersion;
 use anyhow::Context;
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A class a scan can report: the scanner's own, so the lab and the classifier cannot drift.
 pub use crate::classify::Class;
@@ -341,6 +342,34 @@ fn expectations(kind: Kind, ns_addrs: Option<(Ipv4Addr, Ipv6Addr)>, v6: bool) ->
             (ByVersion { v0: Some(e(0)), v1: Some(e(1)) }, closed)
         }
     }
+}
+
+/// The files of a run beside its namespaces: the ground truth and what a scan of the lab reads.
+pub(crate) struct RunFiles {
+    pub ground_truth: PathBuf,
+    pub targets: PathBuf,
+    pub targets6: PathBuf,
+    pub blocklist: PathBuf,
+}
+
+/// Writes the ground truth, the target lists and the blocklist of the run into its directory.
+pub(crate) fn write_run_files(run: &str, plan: &Plan) -> anyhow::Result<RunFiles> {
+    let dir = run_dir(run);
+    let gt = GroundTruth::from_plan(run, plan);
+    let gt_path = dir.join("ground-truth.json");
+    gt.save(&gt_path)?;
+    let targets = dir.join("targets.txt");
+    std::fs::write(&targets, gt.targets_text())?;
+    let targets6 = dir.join("targets6.txt");
+    std::fs::write(&targets6, gt.hitlist6_text())?;
+    let blocklist = dir.join("blocklist.txt");
+    std::fs::write(
+        &blocklist,
+        format!(
+            "# mpscan lab blocklist: the lab's own router and links, never a target\n{INFRA_PREFIX}\n{INFRA_PREFIX6}\n"
+        ),
+    )?;
+    Ok(RunFiles { ground_truth: gt_path, targets, targets6, blocklist })
 }
 
 #[cfg(test)]

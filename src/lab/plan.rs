@@ -131,6 +131,24 @@ impl Kind {
         }
     }
 
+    /// How `up` checks a range from the scanner: with an IPPROTO_MPTCP socket or not, and the
+    /// outcome it must see; `None` for the silent range (nothing to wait for).
+    pub(crate) fn readiness(self) -> Option<(bool, &'static str)> {
+        match self {
+            Kind::KernelMptcp | Kind::LoadBalancedMptcp => Some((true, "mptcp")),
+            // The SYN proxy strips MP_CAPABLE; Linux ignores an echoed 4-byte or a v0 MP_CAPABLE in
+            // a SYN-ACK and falls back to TCP.
+            Kind::Synproxy | Kind::Echo | Kind::Mirror | Kind::V0Server | Kind::NoAlgorithm => Some((true, "tcp")),
+            Kind::KernelTcp => Some((false, "tcp")),
+            Kind::Closed => Some((false, "refused")),
+            // An MPTCP socket's connect does not end on an ICMP error (Linux 6.18); a TCP one does.
+            Kind::IcmpRejected => Some((false, "unreachable")),
+            // A TCP connect does not end on a time exceeded (a soft error): nothing to wait for;
+            // the scan tests check the loop's answers.
+            Kind::Dropped | Kind::RoutingLoop => None,
+        }
+    }
+
     /// Whether the namespace's own kernel answers for the range (a local route), as opposed to
     /// a userspace responder reading frames from the wire.
     pub fn kernel_answers(self) -> bool {
@@ -183,13 +201,19 @@ impl Plan {
     /// The plan for `size`.
     pub fn new(size: Size) -> Plan {
         let full = size == Size::Full;
+        Plan { size, populations: Self::populations_v4(full), populations6: Self::populations_v6(full) }
+    }
+
+    /// The IPv4 populations: at full size each at its listed length (MPTCP a /16); small, /28s
+    /// (MPTCP a /25) at the same bases.
+    fn populations_v4(full: bool) -> Vec<Population> {
         let big = if full { "/16" } else { "/25" };
         // Full size: the listed lengths; small: /28 at the same bases.
         let p = |addr: &str, full_len: u8| -> Ipv4Net {
             let len = if full { full_len } else { 28 };
             net(&format!("{addr}/{len}"))
         };
-        let populations = vec![
+        vec![
             Population {
                 name: "mptcp",
                 kind: Kind::KernelMptcp,
@@ -274,12 +298,16 @@ impl Plan {
                 namespace: "loop",
                 stands_for: "a routing loop in unrouted space: ICMP time exceeded from a router",
             },
-        ];
+        ]
+    }
+
+    /// The IPv6 populations: /120 at full size, /124 small.
+    fn populations_v6(full: bool) -> Vec<Population<Ipv6Net>> {
         let p6 = |addr: &str| -> Ipv6Net {
             let len = if full { 120 } else { 124 };
             format!("{addr}/{len}").parse().expect("the plan's prefixes are valid")
         };
-        let populations6 = vec![
+        vec![
             Population {
                 name: "mptcp6",
                 kind: Kind::KernelMptcp,
@@ -322,8 +350,7 @@ impl Plan {
                 namespace: "loop",
                 stands_for: "an IPv6 routing loop: ICMPv6 time exceeded from a router",
             },
-        ];
-        Plan { size, populations, populations6 }
+        ]
     }
 
     /// The IPv6 transit link of the `i`-th population namespace (0-based): (router side,

@@ -6,8 +6,8 @@
 //! rate control, no validation, one probe per target.
 
 use super::sys::PacketSocket;
+use crate::keyed_hash::Validator;
 use crate::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
-use crate::validate::Validator;
 use crate::wire::to_hex;
 use anyhow::Context;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};

@@ -27,7 +27,8 @@
 //! the lab crosses veths with its checksum left to offload and would look wrong.
 
 use crate::wire::{
-    ethernet, ipv4, tcp, tcp_option, EtherType, EthernetFrame, Ipv4Packet, MpCapable, TcpFlags, TcpOption, TcpPacket,
+    ethernet, ipv4, tcp, tcp_option, EtherType, EthernetFrame, EthernetRepr, FrameRepr, IpRepr, Ipv4Packet, Ipv4Repr,
+    L4Repr, MpCapable, TcpFlags, TcpOption, TcpPacket, TcpRepr,
 };
 use ipnet::Ipv4Net;
 
@@ -176,39 +177,27 @@ impl Responder {
             (TcpFlags::RST | TcpFlags::ACK, 0, 0, 0)
         };
 
-        let tcp_len = tcp::HEADER_LEN + opts_len;
-        let ip_len = ipv4::HEADER_LEN + tcp_len;
-        let len = ethernet::HEADER_LEN + ip_len;
-        let out = &mut out[..len];
-        out.fill(0);
-        let (src, dst) = (ip.dst_addr(), ip.src_addr());
-
-        let mut e = EthernetFrame::new_unchecked(&mut *out);
-        e.set_dst(eth.src());
-        e.set_src(self.mac);
-        e.set_ethertype(EtherType::Ipv4);
-
-        let mut t = TcpPacket::new_unchecked(&mut out[ethernet::HEADER_LEN + ipv4::HEADER_LEN..]);
-        t.set_src_port(syn.dst_port());
-        t.set_dst_port(syn.src_port());
-        t.set_seq(seq);
-        t.set_ack(syn.seq().wrapping_add(1));
-        t.set_header_len(tcp_len);
-        t.set_flags(TcpFlags(flags));
-        t.set_window(window);
-        t.options_mut().copy_from_slice(&opts[..opts_len]);
-        t.fill_checksum_v4(src, dst);
-
-        let mut p = Ipv4Packet::new_unchecked(&mut out[ethernet::HEADER_LEN..]);
-        p.set_version_and_header_len(ipv4::HEADER_LEN);
-        p.set_total_len(ip_len as u16);
-        p.set_ident(fresh.ident);
-        p.set_dont_frag(true);
-        p.set_ttl(64);
-        p.set_protocol(ipv4::protocol::TCP);
-        p.set_src_addr(src);
-        p.set_dst_addr(dst);
-        p.fill_checksum();
+        let tcp = TcpRepr {
+            src_port: syn.dst_port(),
+            dst_port: syn.src_port(),
+            seq,
+            ack: syn.seq().wrapping_add(1),
+            flags: TcpFlags(flags),
+            window,
+            options: &opts[..opts_len],
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: ip.dst_addr(),
+            dst_addr: ip.src_addr(),
+            protocol: ipv4::protocol::TCP,
+            payload_len: tcp.buffer_len(),
+            ttl: 64,
+            ident: fresh.ident,
+            dont_frag: true,
+        };
+        let ethernet = EthernetRepr { src: self.mac, dst: eth.src(), ethertype: EtherType::Ipv4 };
+        let len = FrameRepr { ethernet, ip: IpRepr::V4(ip), l4: L4Repr::Tcp(tcp) }.emit(out);
         Ok(len)
     }
 
@@ -264,8 +253,8 @@ impl Responder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyed_hash::Validator;
     use crate::probe::{Link, ProbeBuilder, ProbeVersion, SynOption};
-    use crate::validate::Validator;
     use std::net::{IpAddr, Ipv4Addr};
 
     const SCANNER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -275,7 +264,7 @@ mod tests {
     const FRESH: Fresh = Fresh { isn: 0xdead_beef, tsval: 0x0102_0304, key: 0x1122_3344_5566_7788, ident: 7 };
 
     /// A probe as `mpscan scan` sends it, from the project's own probe builder.
-    fn probe(dst: &str, port: u16, v: ProbeVersion) -> (Vec<u8>, crate::validate::ProbeTag) {
+    fn probe(dst: &str, port: u16, v: ProbeVersion) -> (Vec<u8>, crate::probe::ProbeTag) {
         let link = Link { src_mac: SCANNER_MAC, dst_mac: ROUTER_MAC, src_v4: Some(SRC), src_v6: None };
         let b = ProbeBuilder::new(&link, &[v]);
         let dst: IpAddr = dst.parse().unwrap();

@@ -16,12 +16,9 @@
 //! Nothing in the lab links to the root namespace, and no namespace has a route out of the lab.
 
 use super::connect::{self, Outcome};
-use super::ground_truth::GroundTruth;
+use super::ground_truth::{write_run_files, GroundTruth, RunFiles};
 use super::netns;
-use super::plan::{
-    Kind, Plan, Size, INFRA_PREFIX, INFRA_PREFIX6, LB_DIRECT_ADDR, PORTS, ROUTER_ADDR, ROUTER_ADDR6, SCANNER_ADDR,
-    SCANNER_ADDR6,
-};
+use super::plan::{Kind, Plan, Size, LB_DIRECT_ADDR, PORTS, ROUTER_ADDR, ROUTER_ADDR6, SCANNER_ADDR, SCANNER_ADDR6};
 use super::state::{self, check_run_name, run_dir, LabState, ProcEntry, ProcRef};
 use super::sys;
 use anyhow::{bail, Context};
@@ -459,20 +456,7 @@ fn build(
 ) -> anyhow::Result<LabInfo> {
     let plan = Plan::new(size);
     let dir = run_dir(run);
-    let gt = GroundTruth::from_plan(run, &plan);
-    let gt_path = dir.join("ground-truth.json");
-    gt.save(&gt_path)?;
-    let targets = dir.join("targets.txt");
-    std::fs::write(&targets, gt.targets_text())?;
-    let targets6 = dir.join("targets6.txt");
-    std::fs::write(&targets6, gt.hitlist6_text())?;
-    let blocklist = dir.join("blocklist.txt");
-    std::fs::write(
-        &blocklist,
-        format!(
-            "# mpscan lab blocklist: the lab's own router and links, never a target\n{INFRA_PREFIX}\n{INFRA_PREFIX6}\n"
-        ),
-    )?;
+    let files = write_run_files(run, &plan)?;
 
     let scan = ns_name(run, "scan");
     let rtr = ns_name(run, "rtr");
@@ -482,10 +466,51 @@ fn build(
     for p in &pop_names {
         add_ns(state, &ns_name(run, p))?;
     }
+    router_settings(&rtr)?;
+    scanner_link(&scan, &rtr)?;
+    let (transit, transit6) = population_links(run, &rtr, &pop_names)?;
+    range_routes(run, &rtr, &plan, &transit, &transit6)?;
+    firewall(&rtr, &plan)?;
+    for p in &pop_names {
+        namespace_settings(run, &rtr, &plan, p, &transit)?;
+    }
+    start_servers(run, exe, &plan, &pop_names, state, children)?;
 
-    // Router: forwarding on, ICMP errors not rate-limited (the ICMP range must answer every probe).
+    let RunFiles { ground_truth: gt_path, targets, targets6, blocklist } = files;
+    let gateway_mac = netns::mac(&rtr, "v-scan")?;
+    let mut namespaces = vec![scan.clone(), rtr.clone()];
+    namespaces.extend(pop_names.iter().map(|p| ns_name(run, p)));
+    let info = LabInfo {
+        run: run.to_string(),
+        size,
+        scanner_ns: scan,
+        router_ns: rtr,
+        namespaces,
+        interface: SCANNER_IF.to_string(),
+        source_ip: SCANNER_ADDR,
+        gateway_ip: ROUTER_ADDR,
+        gateway_mac,
+        source_ip6: Some(SCANNER_ADDR6),
+        gateway_ip6: Some(ROUTER_ADDR6),
+        ports: PORTS.to_vec(),
+        ranges: plan.populations.iter().map(|p| lab_range(run, p)).collect(),
+        ranges6: plan.populations6.iter().map(|p| lab_range(run, p)).collect(),
+        dir: dir.clone(),
+        ground_truth: gt_path,
+        targets,
+        targets6: Some(targets6),
+        blocklist,
+    };
+    check_ready(&info, exe, &plan)?;
+    std::fs::write(LabInfo::path(run), serde_json::to_string_pretty(&info)? + "\n")?;
+    Ok(info)
+}
+
+/// The router: forwarding on, ICMP errors not rate-limited (the ICMP range must answer every
+/// probe).
+fn router_settings(rtr: &str) -> anyhow::Result<()> {
     netns::sysctl(
-        &rtr,
+        rtr,
         &[
             "net.ipv4.ip_forward=1",
             "net.ipv4.icmp_ratelimit=0",
@@ -499,51 +524,73 @@ fn build(
             "net.ipv4.conf.default.rp_filter=0",
         ],
     )?;
+    Ok(())
+}
 
-    // Scanner link.
-    netns::veth(&scan, SCANNER_IF, &rtr, "v-scan")?;
-    netns::ip(&scan, &["addr", "add", &format!("{SCANNER_ADDR}/30"), "dev", SCANNER_IF])?;
-    netns::ip(&rtr, &["addr", "add", &format!("{ROUTER_ADDR}/30"), "dev", "v-scan"])?;
-    netns::ip(&scan, &["link", "set", SCANNER_IF, "up"])?;
-    netns::ip(&rtr, &["link", "set", "v-scan", "up"])?;
-    netns::ip(&scan, &["route", "add", "default", "via", &ROUTER_ADDR.to_string()])?;
-    let scan_mac = netns::mac(&scan, SCANNER_IF)?;
-    addr6(&scan, SCANNER_ADDR6, SCANNER_IF)?;
-    addr6(&rtr, ROUTER_ADDR6, "v-scan")?;
-    netns::ip(&scan, &["-6", "route", "add", "default", "via", &ROUTER_ADDR6.to_string()])?;
+/// The scanner's link to the router, both families.
+fn scanner_link(scan: &str, rtr: &str) -> anyhow::Result<()> {
+    netns::veth(scan, SCANNER_IF, &rtr, "v-scan")?;
+    netns::ip(scan, &["addr", "add", &format!("{SCANNER_ADDR}/30"), "dev", SCANNER_IF])?;
+    netns::ip(rtr, &["addr", "add", &format!("{ROUTER_ADDR}/30"), "dev", "v-scan"])?;
+    netns::ip(scan, &["link", "set", SCANNER_IF, "up"])?;
+    netns::ip(rtr, &["link", "set", "v-scan", "up"])?;
+    netns::ip(scan, &["route", "add", "default", "via", &ROUTER_ADDR.to_string()])?;
+    let scan_mac = netns::mac(scan, SCANNER_IF)?;
+    addr6(scan, SCANNER_ADDR6, SCANNER_IF)?;
+    addr6(rtr, ROUTER_ADDR6, "v-scan")?;
+    netns::ip(scan, &["-6", "route", "add", "default", "via", &ROUTER_ADDR6.to_string()])?;
     // The scanner resolves its gateway itself (`ip -6 neigh`, provoked if missing), as on a real
     // machine; everything behind it is pinned.
-    neigh6(&rtr, SCANNER_ADDR6, &scan_mac, "v-scan")?;
+    neigh6(rtr, SCANNER_ADDR6, &scan_mac, "v-scan")?;
+    Ok(())
+}
 
-    // Population links.
+/// Addresses of the population namespaces on their transit links, by namespace.
+type Transit<A> = std::collections::HashMap<&'static str, A>;
+
+/// A transit link from the router to each population namespace, both families.
+fn population_links(
+    run: &str,
+    rtr: &str,
+    pop_names: &[&'static str],
+) -> anyhow::Result<(Transit<Ipv4Addr>, Transit<Ipv6Addr>)> {
     let mut transit = std::collections::HashMap::new();
     let mut transit6 = std::collections::HashMap::new();
     for (i, p) in pop_names.iter().enumerate() {
         let ns = ns_name(run, p);
         let rif = format!("v-{p}");
         let (r_addr, p_addr) = Plan::transit(i);
-        netns::veth(&ns, "v-rtr", &rtr, &rif)?;
+        netns::veth(&ns, "v-rtr", rtr, &rif)?;
         netns::ip(&ns, &["addr", "add", &format!("{p_addr}/30"), "dev", "v-rtr"])?;
-        netns::ip(&rtr, &["addr", "add", &format!("{r_addr}/30"), "dev", &rif])?;
+        netns::ip(rtr, &["addr", "add", &format!("{r_addr}/30"), "dev", &rif])?;
         netns::ip(&ns, &["link", "set", "v-rtr", "up"])?;
-        netns::ip(&rtr, &["link", "set", &rif, "up"])?;
+        netns::ip(rtr, &["link", "set", &rif, "up"])?;
         netns::ip(&ns, &["route", "add", "default", "via", &r_addr.to_string()])?;
         transit.insert(*p, p_addr);
         let (r6, p6) = Plan::transit6(i);
         addr6(&ns, p6, "v-rtr")?;
-        addr6(&rtr, r6, &rif)?;
+        addr6(rtr, r6, &rif)?;
         netns::ip(&ns, &["-6", "route", "add", "default", "via", &r6.to_string()])?;
-        neigh6(&ns, r6, &netns::mac(&rtr, &rif)?, "v-rtr")?;
-        neigh6(&rtr, p6, &netns::mac(&ns, "v-rtr")?, &rif)?;
+        neigh6(&ns, r6, &netns::mac(rtr, &rif)?, "v-rtr")?;
+        neigh6(rtr, p6, &netns::mac(&ns, "v-rtr")?, &rif)?;
         transit6.insert(*p, p6);
     }
+    Ok((transit, transit6))
+}
 
-    // Ranges: the router routes each prefix to its namespace; where the kernel answers, a local
-    // route makes it answer for every address.
+/// The ranges: the router routes each prefix to its namespace; where the kernel answers, a
+/// local route makes it answer for every address.
+fn range_routes(
+    run: &str,
+    rtr: &str,
+    plan: &Plan,
+    transit: &Transit<Ipv4Addr>,
+    transit6: &Transit<Ipv6Addr>,
+) -> anyhow::Result<()> {
     for pop in &plan.populations {
         let ns = ns_name(run, pop.namespace);
         let via = transit[pop.namespace].to_string();
-        netns::ip(&rtr, &["route", "add", &pop.prefix.to_string(), "via", &via])?;
+        netns::ip(rtr, &["route", "add", &pop.prefix.to_string(), "via", &via])?;
         if pop.kind.kernel_answers() {
             netns::ip(&ns, &["route", "add", "local", &pop.prefix.to_string(), "dev", "lo"])?;
         }
@@ -551,17 +598,20 @@ fn build(
     for pop in &plan.populations6 {
         let ns = ns_name(run, pop.namespace);
         let via = transit6[pop.namespace].to_string();
-        netns::ip(&rtr, &["-6", "route", "add", &pop.prefix.to_string(), "via", &via])?;
+        netns::ip(rtr, &["-6", "route", "add", &pop.prefix.to_string(), "via", &via])?;
         if pop.kind.kernel_answers() {
             netns::ip(&ns, &["-6", "route", "add", "local", &pop.prefix.to_string(), "dev", "lo"])?;
         }
     }
+    Ok(())
+}
 
-    // The router's firewall: the silent range and the ICMP-rejecting one.
+/// The router's firewall: the silent range and the ICMP-rejecting one.
+fn firewall(rtr: &str, plan: &Plan) -> anyhow::Result<()> {
     let find = |k: Kind| plan.populations.iter().find(|p| p.kind == k).map(|p| p.prefix).expect("in the plan");
     let find6 = |k: Kind| plan.populations6.iter().find(|p| p.kind == k).map(|p| p.prefix).expect("in the plan");
     netns::nft(
-        &rtr,
+        rtr,
         &format!(
             "table inet mpslab {{\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    \
              ip daddr {} drop\n    ip daddr {} reject with icmp type admin-prohibited\n    \
@@ -572,65 +622,77 @@ fn build(
             find6(Kind::IcmpRejected)
         ),
     )?;
+    Ok(())
+}
 
-    // Per-namespace settings.
-    for p in &pop_names {
-        let ns = ns_name(run, p);
-        let kinds: Vec<Kind> = plan.populations.iter().filter(|x| x.namespace == *p).map(|x| x.kind).collect();
-        let kernel_server = kinds.iter().any(|k| k.serve_kind().is_some() && k.kernel_answers());
-        if kernel_server {
-            // Room for the SYN flood of a scan (beyond it the kernel falls back to SYN cookies).
-            netns::sysctl(&ns, &["net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535"])?;
-        }
-        if kinds.iter().any(|k| matches!(k, Kind::KernelMptcp | Kind::LoadBalancedMptcp | Kind::Synproxy)) {
-            netns::sysctl(&ns, &["net.mptcp.enabled=1"])?;
-        }
-        if kinds.contains(&Kind::LoadBalancedMptcp) {
-            // Apple-style: the C flag in the SYN-ACK, and ADD_ADDR of a direct address.
-            netns::sysctl(&ns, &["net.mptcp.allow_join_initial_addr_port=0"])?;
-            netns::ip(&ns, &["addr", "add", &format!("{LB_DIRECT_ADDR}/32"), "dev", "v-rtr"])?;
-            netns::ip(&ns, &["mptcp", "endpoint", "add", &LB_DIRECT_ADDR.to_string(), "dev", "v-rtr", "signal"])?;
-            netns::ip(&rtr, &["route", "add", &format!("{LB_DIRECT_ADDR}/32"), "via", &transit[p].to_string()])?;
-        }
-        if kinds.contains(&Kind::RoutingLoop) {
-            // Forward the range back to the router (its default route): the loop. Every time
-            // exceeded must go out, and no redirect muddles the answers.
-            netns::sysctl(
-                &ns,
-                &[
-                    "net.ipv4.ip_forward=1",
-                    "net.ipv6.conf.all.forwarding=1",
-                    "net.ipv4.icmp_ratelimit=0",
-                    "net.ipv4.icmp_msgs_per_sec=1000000",
-                    "net.ipv4.icmp_msgs_burst=1000000",
-                    "net.ipv6.icmp.ratelimit=0",
-                    "net.ipv4.conf.all.send_redirects=0",
-                    "net.ipv4.conf.v-rtr.send_redirects=0",
-                    "net.ipv4.conf.all.rp_filter=0",
-                    "net.ipv4.conf.v-rtr.rp_filter=0",
-                ],
-            )?;
-        }
-        if kinds.contains(&Kind::Synproxy) {
-            let ports = PORTS.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
-            netns::nft(
-                &ns,
-                &format!(
-                    "table inet mpslab {{\n  chain pre {{\n    type filter hook prerouting priority raw; policy accept;\n    \
-                     tcp dport {{ {ports} }} tcp flags syn notrack\n  }}\n  chain in {{\n    \
-                     type filter hook input priority filter; policy accept;\n    \
-                     tcp dport {{ {ports} }} ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm\n    \
-                     ct state invalid drop\n  }}\n}}\n"
-                ),
-            )?;
-            netns::sysctl(&ns, &["net.netfilter.nf_conntrack_tcp_loose=0"])?;
-        }
+/// The settings of population namespace `p`: backlog, MPTCP, the load balancer's direct address,
+/// the routing loop's forwarding and the SYN proxy's rules, as its populations need.
+fn namespace_settings(run: &str, rtr: &str, plan: &Plan, p: &str, transit: &Transit<Ipv4Addr>) -> anyhow::Result<()> {
+    let ns = ns_name(run, p);
+    let kinds: Vec<Kind> = plan.populations.iter().filter(|x| x.namespace == p).map(|x| x.kind).collect();
+    let kernel_server = kinds.iter().any(|k| k.serve_kind().is_some() && k.kernel_answers());
+    if kernel_server {
+        // Room for the SYN flood of a scan (beyond it the kernel falls back to SYN cookies).
+        netns::sysctl(&ns, &["net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535"])?;
     }
+    if kinds.iter().any(|k| matches!(k, Kind::KernelMptcp | Kind::LoadBalancedMptcp | Kind::Synproxy)) {
+        netns::sysctl(&ns, &["net.mptcp.enabled=1"])?;
+    }
+    if kinds.contains(&Kind::LoadBalancedMptcp) {
+        // Apple-style: the C flag in the SYN-ACK, and ADD_ADDR of a direct address.
+        netns::sysctl(&ns, &["net.mptcp.allow_join_initial_addr_port=0"])?;
+        netns::ip(&ns, &["addr", "add", &format!("{LB_DIRECT_ADDR}/32"), "dev", "v-rtr"])?;
+        netns::ip(&ns, &["mptcp", "endpoint", "add", &LB_DIRECT_ADDR.to_string(), "dev", "v-rtr", "signal"])?;
+        netns::ip(rtr, &["route", "add", &format!("{LB_DIRECT_ADDR}/32"), "via", &transit[p].to_string()])?;
+    }
+    if kinds.contains(&Kind::RoutingLoop) {
+        // Forward the range back to the router (its default route): the loop. Every time
+        // exceeded must go out, and no redirect muddles the answers.
+        netns::sysctl(
+            &ns,
+            &[
+                "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.forwarding=1",
+                "net.ipv4.icmp_ratelimit=0",
+                "net.ipv4.icmp_msgs_per_sec=1000000",
+                "net.ipv4.icmp_msgs_burst=1000000",
+                "net.ipv6.icmp.ratelimit=0",
+                "net.ipv4.conf.all.send_redirects=0",
+                "net.ipv4.conf.v-rtr.send_redirects=0",
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.v-rtr.rp_filter=0",
+            ],
+        )?;
+    }
+    if kinds.contains(&Kind::Synproxy) {
+        let ports = PORTS.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+        netns::nft(
+            &ns,
+            &format!(
+                "table inet mpslab {{\n  chain pre {{\n    type filter hook prerouting priority raw; policy accept;\n    \
+                 tcp dport {{ {ports} }} tcp flags syn notrack\n  }}\n  chain in {{\n    \
+                 type filter hook input priority filter; policy accept;\n    \
+                 tcp dport {{ {ports} }} ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm\n    \
+                 ct state invalid drop\n  }}\n}}\n"
+            ),
+        )?;
+        netns::sysctl(&ns, &["net.netfilter.nf_conntrack_tcp_loose=0"])?;
+    }
+    Ok(())
+}
 
-    // Servers and responders; `up` waits for each one's "ready".
+/// Starts the servers and responders of the populations; waits for each one's "ready".
+fn start_servers(
+    run: &str,
+    exe: &Path,
+    plan: &Plan,
+    pop_names: &[&'static str],
+    state: &mut LabState,
+    children: &mut Vec<Child>,
+) -> anyhow::Result<()> {
     let log_dir = run_dir(run);
     let ports_arg = PORTS.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
-    for p in &pop_names {
+    for p in pop_names {
         let ns = ns_name(run, p);
         let Some(pop) = plan.populations.iter().find(|x| x.namespace == *p && x.kind.serve_kind().is_some()) else {
             continue;
@@ -666,52 +728,7 @@ fn build(
             bail!("{what} did not become ready: {}", log.trim());
         }
     }
-
-    let gateway_mac = netns::mac(&rtr, "v-scan")?;
-    let mut namespaces = vec![scan.clone(), rtr.clone()];
-    namespaces.extend(pop_names.iter().map(|p| ns_name(run, p)));
-    let info = LabInfo {
-        run: run.to_string(),
-        size,
-        scanner_ns: scan,
-        router_ns: rtr,
-        namespaces,
-        interface: SCANNER_IF.to_string(),
-        source_ip: SCANNER_ADDR,
-        gateway_ip: ROUTER_ADDR,
-        gateway_mac,
-        source_ip6: Some(SCANNER_ADDR6),
-        gateway_ip6: Some(ROUTER_ADDR6),
-        ports: PORTS.to_vec(),
-        ranges: plan.populations.iter().map(|p| lab_range(run, p)).collect(),
-        ranges6: plan.populations6.iter().map(|p| lab_range(run, p)).collect(),
-        dir: dir.clone(),
-        ground_truth: gt_path,
-        targets,
-        targets6: Some(targets6),
-        blocklist,
-    };
-    check_ready(&info, exe, &plan)?;
-    std::fs::write(LabInfo::path(run), serde_json::to_string_pretty(&info)? + "\n")?;
-    Ok(info)
-}
-
-/// How `up` checks a range from the scanner: with an IPPROTO_MPTCP socket or not, and the
-/// outcome it must see; `None` for the silent range (nothing to wait for).
-fn readiness_outcome(kind: Kind) -> Option<(bool, &'static str)> {
-    match kind {
-        Kind::KernelMptcp | Kind::LoadBalancedMptcp => Some((true, "mptcp")),
-        // The SYN proxy strips MP_CAPABLE; Linux ignores an echoed 4-byte or a v0 MP_CAPABLE in
-        // a SYN-ACK and falls back to TCP.
-        Kind::Synproxy | Kind::Echo | Kind::Mirror | Kind::V0Server | Kind::NoAlgorithm => Some((true, "tcp")),
-        Kind::KernelTcp => Some((false, "tcp")),
-        Kind::Closed => Some((false, "refused")),
-        // An MPTCP socket's connect does not end on an ICMP error (Linux 6.18); a TCP one does.
-        Kind::IcmpRejected => Some((false, "unreachable")),
-        // A TCP connect does not end on a time exceeded (a soft error): nothing to wait for;
-        // the scan tests check the loop's answers.
-        Kind::Dropped | Kind::RoutingLoop => None,
-    }
+    Ok(())
 }
 
 /// Confirms from the scanner namespace that every range answers as planned: one connect to
@@ -722,7 +739,7 @@ fn check_ready(info: &LabInfo, exe: &Path, plan: &Plan) -> anyhow::Result<()> {
         let mut targets = Vec::new();
         let mut want = Vec::new();
         for p in &plan.populations {
-            if let Some((m, o)) = readiness_outcome(p.kind) {
+            if let Some((m, o)) = p.kind.readiness() {
                 if m == mptcp {
                     targets.push(SocketAddrV4::new(first_host(p.prefix), PORTS[0]));
                     want.push((p.name, o));

@@ -7,16 +7,16 @@ pub mod merge;
 pub mod metadata;
 pub mod sink;
 
-use crate::classify::Verdict;
-use crate::response::Response;
+use crate::accept::Response;
+use crate::classify::Classification;
 use std::time::SystemTime;
 
 pub use mpscan_schema::{Row, COLUMNS};
 
 /// The row for a validated, classified response received at `at`.
-pub fn new_row(r: &Response<'_>, v: &Verdict, at: SystemTime) -> Row {
+pub fn new_row(r: &Response<'_>, v: &Classification, at: SystemTime) -> Row {
     let detail = match r.kind {
-        crate::response::Kind::Icmp { icmp_type, code } => format!("icmp-{icmp_type}-{code}"),
+        crate::accept::ResponseKind::Icmp { icmp_type, code } => format!("icmp-{icmp_type}-{code}"),
         _ => v.detail.to_string(),
     };
     Row {

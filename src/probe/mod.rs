@@ -12,10 +12,9 @@
 //!                                                              1e 0c 00 81 <8-byte key> (v0)
 //! ```
 
-use crate::validate::ProbeTag;
 use crate::wire::{
-    checksum, ethernet, ipv4, ipv6, tcp, tcp_option, EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet, MpCapable,
-    TcpFlags, TcpOption, TcpPacket,
+    checksum, ethernet, ip, ipv4, ipv6, tcp, tcp_option, EthernetFrame, EthernetRepr, FrameRepr, IpRepr, Ipv4Packet,
+    Ipv6Packet, L4Repr, MpCapable, TcpFlags, TcpOption, TcpPacket, TcpRepr,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -36,6 +35,21 @@ impl SynOption for ProbeVersion {
             ProbeVersion::V1 => MpCapable::v1_syn(),
         }
     }
+}
+
+/// The per-probe values of one probe, which [`crate::keyed_hash::Validator::tag`] derives
+/// from (source, target, port, version). Defined here, where they are written into frames, so
+/// that the probe does not depend on the hash (the hash depends on the probe's version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeTag {
+    /// Our initial sequence number.
+    pub seq: u32,
+    /// Our source port.
+    pub sport: u16,
+    /// Our TSval.
+    pub tsval: u32,
+    /// Our v0 MP_CAPABLE key.
+    pub key: u64,
 }
 
 /// MSS announced in the probe.
@@ -125,10 +139,10 @@ impl ProbeBuilder {
         let mut templates = Vec::new();
         for &v in versions {
             if let Some(src) = link.src_v4 {
-                templates.push(Template::new_v4(link, src, v));
+                templates.push(Template::new(link, src.into(), v));
             }
             if let Some(src) = link.src_v6 {
-                templates.push(Template::new_v6(link, src, v));
+                templates.push(Template::new(link, src.into(), v));
             }
         }
         let mut v4 = [None; 2];
@@ -172,62 +186,46 @@ impl ProbeBuilder {
 }
 
 impl Template {
-    fn tcp_header_len(version: ProbeVersion) -> usize {
-        tcp::HEADER_LEN + options_of(version, &ZERO_TAG).1
-    }
-
-    fn new_v4(link: &Link, src: Ipv4Addr, version: ProbeVersion) -> Template {
-        let tcp_len = Self::tcp_header_len(version);
-        let l4 = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
-        let len = l4 + tcp_len;
+    /// Writes the constant part of every probe of `version` from `src` with the wire layer's
+    /// `Repr`s (destination, ports, sequence number, TSval and key zero), then zeroes the
+    /// checksums and keeps the sums of the constant bytes, which [`Template::write`] finishes
+    /// per target.
+    fn new(link: &Link, src: IpAddr, version: ProbeVersion) -> Template {
+        let (opts, opts_len) = options_of(version, &ZERO_TAG);
+        let tcp = TcpRepr {
+            src_port: 0,
+            dst_port: 0,
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            window: WINDOW,
+            options: &opts[..opts_len],
+            payload: &[],
+        };
+        let unspecified: IpAddr = match src {
+            IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        };
+        let mut ip = IpRepr::new(src, unspecified, ipv4::protocol::TCP, tcp.buffer_len(), TTL);
+        if let IpRepr::V4(v4) = &mut ip {
+            v4.dont_frag = true;
+        }
+        let ethernet = EthernetRepr { src: link.src_mac, dst: link.dst_mac, ethertype: ip.ethertype() };
         let mut frame = [0u8; MAX_FRAME_LEN];
-        Self::write_ethernet(&mut frame, link, EtherType::Ipv4);
-        let mut ip = Ipv4Packet::new_unchecked(&mut frame[ethernet::HEADER_LEN..len]);
-        ip.set_version_and_header_len(ipv4::HEADER_LEN);
-        ip.set_total_len((ipv4::HEADER_LEN + tcp_len) as u16);
-        ip.set_dont_frag(true);
-        ip.set_ttl(TTL);
-        ip.set_protocol(ipv4::protocol::TCP);
-        ip.set_src_addr(src);
-        let ip_sum = checksum::sum(0, &frame[ethernet::HEADER_LEN..l4]);
-        Self::write_tcp(&mut frame[l4..len], version);
-        let pseudo = checksum::pseudo_header_v4(src, Ipv4Addr::UNSPECIFIED, ipv4::protocol::TCP, tcp_len as u16);
+        let len = FrameRepr { ethernet, ip, l4: L4Repr::Tcp(tcp) }.emit(&mut frame);
+        let l4 = ip::l4_offset(&ip);
+        let (family, ip_sum) = match ip {
+            IpRepr::V4(_) => {
+                let mut p = Ipv4Packet::new_unchecked(&mut frame[ethernet::HEADER_LEN..l4]);
+                p.set_checksum(0);
+                (Family::V4, checksum::sum(0, &frame[ethernet::HEADER_LEN..l4]))
+            }
+            IpRepr::V6(_) => (Family::V6, 0),
+        };
+        TcpPacket::new_unchecked(&mut frame[l4..len]).set_checksum(0);
+        let pseudo = checksum::pseudo_header(src, unspecified, ipv4::protocol::TCP, len - l4);
         let tcp_sum = checksum::sum(pseudo, &frame[l4..len]);
-        Template { frame, len, family: Family::V4, version, l4, ip_sum, tcp_sum }
-    }
-
-    fn new_v6(link: &Link, src: Ipv6Addr, version: ProbeVersion) -> Template {
-        let tcp_len = Self::tcp_header_len(version);
-        let l4 = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
-        let len = l4 + tcp_len;
-        let mut frame = [0u8; MAX_FRAME_LEN];
-        Self::write_ethernet(&mut frame, link, EtherType::Ipv6);
-        let mut ip = Ipv6Packet::new_unchecked(&mut frame[ethernet::HEADER_LEN..len]);
-        ip.set_version();
-        ip.set_payload_len(tcp_len as u16);
-        ip.set_next_header(ipv4::protocol::TCP);
-        ip.set_hop_limit(TTL);
-        ip.set_src_addr(src);
-        Self::write_tcp(&mut frame[l4..len], version);
-        let pseudo = checksum::pseudo_header_v6(src, Ipv6Addr::UNSPECIFIED, ipv4::protocol::TCP, tcp_len as u32);
-        let tcp_sum = checksum::sum(pseudo, &frame[l4..len]);
-        Template { frame, len, family: Family::V6, version, l4, ip_sum: 0, tcp_sum }
-    }
-
-    fn write_ethernet(frame: &mut [u8], link: &Link, t: EtherType) {
-        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
-        eth.set_dst(link.dst_mac);
-        eth.set_src(link.src_mac);
-        eth.set_ethertype(t);
-    }
-
-    /// The TCP header with every per-target field zero.
-    fn write_tcp(seg: &mut [u8], version: ProbeVersion) {
-        let mut t = TcpPacket::new_unchecked(seg);
-        t.set_header_len(Self::tcp_header_len(version));
-        t.set_flags(TcpFlags(TcpFlags::SYN));
-        t.set_window(WINDOW);
-        write_options(t.options_mut(), version, &ZERO_TAG);
+        Template { frame, len, family, version, l4, ip_sum, tcp_sum }
     }
 
     #[inline]
@@ -283,7 +281,7 @@ const ZERO_TAG: ProbeTag = ProbeTag { seq: 0, sport: 0, tsval: 0, key: 0 };
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::Validator;
+    use crate::keyed_hash::Validator;
 
     fn link() -> Link {
         Link {

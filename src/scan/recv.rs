@@ -7,10 +7,10 @@
 use super::counters::Counters;
 use super::dedup::Dedup;
 use super::stop::Stop;
+use crate::accept::Context;
 use crate::classify::{classify, Class};
 use crate::net::Receive;
 use crate::probe::ProbeVersion;
-use crate::response::Context;
 use mpscan_schema::csv_file::Existing;
 use mpscan_schema::RowSink;
 use std::collections::{BTreeMap, HashMap};

@@ -14,10 +14,10 @@
 
 use super::counters::Counters;
 use super::flap::{ride_out, Cause, Checkpoint, Checkpoints, Outcome, Retry};
-use crate::net::Transmit;
+use crate::keyed_hash::Validator;
+use crate::net::{Transmit, TxStats};
 use crate::probe::{ProbeBuilder, ProbeVersion};
 use crate::targets::{Cursor, TargetSpace};
-use crate::validate::Validator;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -246,29 +246,16 @@ pub fn send_loop_with(
         }) {
             Ok(sent) => sent as u64,
             Err(e) => {
-                // The frames this batch put in the back end before it failed.
-                let queued = tx.stats().queued.wrapping_sub(stats_at_start.queued);
-                let sent = queued.saturating_sub(accepted);
-                // While it waits, the state may be saved (and the scan killed): publish a position
-                // the untaken frames and the answers lost in flight lie after.
-                let taken = (accepted + sent).saturating_sub(tx.pending() as u64);
-                let shown = rewind(&history, taken, rate, counters, me);
-                match ride_out(tx, e, counters, stop, retry) {
-                    Outcome::Recovered { lasted, .. } => {
+                let stall = Stall { history: &history, accepted, stats_at_start, rate, counters, me };
+                match stall.ride_out_batch(tx, e, stop, retry) {
+                    Ok(BatchEnd::Recovered { sent, lasted }) => {
                         if let Some(p) = &mut pacer {
                             p.shift(lasted);
                         }
-                        restore(shown, counters, me);
                         sent
                     }
-                    Outcome::Stopped { pending } => {
-                        give_up(&history, accepted + sent, accepted, pending, rate, counters, me);
-                        return Ok(());
-                    }
-                    Outcome::GaveUp { error, pending } => {
-                        give_up(&history, accepted + sent, accepted, pending, rate, counters, me);
-                        return Err(error);
-                    }
+                    Ok(BatchEnd::Stopped) => return Ok(()),
+                    Err(error) => return Err(error),
                 }
             }
         };
@@ -286,30 +273,96 @@ pub fn send_loop_with(
             done: start_done + stream.targets_done,
         });
     }
-    // A ring whose frames were taken but never leave would fail flush() again after each
-    // retry: the grace covers the whole flush, not each attempt.
-    let flush_start = Instant::now();
-    let r = loop {
-        match tx.flush() {
-            Ok(()) => break Ok(()),
-            Err(e) => match ride_out(tx, e, counters, stop, &retry.less(flush_start.elapsed())) {
-                Outcome::Recovered { .. } => {}
-                Outcome::Stopped { pending } => {
-                    give_up(&history, accepted, accepted, pending, rate, counters, me);
-                    break Ok(());
-                }
-                Outcome::GaveUp { error, pending } => {
-                    give_up(&history, accepted, accepted, pending, rate, counters, me);
-                    break Err(error);
-                }
-            },
-        }
-    };
+    let r = Stall { history: &history, accepted, stats_at_start, rate, counters, me }.flush(tx, stop, retry);
     // Refusals the back end retried by itself (a busy queue), for the metadata.
     let end = tx.stats();
     counters.link.count_n(Cause::NoBufs, end.enobufs.saturating_sub(stats_at_start.enobufs));
     counters.link.count_n(Cause::Again, end.eagain.saturating_sub(stats_at_start.eagain));
     r
+}
+
+/// How a failed batch ended once the link was waited for.
+enum BatchEnd {
+    /// The link came back after `lasted`; the batch put `sent` frames in the back end.
+    Recovered { sent: u64, lasted: Duration },
+    /// The scan was asked to stop while it waited; the position is published.
+    Stopped,
+}
+
+/// What the send loop knows when the back end fails (the stall handling, apart from the loop's
+/// hot path): the positions it published, the frames accepted so far, and where its counters
+/// live.
+struct Stall<'a> {
+    history: &'a Checkpoints,
+    accepted: u64,
+    stats_at_start: TxStats,
+    rate: u64,
+    counters: &'a Counters,
+    me: usize,
+}
+
+impl Stall<'_> {
+    /// A batch failed with `e`: waits for the link ([`ride_out`]). While it waits the state may
+    /// be saved (and the scan killed), so a position is published that the untaken frames and
+    /// the answers lost in flight lie after; it is restored if the link comes back.
+    #[cold]
+    #[inline(never)]
+    fn ride_out_batch(
+        &self,
+        tx: &mut dyn Transmit,
+        e: std::io::Error,
+        stop: &AtomicBool,
+        retry: &Retry,
+    ) -> std::io::Result<BatchEnd> {
+        let (counters, me) = (self.counters, self.me);
+        // The frames this batch put in the back end before it failed.
+        let queued = tx.stats().queued.wrapping_sub(self.stats_at_start.queued);
+        let sent = queued.saturating_sub(self.accepted);
+        let taken = (self.accepted + sent).saturating_sub(tx.pending() as u64);
+        let shown = rewind(self.history, taken, self.rate, counters, me);
+        match ride_out(tx, e, counters, stop, retry) {
+            Outcome::Recovered { lasted, .. } => {
+                restore(shown, counters, me);
+                Ok(BatchEnd::Recovered { sent, lasted })
+            }
+            Outcome::Stopped { pending } => {
+                give_up(self.history, self.accepted + sent, self.accepted, pending, self.rate, counters, me);
+                Ok(BatchEnd::Stopped)
+            }
+            Outcome::GaveUp { error, pending } => {
+                give_up(self.history, self.accepted + sent, self.accepted, pending, self.rate, counters, me);
+                Err(error)
+            }
+        }
+    }
+
+    /// Flushes the back end at the end of the send loop, riding out failures. A ring whose
+    /// frames were taken but never leave would fail flush() again after each retry: the grace
+    /// covers the whole flush, not each attempt.
+    fn flush(&self, tx: &mut dyn Transmit, stop: &AtomicBool, retry: &Retry) -> std::io::Result<()> {
+        let flush_start = Instant::now();
+        loop {
+            match tx.flush() {
+                Ok(()) => return Ok(()),
+                Err(e) => match ride_out(tx, e, self.counters, stop, &retry.less(flush_start.elapsed())) {
+                    Outcome::Recovered { .. } => {}
+                    Outcome::Stopped { pending } => {
+                        self.give_up(pending);
+                        return Ok(());
+                    }
+                    Outcome::GaveUp { error, pending } => {
+                        self.give_up(pending);
+                        return Err(error);
+                    }
+                },
+            }
+        }
+    }
+
+    /// [`give_up`] after the flush, when every accepted frame was handed over.
+    fn give_up(&self, pending: u64) {
+        give_up(self.history, self.accepted, self.accepted, pending, self.rate, self.counters, self.me);
+    }
 }
 
 /// The loop stops with `pending` of its `accepted` frames never taken by the kernel, `counted`

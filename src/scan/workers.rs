@@ -9,12 +9,12 @@ use super::counters::Counters;
 use super::recv::Carried;
 use super::send::ProbeStream;
 use super::state::{Identity, StateFile};
+use crate::accept::Context;
+use crate::keyed_hash::Validator;
 use crate::net::{self, Receive, Transmit};
 use crate::output::sink::{self, OutputFormat};
 use crate::probe::ProbeBuilder;
-use crate::response::Context;
 use crate::targets::Permutation;
-use crate::validate::Validator;
 use mpscan_schema::csv_file::CsvSink;
 use mpscan_schema::RowSink;
 
@@ -151,7 +151,7 @@ impl ScanConfig {
     /// Opens the AF_PACKET receive ring (filtered to this scan's answers, sized for them) and one
     /// transmit ring per sender thread.
     pub fn transport(&self) -> anyhow::Result<Transport> {
-        let filter = net::bpf::filter_for(crate::validate::SPORT_LO..=crate::validate::SPORT_HI);
+        let filter = net::bpf::filter_for(crate::keyed_hash::SPORT_LO..=crate::keyed_hash::SPORT_HI);
         let answers = self.expected_targets().saturating_mul(u64::from(self.probes) * self.versions.len() as u64);
         let rx = net::AfPacketRx::open(&self.interface, Some(&filter), net::RxConfig::for_answers(answers))
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.interface))?;

@@ -51,6 +51,17 @@ pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32)
     acc + next_header as u32
 }
 
+/// Sum of the pseudo-header of either family: `src` and `dst` must be of the same family (a
+/// caller building a packet chooses both; mixing them is a bug, and panics).
+pub fn pseudo_header(src: std::net::IpAddr, dst: std::net::IpAddr, protocol: u8, len: usize) -> u32 {
+    use std::net::IpAddr::{V4, V6};
+    match (src, dst) {
+        (V4(s), V4(d)) => pseudo_header_v4(s, d, protocol, len as u16),
+        (V6(s), V6(d)) => pseudo_header_v6(s, d, protocol, len as u32),
+        _ => panic!("pseudo-header of mixed address families: {src} -> {dst}"),
+    }
+}
+
 /// RFC 1624 eqn. 3: the new checksum after a 16-bit word of the covered data changed from `old`
 /// to `new`. `HC' = ~(~HC + ~m + m')`.
 #[inline]

@@ -122,6 +122,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
+/// The owned face of an Ethernet II header: the three fields as a value, to build a frame from
+/// or to compare a parsed one with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetRepr {
+    /// Source MAC.
+    pub src: [u8; 6],
+    /// Destination MAC.
+    pub dst: [u8; 6],
+    /// What the payload is.
+    pub ethertype: EtherType,
+}
+
+impl EthernetRepr {
+    /// Reads the header of a checked frame (nothing in it can be invalid).
+    pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> EthernetRepr {
+        EthernetRepr { src: frame.src(), dst: frame.dst(), ethertype: frame.ethertype() }
+    }
+
+    /// The header's length: what [`Self::emit`] writes.
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the header into `frame` (at least [`HEADER_LEN`] bytes); the payload is untouched.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut EthernetFrame<T>) {
+        frame.set_dst(self.dst);
+        frame.set_src(self.src);
+        frame.set_ethertype(self.ethertype);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +187,16 @@ mod tests {
     #[test]
     fn truncated() {
         assert!(EthernetFrame::new_checked(&FRAME[..13]).is_err());
+    }
+
+    #[test]
+    fn repr_parse_and_emit() {
+        let repr = EthernetRepr::parse(&EthernetFrame::new_checked(&FRAME[..]).unwrap());
+        assert_eq!(repr, EthernetRepr { src: [2, 0, 0, 0, 0, 2], dst: [2, 0, 0, 0, 0, 1], ethertype: EtherType::Ipv4 });
+        assert_eq!(repr.buffer_len(), 14);
+        let mut buf = [0u8; 16];
+        buf[14..].copy_from_slice(&[0xaa, 0xbb]);
+        repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+        assert_eq!(buf, FRAME);
     }
 }

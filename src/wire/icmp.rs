@@ -14,6 +14,7 @@
 //! layer. [`effect`] says which types end a SYN probe and which end nothing.
 
 use super::{checksum, need, Result};
+use std::net::IpAddr;
 
 mod field {
     use std::ops::Range;
@@ -158,6 +159,54 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     }
 }
 
+/// The owned face of an ICMP or ICMPv6 message: type, code, the 4 bytes after the checksum, and
+/// the body (for an error, the quoted datagram).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpRepr<'a> {
+    /// The message type.
+    pub msg_type: u8,
+    /// The code.
+    pub code: u8,
+    /// The rest of the header (unused by the errors handled here, the MTU for packet too big).
+    pub rest_of_header: [u8; 4],
+    /// The body: for an error, as much of the offending datagram as the sender quoted.
+    pub payload: &'a [u8],
+}
+
+impl<'a> IcmpRepr<'a> {
+    /// Reads a checked message. The checksum is left to the caller.
+    pub fn parse(packet: &IcmpPacket<&'a [u8]>) -> IcmpRepr<'a> {
+        IcmpRepr {
+            msg_type: packet.msg_type(),
+            code: packet.code(),
+            rest_of_header: packet.rest_of_header(),
+            payload: packet.into_payload(),
+        }
+    }
+
+    /// The message's length: what [`Self::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.payload.len()
+    }
+
+    /// Writes the message into `packet`, whose buffer must be exactly [`Self::buffer_len`] bytes,
+    /// with its checksum: over the message alone for ICMP (IPv4 `src` and `dst`), over the
+    /// IPv6 pseudo-header too for ICMPv6 (RFC 4443 §2.3).
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut IcmpPacket<T>, src: IpAddr, dst: IpAddr) {
+        packet.set_type_code(self.msg_type, self.code);
+        packet.set_rest_of_header(self.rest_of_header);
+        packet.payload_mut().copy_from_slice(self.payload);
+        packet.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&[0, 0]);
+        let b = packet.buffer.as_ref();
+        let acc = match src {
+            IpAddr::V6(_) => checksum::pseudo_header(src, dst, super::ipv4::protocol::ICMPV6, b.len()),
+            IpAddr::V4(_) => 0,
+        };
+        let c = checksum::finish(checksum::sum(acc, b));
+        packet.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +249,33 @@ mod tests {
     #[test]
     fn truncated() {
         assert!(IcmpPacket::new_checked(&[3u8, 1, 0, 0, 0, 0, 0][..]).is_err());
+    }
+
+    // A router's "administratively prohibited" quoting the first 4 bytes of an IPv4 header;
+    // checksum 0x030d + 0x4500 + 0x003c = 0x4849, complemented 0xb7b6.
+    static UNREACHABLE: [u8; 12] = [0x03, 0x0d, 0xb7, 0xb6, 0, 0, 0, 0, 0x45, 0x00, 0x00, 0x3c];
+
+    #[test]
+    fn repr_parse_and_emit_v4() {
+        let repr = IcmpRepr { msg_type: 3, code: 13, rest_of_header: [0; 4], payload: &UNREACHABLE[8..] };
+        assert_eq!(IcmpRepr::parse(&IcmpPacket::new_checked(&UNREACHABLE[..]).unwrap()), repr);
+        let mut out = [0xffu8; 12];
+        let (a, b) = (std::net::Ipv4Addr::new(192, 0, 2, 1), std::net::Ipv4Addr::new(192, 0, 2, 2));
+        repr.emit(&mut IcmpPacket::new_unchecked(&mut out[..]), a.into(), b.into());
+        assert_eq!(out, UNREACHABLE);
+        assert_eq!(repr.buffer_len(), 12);
+    }
+
+    #[test]
+    fn repr_emit_v6_covers_the_pseudo_header() {
+        let repr =
+            IcmpRepr { msg_type: V6_DEST_UNREACHABLE, code: 1, rest_of_header: [0; 4], payload: &[0x60, 0, 0, 0] };
+        let (a, b): (std::net::Ipv6Addr, std::net::Ipv6Addr) =
+            ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
+        let mut out = [0u8; 12];
+        repr.emit(&mut IcmpPacket::new_unchecked(&mut out[..]), a.into(), b.into());
+        let acc = checksum::pseudo_header_v6(a, b, 58, 12);
+        assert_eq!(checksum::finish(checksum::sum(acc, &out)), 0);
+        assert_ne!(checksum::checksum(&out), 0);
     }
 }

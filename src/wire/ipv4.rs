@@ -232,6 +232,63 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
+/// The owned face of an IPv4 header without options: the fields this program reads or sets.
+///
+/// [`Self::parse`] accepts a header with options (they are skipped: the payload starts after
+/// them); [`Self::emit`] always writes the 20-byte header, with its checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    /// Source address.
+    pub src_addr: Ipv4Addr,
+    /// Destination address.
+    pub dst_addr: Ipv4Addr,
+    /// Protocol of the payload ([`protocol`]).
+    pub protocol: u8,
+    /// Length of the payload in bytes (total length minus the header).
+    pub payload_len: usize,
+    /// Time to live.
+    pub ttl: u8,
+    /// Identification.
+    pub ident: u16,
+    /// The don't-fragment flag.
+    pub dont_frag: bool,
+}
+
+impl Ipv4Repr {
+    /// Reads a checked packet's header. Fragmentation and the checksum are left to the caller
+    /// (the receive path counts fragments under their own reason).
+    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Ipv4Repr {
+        Ipv4Repr {
+            src_addr: packet.src_addr(),
+            dst_addr: packet.dst_addr(),
+            protocol: packet.protocol(),
+            payload_len: (packet.total_len() as usize).saturating_sub(packet.header_len()),
+            ttl: packet.ttl(),
+            ident: packet.ident(),
+            dont_frag: packet.buffer.as_ref()[field::FLG_OFF.start] & 0x40 != 0,
+        }
+    }
+
+    /// The header's length: what [`Self::emit`] writes (the payload comes after it).
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the 20-byte header, checksum included, into `packet`; the payload is untouched.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Packet<T>) {
+        packet.set_version_and_header_len(HEADER_LEN);
+        packet.set_tos(0);
+        packet.set_total_len((HEADER_LEN + self.payload_len) as u16);
+        packet.set_ident(self.ident);
+        packet.set_dont_frag(self.dont_frag);
+        packet.set_ttl(self.ttl);
+        packet.set_protocol(self.protocol);
+        packet.set_src_addr(self.src_addr);
+        packet.set_dst_addr(self.dst_addr);
+        packet.fill_checksum();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +375,27 @@ mod tests {
         let p = Ipv4Packet::new_quoted(&buf[..28]).unwrap();
         assert_eq!(p.payload().len(), 8);
         assert!(Ipv4Packet::new_checked(&buf[..28]).is_err());
+    }
+
+    #[test]
+    fn repr_parse_and_emit() {
+        let repr = Ipv4Repr {
+            src_addr: Ipv4Addr::new(192, 0, 2, 2),
+            dst_addr: Ipv4Addr::new(198, 18, 0, 1),
+            protocol: protocol::TCP,
+            payload_len: 40,
+            ttl: 64,
+            ident: 0,
+            dont_frag: true,
+        };
+        let buf = packet(60);
+        assert_eq!(Ipv4Repr::parse(&Ipv4Packet::new_checked(&buf[..]).unwrap()), repr);
+        let mut out = [0u8; 20];
+        repr.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]));
+        // The vector with its checksum (worked out in `construct_and_checksum`) filled in.
+        let mut expected = HEADER;
+        expected[10..12].copy_from_slice(&[0xb2, 0xa6]);
+        assert_eq!(out, expected);
+        assert_eq!(repr.buffer_len(), 20);
     }
 }

@@ -143,6 +143,50 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     }
 }
 
+/// The owned face of an IPv6 fixed header (traffic class and flow label zero; no extension
+/// headers are written or walked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Repr {
+    /// Source address.
+    pub src_addr: Ipv6Addr,
+    /// Destination address.
+    pub dst_addr: Ipv6Addr,
+    /// Next header (the payload's protocol).
+    pub next_header: u8,
+    /// Length of the payload in bytes.
+    pub payload_len: usize,
+    /// Hop limit.
+    pub hop_limit: u8,
+}
+
+impl Ipv6Repr {
+    /// Reads a checked packet's fixed header.
+    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv6Packet<T>) -> Ipv6Repr {
+        Ipv6Repr {
+            src_addr: packet.src_addr(),
+            dst_addr: packet.dst_addr(),
+            next_header: packet.next_header(),
+            payload_len: packet.payload_len() as usize,
+            hop_limit: packet.hop_limit(),
+        }
+    }
+
+    /// The header's length: what [`Self::emit`] writes.
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the 40-byte header into `packet`; the payload is untouched.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv6Packet<T>) {
+        packet.set_version();
+        packet.set_payload_len(self.payload_len as u16);
+        packet.set_next_header(self.next_header);
+        packet.set_hop_limit(self.hop_limit);
+        packet.set_src_addr(self.src_addr);
+        packet.set_dst_addr(self.dst_addr);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +218,28 @@ mod tests {
         assert!(Ipv6Packet::new_quoted(&buf[..39]).is_err());
         buf[0] = 0x40;
         assert_eq!(Ipv6Packet::new_quoted(&buf[..]).unwrap_err(), Error::BadVersion(4));
+    }
+
+    // A probe's IPv6 header: 2001:db8::2 -> 2001:db8:1::1, TCP, 44 bytes of payload, hop limit 64.
+    static HEADER: [u8; 40] = [
+        0x60, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x06, 0x40, // version, flow, payload length, TCP, hop limit
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, // source
+        0x20, 0x01, 0x0d, 0xb8, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, // destination
+    ];
+
+    #[test]
+    fn repr_parse_and_emit() {
+        let repr = Ipv6Repr {
+            src_addr: "2001:db8::2".parse().unwrap(),
+            dst_addr: "2001:db8:1::1".parse().unwrap(),
+            next_header: 6,
+            payload_len: 44,
+            hop_limit: 64,
+        };
+        let mut out = [0xffu8; 40];
+        repr.emit(&mut Ipv6Packet::new_unchecked(&mut out[..]));
+        assert_eq!(out, HEADER);
+        assert_eq!(Ipv6Repr::parse(&Ipv6Packet::new_quoted(&HEADER[..]).unwrap()), repr);
+        assert_eq!(repr.buffer_len(), 40);
     }
 }

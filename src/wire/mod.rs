@@ -15,19 +15,23 @@
 
 pub mod checksum;
 pub mod ethernet;
+pub mod frame;
 pub mod icmp;
+pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod mptcp;
 pub mod tcp;
 pub mod tcp_option;
 
-pub use ethernet::{EtherType, EthernetFrame};
-pub use icmp::IcmpPacket;
-pub use ipv4::Ipv4Packet;
-pub use ipv6::Ipv6Packet;
+pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};
+pub use frame::{FrameRepr, L4Repr};
+pub use icmp::{IcmpPacket, IcmpRepr};
+pub use ip::IpRepr;
+pub use ipv4::{Ipv4Packet, Ipv4Repr};
+pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use mptcp::MpCapable;
-pub use tcp::{TcpFlags, TcpPacket};
+pub use tcp::{TcpFlags, TcpPacket, TcpRepr};
 pub use tcp_option::{TcpOption, TcpOptions};
 
 use std::fmt;

@@ -18,7 +18,7 @@
 //! in an ICMP error (ports and sequence number: all that RFC 792 promises to quote).
 
 use super::{checksum, need, tcp_option::TcpOptions, Error, Result};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod field {
     use std::ops::Range;
@@ -217,21 +217,107 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let hl = self.header_len();
         &mut self.buffer.as_mut()[field::OPTIONS..hl]
     }
-    /// Computes and stores the checksum of the whole buffer as a segment in IPv4.
-    pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+    /// Computes and stores the checksum over the pseudo-header of `src` and `dst` (same
+    /// family) and the whole buffer.
+    pub fn fill_checksum(&mut self, src: IpAddr, dst: IpAddr) {
         self.set_checksum(0);
         let b = self.buffer.as_ref();
-        let acc = checksum::pseudo_header_v4(src, dst, 6, b.len() as u16);
+        let acc = checksum::pseudo_header(src, dst, super::ipv4::protocol::TCP, b.len());
         let c = checksum::finish(checksum::sum(acc, b));
         self.set_checksum(c);
     }
+
+    /// Computes and stores the checksum of the whole buffer as a segment in IPv4.
+    pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.fill_checksum(src.into(), dst.into());
+    }
     /// Computes and stores the checksum of the whole buffer as a segment in IPv6.
     pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
-        self.set_checksum(0);
-        let b = self.buffer.as_ref();
-        let acc = checksum::pseudo_header_v6(src, dst, 6, b.len() as u32);
-        let c = checksum::finish(checksum::sum(acc, b));
-        self.set_checksum(c);
+        self.fill_checksum(src.into(), dst.into());
+    }
+}
+
+impl<'a> TcpPacket<&'a [u8]> {
+    /// The payload, borrowed for as long as the underlying buffer (not the view).
+    pub fn into_payload(self) -> &'a [u8] {
+        &self.buffer[self.header_len()..]
+    }
+}
+
+/// The owned face of a TCP segment: the header fields, the raw option bytes and the payload.
+///
+/// Options are kept as bytes (build them with [`super::tcp_option::emit_all`], read them with
+/// [`TcpRepr::option_iter`]): the classifier compares them byte for byte with the probe's, and a
+/// responder may copy them unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpRepr<'a> {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Flags.
+    pub flags: TcpFlags,
+    /// Receive window.
+    pub window: u16,
+    /// The option area (emitted padded with zeros to a multiple of 4; at most 40 bytes).
+    pub options: &'a [u8],
+    /// The data after the header.
+    pub payload: &'a [u8],
+}
+
+impl<'a> TcpRepr<'a> {
+    /// Reads a checked segment. The checksum is left to the caller.
+    pub fn parse(packet: &TcpPacket<&'a [u8]>) -> TcpRepr<'a> {
+        TcpRepr {
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
+            seq: packet.seq(),
+            ack: packet.ack(),
+            flags: packet.flags(),
+            window: packet.window(),
+            options: packet.into_options(),
+            payload: packet.into_payload(),
+        }
+    }
+
+    /// The header's length: the fixed header and the padded options.
+    pub fn header_len(&self) -> usize {
+        HEADER_LEN + self.options.len().div_ceil(4) * 4
+    }
+
+    /// The segment's length: what [`Self::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        self.header_len() + self.payload.len()
+    }
+
+    /// Walks the options.
+    pub fn option_iter(&self) -> TcpOptions<'a> {
+        TcpOptions::new(self.options)
+    }
+
+    /// Writes the segment into `packet`, whose buffer must be exactly [`Self::buffer_len`] bytes
+    /// (the checksum covers all of it), with the checksum over the pseudo-header of `src` and
+    /// `dst` (same family). Panics on more than 40 bytes of options: a bug of the builder.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut TcpPacket<T>, src: IpAddr, dst: IpAddr) {
+        let hl = self.header_len();
+        assert!(hl <= MAX_HEADER_LEN, "{} bytes of TCP options", self.options.len());
+        packet.set_src_port(self.src_port);
+        packet.set_dst_port(self.dst_port);
+        packet.set_seq(self.seq);
+        packet.set_ack(self.ack);
+        packet.set_header_len(hl);
+        packet.set_flags(self.flags);
+        packet.set_window(self.window);
+        packet.set_urgent(0);
+        let opts = packet.options_mut();
+        opts[..self.options.len()].copy_from_slice(self.options);
+        opts[self.options.len()..].fill(0);
+        packet.buffer.as_mut()[hl..].copy_from_slice(self.payload);
+        packet.fill_checksum(src, dst);
     }
 }
 
@@ -358,5 +444,44 @@ mod tests {
         let q = TcpQuote::new_checked(&SYN_ACK[..8]).unwrap();
         assert_eq!((q.src_port(), q.dst_port(), q.seq()), (443, 40000, 0x5e1f3a11));
         assert!(TcpQuote::new_checked(&SYN_ACK[..7]).is_err());
+    }
+
+    #[test]
+    fn repr_parse_and_emit() {
+        let (src, dst) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(192, 0, 2, 2));
+        let mut expected = SYN_ACK;
+        TcpPacket::new_unchecked(&mut expected[..]).fill_checksum_v4(src, dst);
+        let repr = TcpRepr::parse(&TcpPacket::new_checked(&SYN_ACK[..]).unwrap());
+        assert_eq!((repr.src_port, repr.dst_port, repr.seq, repr.ack), (443, 40000, 0x5e1f3a11, 0x12345679));
+        assert_eq!((repr.flags, repr.window), (TcpFlags(TcpFlags::SYN | TcpFlags::ACK), 65160));
+        assert_eq!(repr.options, &SYN_ACK[20..]);
+        assert!(repr.payload.is_empty());
+        assert_eq!(repr.buffer_len(), 52);
+        let mut out = [0xffu8; 52];
+        repr.emit(&mut TcpPacket::new_unchecked(&mut out[..]), src.into(), dst.into());
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn repr_pads_options_and_carries_payload() {
+        let repr = TcpRepr {
+            src_port: 40000,
+            dst_port: 443,
+            seq: 0x12345678,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            window: 64240,
+            options: &[0x03, 0x03, 0x07], // window scale 7, padded with one zero
+            payload: b"hi",
+        };
+        assert_eq!((repr.header_len(), repr.buffer_len()), (24, 26));
+        let mut out = [0xffu8; 26];
+        let (src, dst): (Ipv6Addr, Ipv6Addr) = ("2001:db8::2".parse().unwrap(), "2001:db8:1::1".parse().unwrap());
+        repr.emit(&mut TcpPacket::new_unchecked(&mut out[..]), src.into(), dst.into());
+        assert_eq!(&out[12..14], &[0x60, 0x02]);
+        assert_eq!(&out[18..], &[0, 0, 3, 3, 7, 0, b'h', b'i']);
+        let p = TcpPacket::new_checked(&out[..]).unwrap();
+        assert!(p.verify_checksum_v6(src, dst));
+        assert_eq!(TcpRepr::parse(&p), TcpRepr { options: &[3, 3, 7, 0], ..repr });
     }
 }

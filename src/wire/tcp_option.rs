@@ -179,13 +179,40 @@ impl<'a> TcpOptions<'a> {
     }
 
     /// The bytes not walked yet (empty once the walk has ended, after End of Option List or an
-    /// error): what a caller needs to find the exact bytes of the option `next` returns.
+    /// error).
     pub fn rest(&self) -> &'a [u8] {
         if self.done {
             &[]
         } else {
             self.rest
         }
+    }
+
+    /// The same walk, yielding each option with its own bytes as they stand in the option area
+    /// (for an MP_CAPABLE of 22 or 24 bytes, all of them, where its `buffer_len` is 20; for an
+    /// error, the rest of the area, which the walk did not get past).
+    pub fn with_bytes(self) -> TcpOptionSpans<'a> {
+        TcpOptionSpans { walk: self }
+    }
+}
+
+/// [`TcpOptions::with_bytes`]: each option and the bytes it was parsed from.
+#[derive(Debug, Clone)]
+pub struct TcpOptionSpans<'a> {
+    walk: TcpOptions<'a>,
+}
+
+impl<'a> Iterator for TcpOptionSpans<'a> {
+    type Item = (Result<TcpOption<'a>>, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let before = self.walk.rest();
+        let item = self.walk.next()?;
+        let span = match item {
+            Ok(_) => &before[..before.len() - self.walk.rest().len()],
+            Err(_) => before,
+        };
+        Some((item, span))
     }
 }
 
@@ -442,5 +469,27 @@ pub(crate) mod proptests {
             }
             prop_assert!(steps <= bytes.len());
         }
+    }
+
+    #[test]
+    fn spans_are_each_options_own_bytes() {
+        // NOP, a 24-byte MP_CAPABLE (v1 with both keys: emitted as 20), an unknown kind 99,
+        // End of Option List, then padding.
+        let mut area = vec![1u8, 30, 24, 0x01, 0x81];
+        area.extend_from_slice(&[7; 20]);
+        area.extend_from_slice(&[99, 3, 0xaa, 0, 0, 0]);
+        let spans: Vec<_> = TcpOptions::new(&area).with_bytes().collect();
+        assert_eq!(spans.len(), 4);
+        assert_eq!(spans[0], (Ok(TcpOption::NoOperation), &area[..1]));
+        assert!(matches!(spans[1].0, Ok(TcpOption::MpCapable(_))));
+        assert_eq!(spans[1].1, &area[1..25]);
+        assert_eq!(spans[2].1, &[99, 3, 0xaa]);
+        // End of Option List takes the padding after it with it.
+        assert_eq!(spans[3], (Ok(TcpOption::EndOfList), &area[28..]));
+        // A bad length: the error and the bytes left.
+        let bad = [1u8, 30, 40, 0x01];
+        let spans: Vec<_> = TcpOptions::new(&bad).with_bytes().collect();
+        assert_eq!(spans[1], (Err(Error::BadOptionLength { kind: 30, len: 40 }), &bad[1..]));
+        assert_eq!(spans.len(), 2);
     }
 }

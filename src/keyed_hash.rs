@@ -14,7 +14,7 @@
 //! The version is part of the hash, so the v0 and v1 probes of a `both` scan are two distinct
 //! connections (different source ports and sequence numbers) and their answers are told apart.
 
-use crate::probe::ProbeVersion;
+use crate::probe::{ProbeTag, ProbeVersion};
 use siphasher::sip128::SipHasher13;
 use std::net::IpAddr;
 
@@ -24,19 +24,6 @@ pub const SPORT_LO: u16 = 32768;
 /// 65535 to spread probes over more ports).
 pub const SPORT_HI: u16 = 65535;
 const SPORT_COUNT: u32 = (SPORT_HI - SPORT_LO) as u32 + 1;
-
-/// What the hash gives for one probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProbeTag {
-    /// Our initial sequence number.
-    pub seq: u32,
-    /// Our source port.
-    pub sport: u16,
-    /// Our TSval.
-    pub tsval: u32,
-    /// Our v0 MP_CAPABLE key.
-    pub key: u64,
-}
 
 /// The per-scan secret and the hash built on it.
 #[derive(Clone)]

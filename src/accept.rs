@@ -17,15 +17,19 @@
 //! (`icmp-quote-seq-mismatch`) is told apart from a quote of someone else's datagram
 //! (`icmp-quote-not-ours`).
 
+use crate::keyed_hash::Validator;
+use crate::probe::ProbeTag;
 use crate::probe::ProbeVersion;
-use crate::validate::{ProbeTag, Validator};
 use crate::wire::tcp::TcpQuote;
-use crate::wire::{icmp, ipv4::protocol, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket};
+use crate::wire::{
+    ethernet, icmp, ipv4::protocol, EtherType, EthernetFrame, IcmpPacket, IpRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet,
+    Ipv6Repr, TcpPacket,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What kind of answer a response is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ResponseKind {
     /// SYN+ACK: something accepted the connection.
     SynAck,
     /// RST: the port is closed (or something reset it).
@@ -58,7 +62,7 @@ pub struct Response<'a> {
     /// TCP window (0 for ICMP).
     pub window: u16,
     /// What it is.
-    pub kind: Kind,
+    pub kind: ResponseKind,
     /// The response's TCP options (empty for ICMP).
     pub options: &'a [u8],
 }
@@ -104,38 +108,45 @@ impl Context {
         })
     }
 
-    /// Validates one Ethernet frame.
+    /// Validates one Ethernet frame. One path for both families: only reading the IP header
+    /// ([`Self::ip_header`]) differs.
     pub fn parse<'a>(&self, frame: &'a [u8]) -> Result<Response<'a>, Reject> {
         let eth = EthernetFrame::new_checked(frame)?;
-        match eth.ethertype() {
+        let (us, ip, fragment, payload) = self.ip_header(eth.ethertype(), &frame[ethernet::HEADER_LEN..])?;
+        if ip.dst_addr() != us {
+            return Err(Reject("not-to-us"));
+        }
+        if fragment {
+            return Err(Reject("fragment"));
+        }
+        let (responder, ttl) = (ip.src_addr(), ip.ttl());
+        match ip.protocol() {
+            protocol::TCP => self.tcp(us, responder, ttl, payload),
+            p if p == ip.icmp_protocol() => self.icmp(us, responder, ttl, payload),
+            _ => Err(Reject("not-tcp-or-icmp")),
+        }
+    }
+
+    /// Our source address of the frame's family, its IP header, whether it is an IPv4 fragment
+    /// (IPv6 fragments carry a next header of their own, and fail the protocol check), and the
+    /// IP payload.
+    #[inline]
+    fn ip_header<'a>(
+        &self,
+        ethertype: EtherType,
+        packet: &'a [u8],
+    ) -> Result<(IpAddr, IpRepr, bool, &'a [u8]), Reject> {
+        match ethertype {
             EtherType::Ipv4 => {
-                let src = self.src_v4.ok_or(Reject("no-ipv4-source"))?;
-                let ip = Ipv4Packet::new_checked(&frame[crate::wire::ethernet::HEADER_LEN..])?;
-                if ip.dst_addr() != src {
-                    return Err(Reject("not-to-us"));
-                }
-                if ip.frag_offset() != 0 || ip.more_frags() {
-                    return Err(Reject("fragment"));
-                }
-                let (src, responder, ttl) = (IpAddr::V4(src), IpAddr::V4(ip.src_addr()), ip.ttl());
-                match ip.protocol() {
-                    protocol::TCP => self.tcp(src, responder, ttl, ip.into_payload()),
-                    protocol::ICMP => self.icmp(src, responder, ttl, ip.into_payload()),
-                    _ => Err(Reject("not-tcp-or-icmp")),
-                }
+                let us = self.src_v4.ok_or(Reject("no-ipv4-source"))?;
+                let ip = Ipv4Packet::new_checked(packet)?;
+                let fragment = ip.frag_offset() != 0 || ip.more_frags();
+                Ok((us.into(), IpRepr::V4(Ipv4Repr::parse(&ip)), fragment, ip.into_payload()))
             }
             EtherType::Ipv6 => {
-                let src = self.src_v6.ok_or(Reject("no-ipv6-source"))?;
-                let ip = Ipv6Packet::new_checked(&frame[crate::wire::ethernet::HEADER_LEN..])?;
-                if ip.dst_addr() != src {
-                    return Err(Reject("not-to-us"));
-                }
-                let (src, responder, ttl) = (IpAddr::V6(src), IpAddr::V6(ip.src_addr()), ip.hop_limit());
-                match ip.next_header() {
-                    protocol::TCP => self.tcp(src, responder, ttl, ip.into_payload()),
-                    protocol::ICMPV6 => self.icmp(src, responder, ttl, ip.into_payload()),
-                    _ => Err(Reject("not-tcp-or-icmp")),
-                }
+                let us = self.src_v6.ok_or(Reject("no-ipv6-source"))?;
+                let ip = Ipv6Packet::new_checked(packet)?;
+                Ok((us.into(), IpRepr::V6(Ipv6Repr::parse(&ip)), false, ip.into_payload()))
             }
             _ => Err(Reject("not-ip")),
         }
@@ -151,7 +162,7 @@ impl Context {
             icmp::Effect::NoEffect(reason) => return Err(Reject(reason)),
             icmp::Effect::NotAnError => return Err(Reject("icmp-other-type")),
         }
-        let kind = Kind::Icmp { icmp_type: msg.msg_type(), code: msg.code() };
+        let kind = ResponseKind::Icmp { icmp_type: msg.msg_type(), code: msg.code() };
         // The quoted datagram: its IP header, then at least 8 bytes of TCP.
         let quote = msg.into_payload();
         let bad = |_| Reject("icmp-bad-quote");
@@ -190,15 +201,15 @@ impl Context {
         let t = TcpPacket::new_checked(seg)?;
         let flags = t.flags();
         let (kind, ack) = if flags.rst() {
-            (Kind::Rst, t.ack())
+            (ResponseKind::Rst, t.ack())
         } else if flags.syn() && flags.ack() {
-            (Kind::SynAck, t.ack())
+            (ResponseKind::SynAck, t.ack())
         } else {
             return Err(Reject("not-syn-ack-or-rst"));
         };
         let (version, tag) = self
             .matching(src, from, t.src_port(), t.dst_port(), |tag| match kind {
-                Kind::Rst => ack == tag.seq.wrapping_add(1) || ack == tag.seq,
+                ResponseKind::Rst => ack == tag.seq.wrapping_add(1) || ack == tag.seq,
                 _ => ack == tag.seq.wrapping_add(1),
             })
             .ok_or(Reject("validation-failed"))?;
@@ -210,7 +221,7 @@ impl Context {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::wire::{tcp_option, EthernetFrame, TcpFlags, TcpOption};
+    use crate::wire::{tcp_option, FrameRepr, IcmpRepr, TcpFlags, TcpOption, TcpRepr};
 
     pub const US: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
     pub const TARGET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -223,48 +234,28 @@ pub(crate) mod tests {
     pub fn tcp_reply(from: Ipv4Addr, sport: u16, dport: u16, flags: u8, ack: u32, options: &[TcpOption]) -> Vec<u8> {
         let mut opts = [0u8; 40];
         let olen = tcp_option::emit_all(options, &mut opts);
-        let tcp_len = 20 + olen;
-        let mut f = vec![0u8; 14 + 20 + tcp_len];
-        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-        eth.set_ethertype(EtherType::Ipv4);
-        let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
-        ip.set_version_and_header_len(20);
-        ip.set_total_len((20 + tcp_len) as u16);
-        ip.set_ttl(57);
-        ip.set_protocol(protocol::TCP);
-        ip.set_src_addr(from);
-        ip.set_dst_addr(US);
-        ip.fill_checksum();
-        let mut t = TcpPacket::new_unchecked(&mut f[34..]);
-        t.set_src_port(sport);
-        t.set_dst_port(dport);
-        t.set_seq(0x7777);
-        t.set_ack(ack);
-        t.set_header_len(tcp_len);
-        t.set_flags(TcpFlags(flags));
-        t.set_window(29200);
-        t.options_mut().copy_from_slice(&opts[..olen]);
-        t.fill_checksum_v4(from, US);
-        f
+        tcp_reply_raw(from, sport, dport, flags, ack, &opts[..olen])
+    }
+
+    /// [`tcp_reply`] with the option area given as bytes (padded with zeros to a multiple of 4).
+    pub fn tcp_reply_raw(from: Ipv4Addr, sport: u16, dport: u16, flags: u8, ack: u32, options: &[u8]) -> Vec<u8> {
+        let tcp = TcpRepr {
+            src_port: sport,
+            dst_port: dport,
+            seq: 0x7777,
+            ack,
+            flags: TcpFlags(flags),
+            window: 29200,
+            options,
+            payload: &[],
+        };
+        FrameRepr::tcp(from.into(), US.into(), 57, tcp).to_vec()
     }
 
     /// Builds an ICMP destination-unreachable from `router` quoting `quoted` (IP + 8 bytes).
     pub fn icmp_reply(router: Ipv4Addr, quoted: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + 20 + 8 + quoted.len()];
-        EthernetFrame::new_unchecked(&mut f[..]).set_ethertype(EtherType::Ipv4);
-        let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
-        ip.set_version_and_header_len(20);
-        ip.set_total_len((28 + quoted.len()) as u16);
-        ip.set_ttl(63);
-        ip.set_protocol(protocol::ICMP);
-        ip.set_src_addr(router);
-        ip.set_dst_addr(US);
-        ip.fill_checksum();
-        let mut m = IcmpPacket::new_unchecked(&mut f[34..]);
-        m.set_type_code(3, 13);
-        m.payload_mut().copy_from_slice(quoted);
-        m.fill_checksum_v4();
-        f
+        let icmp = IcmpRepr { msg_type: 3, code: 13, rest_of_header: [0; 4], payload: quoted };
+        FrameRepr::icmp(router.into(), US.into(), 63, icmp).to_vec()
     }
 
     #[test]
@@ -273,7 +264,7 @@ pub(crate) mod tests {
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
         let ok = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
         let r = c.parse(&ok).unwrap();
-        assert_eq!((r.target, r.port, r.version, r.kind), (TARGET.into(), 443, ProbeVersion::V1, Kind::SynAck));
+        assert_eq!((r.target, r.port, r.version, r.kind), (TARGET.into(), 443, ProbeVersion::V1, ResponseKind::SynAck));
         for (frame, why) in [
             (tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq, &[]), "validation-failed"), // ack = seq
             (tcp_reply(TARGET, 443, tag.sport ^ 1, 0x12, tag.seq.wrapping_add(1), &[]), "validation-failed"), // port
@@ -306,7 +297,7 @@ pub(crate) mod tests {
         let c = ctx(&[ProbeVersion::V1]);
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
         for ack in [tag.seq, tag.seq.wrapping_add(1)] {
-            assert_eq!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x14, ack, &[])).unwrap().kind, Kind::Rst);
+            assert_eq!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x14, ack, &[])).unwrap().kind, ResponseKind::Rst);
         }
         assert!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x14, tag.seq.wrapping_add(2), &[])).is_err());
     }
@@ -328,7 +319,7 @@ pub(crate) mod tests {
         let router = Ipv4Addr::new(192, 0, 2, 1);
         let f = icmp_reply(router, &probe[..28]);
         let r = c.parse(&f).unwrap();
-        assert_eq!(r.kind, Kind::Icmp { icmp_type: 3, code: 13 });
+        assert_eq!(r.kind, ResponseKind::Icmp { icmp_type: 3, code: 13 });
         assert_eq!((r.target, r.responder, r.port), (TARGET.into(), router.into(), 443));
         // Whole probe quoted: also fine.
         assert!(c.parse(&icmp_reply(router, &probe)).is_ok());
@@ -364,7 +355,7 @@ pub(crate) mod tests {
             assert_eq!(c.parse(&f).unwrap_err(), Reject("validation-failed"), "ack {ack:#x}");
         }
         // A bare RST (no ACK flag) with the right number is still ours: zmap accepts it too.
-        assert_eq!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x04, tag.seq, &[])).unwrap().kind, Kind::Rst);
+        assert_eq!(c.parse(&tcp_reply(TARGET, 443, tag.sport, 0x04, tag.seq, &[])).unwrap().kind, ResponseKind::Rst);
     }
 
     #[test]
@@ -372,7 +363,7 @@ pub(crate) mod tests {
         let c = ctx(&[ProbeVersion::V1]);
         let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
         // Ports outside the probes' range (a server of this machine, an ephemeral client port).
-        for dport in [22, 443, 8080, crate::validate::SPORT_LO - 1] {
+        for dport in [22, 443, 8080, crate::keyed_hash::SPORT_LO - 1] {
             let f = tcp_reply(TARGET, 443, dport, 0x12, tag.seq.wrapping_add(1), &[]);
             assert_eq!(c.parse(&f).unwrap_err(), Reject("validation-failed"), "port {dport}");
         }
@@ -448,7 +439,7 @@ pub(crate) mod tests {
                 f[34] = t;
                 f[35] = code;
                 let r = c.parse(&f).unwrap_or_else(|e| panic!("type {t} code {code}: {e:?}"));
-                assert_eq!(r.kind, Kind::Icmp { icmp_type: t, code });
+                assert_eq!(r.kind, ResponseKind::Icmp { icmp_type: t, code });
                 assert_eq!((r.target, r.port, r.responder, r.window), (TARGET.into(), 443, router.into(), 0));
             }
         }
@@ -476,7 +467,7 @@ pub(crate) mod tests {
         Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
         IcmpPacket::new_unchecked(&mut f[34..]).fill_checksum_v4();
         let r = c.parse(&f).unwrap();
-        assert_eq!(r.kind, Kind::Icmp { icmp_type: 11, code: 0 });
+        assert_eq!(r.kind, ResponseKind::Icmp { icmp_type: 11, code: 0 });
         assert_eq!(
             (r.target, r.port, r.version, r.responder, r.ttl),
             (TARGET.into(), 443, ProbeVersion::V1, Ipv4Addr::new(192, 0, 2, 1).into(), 64)
@@ -516,11 +507,11 @@ pub(crate) mod tests {
             f.extend_from_slice(&[0x03, 0x00, 0, 0, 0, 0, 0, 0]); // time exceeded, code 0, unused
             f.extend_from_slice(&quoted[..q]);
             let r = c.parse(&f).unwrap_or_else(|e| panic!("quote of {q} bytes: {e:?}"));
-            assert_eq!(r.kind, Kind::Icmp { icmp_type: 3, code: 0 });
+            assert_eq!(r.kind, ResponseKind::Icmp { icmp_type: 3, code: 0 });
             assert_eq!((r.target, r.port, r.responder, r.ttl), (target.into(), 443, router.into(), 61));
             // Parameter problem, and ICMPv6 type 11 (not an ICMPv6 error: only ICMPv4's number).
             f[54] = 4;
-            assert_eq!(c.parse(&f).unwrap().kind, Kind::Icmp { icmp_type: 4, code: 0 });
+            assert_eq!(c.parse(&f).unwrap().kind, ResponseKind::Icmp { icmp_type: 4, code: 0 });
             f[54] = 11;
             assert_eq!(c.parse(&f).unwrap_err(), Reject("icmp-other-type"));
             f[54] = 2;
@@ -535,7 +526,7 @@ pub(crate) mod tests {
     fn every_rejection_reason_is_documented() {
         let doc = include_str!("../docs/ERRORS.md");
         let table = &doc[doc.find("## Answers that become no row").expect("the section")..];
-        let code = include_str!("response.rs");
+        let code = include_str!("accept.rs");
         let code = &code[..code.find("#[cfg(test)]").unwrap()];
         let mut reasons: Vec<String> = Vec::new();
         let literals = |text: &str| -> Vec<String> { text.split('"').skip(1).step_by(2).map(str::to_string).collect() };
@@ -610,71 +601,33 @@ pub(crate) mod tests {
 mod proptests {
     use super::*;
     use crate::probe::{options_of, Link, ProbeBuilder, SynOption, MAX_FRAME_LEN};
-    use crate::wire::{TcpFlags, TcpOption};
+    use crate::wire::{FrameRepr, IcmpRepr, L4Repr, TcpFlags, TcpOption, TcpRepr};
     use proptest::prelude::*;
 
     const US4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
     const US6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 
-    fn swap<const N: usize>(f: &mut [u8], a: usize, b: usize) {
-        for i in 0..N {
-            f.swap(a + i, b + i);
-        }
-    }
-
-    /// The probe turned into the target's answer: addresses and ports swapped, `flags`, `ack`
-    /// (the TCP checksum is left as it was: validation does not read it). The probe's options
-    /// stay (a mirroring box's answer).
+    /// The probe turned into the target's answer: addresses and ports swapped, `flags`, `ack`,
+    /// and the probe's options (a mirroring box's answer).
     fn answer(probe: &[u8], flags: u8, ack: u32) -> Vec<u8> {
-        let mut f = probe.to_vec();
-        let v6 = EthernetFrame::new_checked(&f[..]).unwrap().ethertype() == EtherType::Ipv6;
-        let l4 = if v6 { 54 } else { 34 };
-        if v6 {
-            swap::<16>(&mut f, 22, 38);
-        } else {
-            swap::<4>(&mut f, 26, 30);
-            Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
-        }
-        swap::<2>(&mut f, l4, l4 + 2);
-        let mut t = TcpPacket::new_unchecked(&mut f[l4..]);
-        t.set_ack(ack);
-        t.set_seq(0x0bad_cafe);
-        t.set_flags(TcpFlags(flags));
-        f
+        let p = FrameRepr::parse(probe).unwrap().unwrap();
+        let L4Repr::Tcp(syn) = p.l4 else { panic!("a probe is TCP") };
+        let tcp = TcpRepr {
+            src_port: syn.dst_port,
+            dst_port: syn.src_port,
+            seq: 0x0bad_cafe,
+            ack,
+            flags: TcpFlags(flags),
+            ..syn
+        };
+        FrameRepr::tcp(p.ip.dst_addr(), p.ip.src_addr(), p.ip.ttl(), tcp).to_vec()
     }
 
     /// An ICMP(v6) error of `icmp_type` from `router` to us quoting `quoted`.
     fn icmp_error(router: IpAddr, icmp_type: u8, quoted: &[u8]) -> Vec<u8> {
-        let v6 = router.is_ipv6();
-        let l4 = if v6 { 54 } else { 34 };
-        let mut f = vec![0u8; l4 + 8 + quoted.len()];
-        let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-        eth.set_ethertype(if v6 { EtherType::Ipv6 } else { EtherType::Ipv4 });
-        match router {
-            IpAddr::V4(r) => {
-                let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
-                ip.set_version_and_header_len(20);
-                ip.set_total_len((28 + quoted.len()) as u16);
-                ip.set_ttl(60);
-                ip.set_protocol(protocol::ICMP);
-                ip.set_src_addr(r);
-                ip.set_dst_addr(US4);
-                ip.fill_checksum();
-            }
-            IpAddr::V6(r) => {
-                let mut ip = Ipv6Packet::new_unchecked(&mut f[14..]);
-                ip.set_version();
-                ip.set_payload_len((8 + quoted.len()) as u16);
-                ip.set_next_header(protocol::ICMPV6);
-                ip.set_hop_limit(60);
-                ip.set_src_addr(r);
-                ip.set_dst_addr(US6);
-            }
-        }
-        let mut m = IcmpPacket::new_unchecked(&mut f[l4..]);
-        m.set_type_code(icmp_type, 1);
-        m.payload_mut().copy_from_slice(quoted);
-        f
+        let us: IpAddr = if router.is_ipv6() { US6.into() } else { US4.into() };
+        let icmp = IcmpRepr { msg_type: icmp_type, code: 1, rest_of_header: [0; 4], payload: quoted };
+        FrameRepr::icmp(router, us, 60, icmp).to_vec()
     }
 
     fn target() -> impl Strategy<Value = IpAddr> {
@@ -732,11 +685,11 @@ mod proptests {
             // The target's SYN-ACK validates, back to this (target, port, version, tag).
             let ok = answer(probe, TcpFlags::SYN | TcpFlags::ACK, tag.seq.wrapping_add(1));
             let r = ctx.parse(&ok).unwrap();
-            prop_assert_eq!((r.target, r.port, r.version, r.tag, r.kind, r.responder), (dst, port, version, tag, Kind::SynAck, dst));
+            prop_assert_eq!((r.target, r.port, r.version, r.tag, r.kind, r.responder), (dst, port, version, tag, ResponseKind::SynAck, dst));
             prop_assert_eq!(r.options, &want[..len]);
             // A RST acknowledging seq or seq + 1 too.
             for ack in [tag.seq, tag.seq.wrapping_add(1)] {
-                prop_assert_eq!(ctx.parse(&answer(probe, TcpFlags::RST | TcpFlags::ACK, ack)).unwrap().kind, Kind::Rst);
+                prop_assert_eq!(ctx.parse(&answer(probe, TcpFlags::RST | TcpFlags::ACK, ack)).unwrap().kind, ResponseKind::Rst);
             }
             // Any other acknowledgment number does not.
             let bad = answer(probe, TcpFlags::SYN | TcpFlags::ACK, tag.seq.wrapping_add(1).wrapping_add(delta));
@@ -759,7 +712,7 @@ mod proptests {
                     let f = icmp_error(router, t, &l3[..q]);
                     let r = ctx.parse(&f).unwrap();
                     prop_assert_eq!((r.target, r.port, r.version, r.responder), (dst, port, version, router));
-                    prop_assert_eq!(r.kind, Kind::Icmp { icmp_type: t, code: 1 });
+                    prop_assert_eq!(r.kind, ResponseKind::Icmp { icmp_type: t, code: 1 });
                 }
             }
             // Quoting a different sequence number with our ports: counted apart.
