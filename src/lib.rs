@@ -28,6 +28,7 @@ pub mod probe;
 pub mod response;
 pub mod scan;
 pub mod targets;
+pub mod trace;
 pub mod validate;
 pub mod verify;
 pub mod wire;

@@ -1,0 +1,14 @@
+//! `mpscan trace`: where on the path MPTCP is lost (issue 14), tracebox's method at scan scale.
+//!
+//! The scan's MP_CAPABLE SYN is sent with TTL (hop limit) `1..=--max-ttl` to every target, the
+//! (target, port, TTL) triples in one keyed permutation. Each router's ICMP time exceeded quotes
+//! the probe as the router received it; comparing the quotes hop by hop locates the box that
+//! strips or changes the option. Validation stays stateless: the TTL is recovered from the quote
+//! ([`encode`]).
+//!
+//! * [`encode`]: the TTL (and the send time) in the probe, recovered from quotes and answers.
+//! * [`quote`]: what one quote says about our probe (MP_CAPABLE state, MSS, options, window,
+//!   DSCP/ECN).
+
+pub mod encode;
+pub mod quote;
