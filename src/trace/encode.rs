@@ -5,10 +5,11 @@
 //! `crate::validate`) with three changes:
 //!
 //! * the IP TTL / hop limit is the probe's TTL, `1..=--max-ttl`;
-//! * the TCP sequence number is the tag's `seq` XOR the TTL (low byte). Every quote carries it
-//!   (it is within the first 8 bytes of TCP, all that RFC 792 routers quote), and a SYN-ACK or RST
+//! * the TCP sequence number is the tag's `seq` plus 256 × TTL. Every quote carries it (it is
+//!   within the first 8 bytes of TCP, all that RFC 792 routers quote), and a SYN-ACK or RST
 //!   acknowledges it, so the TTL of a probe the target (or a box on the path) answered is known
-//!   too;
+//!   too. The low byte stays the tag's, so an acknowledgment of `seq` or `seq + 1` decodes to one
+//!   TTL only (an XOR in the low byte would not: `seq ^ t` + 1 can be `seq ^ t'`);
 //! * IPv4 only: the IP ID is the tag's upper 16 bits of `seq` XOR the TTL. It is an independent
 //!   copy of the TTL that survives a box that rewrites sequence numbers (which the quotes after
 //!   that box then show as `seq_rewritten`).
@@ -27,13 +28,13 @@ use crate::validate::ProbeTag;
 use crate::wire::{ethernet, EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet, TcpPacket};
 use std::net::IpAddr;
 
-/// Largest `--max-ttl`: the TTL must fit the low byte of the sequence number.
+/// Largest `--max-ttl` (the TTL field's range).
 pub const MAX_TTL: u8 = 255;
 
 /// The sequence number of the trace probe with `ttl` (`1..=255`).
 #[inline]
 pub fn seq_for(tag: &ProbeTag, ttl: u8) -> u32 {
-    tag.seq ^ u32::from(ttl)
+    tag.seq.wrapping_add(u32::from(ttl) << 8)
 }
 
 /// The IPv4 IP ID of the trace probe with `ttl`.
@@ -45,7 +46,18 @@ pub fn ident_for(tag: &ProbeTag, ttl: u8) -> u16 {
 /// The TTL a sequence number encodes for `tag`, if it is one of `1..=max_ttl`.
 #[inline]
 pub fn ttl_from_seq(tag: &ProbeTag, seq: u32, max_ttl: u8) -> Option<u8> {
-    valid_ttl(seq ^ tag.seq, max_ttl)
+    let d = seq.wrapping_sub(tag.seq);
+    if d & 0xff != 0 {
+        return None;
+    }
+    valid_ttl(d >> 8, max_ttl)
+}
+
+/// The TTL of the probe an acknowledgment number answers: `seq + 1` (SYN-ACK; RST with ACK), or
+/// also `seq` itself when `rst` (a bare RST, as zmap accepts).
+#[inline]
+pub fn ttl_from_ack(tag: &ProbeTag, ack: u32, rst: bool, max_ttl: u8) -> Option<u8> {
+    ttl_from_seq(tag, ack.wrapping_sub(1), max_ttl).or_else(|| if rst { ttl_from_seq(tag, ack, max_ttl) } else { None })
 }
 
 /// The TTL an IPv4 IP ID encodes for `tag`, if it is one of `1..=max_ttl`.
@@ -131,18 +143,25 @@ mod tests {
     #[test]
     fn ttl_round_trips_through_seq_and_ident() {
         // Byte vectors: TTL 1 and 32 in the sequence number and the IP ID.
-        assert_eq!(seq_for(&TAG, 1), 0x1234_5679);
-        assert_eq!(seq_for(&TAG, 32), 0x1234_5658);
+        assert_eq!(seq_for(&TAG, 1), 0x1234_5778);
+        assert_eq!(seq_for(&TAG, 32), 0x1234_7678);
+        assert_eq!(seq_for(&ProbeTag { seq: u32::MAX, ..TAG }, 1), 0xff, "wraps");
         assert_eq!(ident_for(&TAG, 1), 0x1235);
         assert_eq!(ident_for(&TAG, 32), 0x1214);
         for ttl in 1..=MAX_TTL {
             assert_eq!(ttl_from_seq(&TAG, seq_for(&TAG, ttl), MAX_TTL), Some(ttl));
             assert_eq!(ttl_from_ident(&TAG, ident_for(&TAG, ttl), MAX_TTL), Some(ttl));
+            let s = seq_for(&TAG, ttl);
+            assert_eq!(ttl_from_ack(&TAG, s.wrapping_add(1), false, MAX_TTL), Some(ttl));
+            assert_eq!(ttl_from_ack(&TAG, s.wrapping_add(1), true, MAX_TTL), Some(ttl));
+            assert_eq!(ttl_from_ack(&TAG, s, true, MAX_TTL), Some(ttl));
+            assert_eq!(ttl_from_ack(&TAG, s, false, MAX_TTL), None, "a SYN-ACK acknowledges seq + 1");
+            assert_eq!(ttl_from_ack(&TAG, s.wrapping_add(2), true, MAX_TTL), None);
         }
         // Outside 1..=max_ttl: not a trace probe of ours.
         assert_eq!(ttl_from_seq(&TAG, seq_for(&TAG, 33), 32), None);
         assert_eq!(ttl_from_seq(&TAG, TAG.seq, 32), None, "TTL 0 is never sent");
-        assert_eq!(ttl_from_seq(&TAG, TAG.seq ^ 0x100, 255), None);
+        assert_eq!(ttl_from_seq(&TAG, TAG.seq.wrapping_add(0x101), 255), None);
         assert_eq!(ttl_from_ident(&TAG, 0x1234, 32), None);
     }
 
@@ -157,7 +176,7 @@ mod tests {
         assert_eq!((ip.ttl(), ip.ident()), (5, 0x1231));
         assert!(ip.verify_checksum());
         let t = TcpPacket::new_checked(&f[34..n]).unwrap();
-        assert_eq!(t.seq(), 0x1234_567d);
+        assert_eq!(t.seq(), 0x1234_5b78);
         assert_eq!(&t.options()[8..12], &[1, 2, 3, 4], "TSval is the send time");
         assert_eq!(&t.options()[20..24], &[0x1e, 0x04, 0x01, 0x01], "MP_CAPABLE v1 unchanged");
         assert!(t.verify_checksum_v4(Ipv4Addr::new(192, 0, 2, 2), dst));

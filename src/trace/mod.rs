@@ -7,8 +7,12 @@
 //! ([`encode`]).
 //!
 //! * [`encode`]: the TTL (and the send time) in the probe, recovered from quotes and answers.
+//! * [`answer`]: a captured frame to a validated answer (router quote, SYN-ACK, RST) or a rejection.
 //! * [`quote`]: what one quote says about our probe (MP_CAPABLE state, MSS, options, window,
 //!   DSCP/ECN).
+//! * [`verdict`]: one verdict per target: where MP_CAPABLE was lost, or who answered on the path.
 
+pub mod answer;
 pub mod encode;
 pub mod quote;
+pub mod verdict;

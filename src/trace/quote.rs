@@ -91,6 +91,8 @@ pub struct QuoteReport {
     pub dscp: u8,
     /// ECN bits of the quoted IP header (we send 0).
     pub ecn: u8,
+    /// The quoted TSval (the probe's send time, see `super::encode`), when the options are quoted.
+    pub tsval: Option<u32>,
 }
 
 impl QuoteReport {
@@ -129,6 +131,7 @@ pub fn compare(ip_header: &[u8], tcp: &[u8], version: ProbeVersion, key: u64) ->
         window,
         dscp: tclass >> 2,
         ecn: tclass & 3,
+        tsval: None,
     };
     let Some(&off) = tcp.get(12) else { return r };
     let hl = usize::from(off >> 4) * 4;
@@ -148,6 +151,9 @@ pub fn compare(ip_header: &[u8], tcp: &[u8], version: ProbeVersion, key: u64) ->
     for (k, bytes) in &opts {
         match *k {
             kind::MSS if bytes.len() == 4 => r.mss = Some(u16::from_be_bytes([bytes[2], bytes[3]])),
+            kind::TIMESTAMPS if bytes.len() == 10 => {
+                r.tsval = Some(u32::from_be_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]))
+            }
             kind::MPTCP => {
                 r.mpc = if *bytes == sent_mpc && r.mpc == MpcState::Removed {
                     MpcState::Intact
@@ -242,7 +248,7 @@ mod tests {
         assert_eq!(r.mpc, MpcState::Intact);
         assert_eq!((r.mss, r.mss_rewritten(), r.options), (Some(1460), Some(false), OptionsChange::Same));
         assert_eq!((r.window, r.window_changed(), r.dscp, r.ecn), (Some(64240), Some(false), 0, 0));
-        assert_eq!((r.quoted_bytes, r.tcp_bytes), (64, 44));
+        assert_eq!((r.quoted_bytes, r.tcp_bytes, r.tsval), (64, 44, Some(7)));
         // IPv6: the same TCP bytes behind a 40-byte header.
         let r6 = compare(&v6_hdr(0), &V1_TCP, ProbeVersion::V1, KEY);
         assert_eq!((r6.mpc, r6.options, r6.quoted_bytes), (MpcState::Intact, OptionsChange::Same, 84));
