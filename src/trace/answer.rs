@@ -234,7 +234,7 @@ mod tests {
     use super::*;
     use crate::probe::{Link, ProbeBuilder, MAX_FRAME_LEN};
     use crate::validate::Validator;
-    use crate::wire::{EthernetFrame, TcpFlags};
+    use crate::wire::EthernetFrame;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const US4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -301,28 +301,11 @@ mod tests {
         f
     }
 
+    /// A SYN-ACK (or RST: `flags`) from the target acknowledging the probe with `ttl` + `ack_delta`.
     fn syn_ack(c: &TraceContext, v: ProbeVersion, ttl: u8, flags: u8, ack_delta: u32, opts: &[TcpOption]) -> Vec<u8> {
         let tag = c.ctx.validator.tag(US4.into(), T4.into(), 443, v);
-        let mut o = [0u8; 40];
-        let olen = crate::wire::tcp_option::emit_all(opts, &mut o);
-        let mut f = vec![0u8; 14 + 20 + 20 + olen];
-        EthernetFrame::new_unchecked(&mut f[..]).set_ethertype(EtherType::Ipv4);
-        let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
-        ip.set_version_and_header_len(20);
-        ip.set_total_len((40 + olen) as u16);
-        ip.set_ttl(60);
-        ip.set_protocol(protocol::TCP);
-        ip.set_src_addr(T4);
-        ip.set_dst_addr(US4);
-        ip.fill_checksum();
-        let mut t = TcpPacket::new_unchecked(&mut f[34..]);
-        t.set_src_port(443);
-        t.set_dst_port(tag.sport);
-        t.set_ack(encode::seq_for(&tag, ttl).wrapping_add(ack_delta));
-        t.set_header_len(20 + olen);
-        t.set_flags(TcpFlags(flags));
-        t.options_mut().copy_from_slice(&o[..olen]);
-        f
+        let ack = encode::seq_for(&tag, ttl).wrapping_add(ack_delta);
+        crate::response::tests::tcp_reply(T4, 443, tag.sport, flags, ack, opts)
     }
 
     #[test]
