@@ -21,12 +21,21 @@ use std::sync::{Arc, Mutex};
 pub const DEFAULT_MAX_TTL: u8 = 32;
 
 /// The command line of `mpscan trace`: every `scan` option (targets, ports, versions, rate,
-/// blocklist, safety flags; `-o` is the hops CSV), plus the TTL range and the verdicts file.
+/// blocklist, safety flags; `-o` is the hops CSV), plus the TTL range, the verdicts file, and
+/// the rows of an earlier scan to trace.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("targets", |a| a.required_unless_present_any(["config", "from"])))]
 pub struct TraceArgs {
     /// Highest TTL / hop limit probed (1 to 255); every target gets `1..=MAX` probes.
-    #[arg(long, default_value_t = DEFAULT_MAX_TTL, value_name = "MAX")]
+    #[arg(long, default_value_t = DEFAULT_MAX_TTL, value_name = "MAX", value_parser = clap::value_parser!(u8).range(1..))]
     pub max_ttl: u8,
+    /// Trace the targets of an earlier scan's result CSV (with the classes of `--classes`), in
+    /// addition to any given on the command line.
+    #[arg(long, value_name = "SCAN.csv")]
+    pub from: Option<PathBuf>,
+    /// The scan classes `--from` takes.
+    #[arg(long, value_delimiter = ',', value_name = "CLASSES", default_value = "tcp,echo,malformed")]
+    pub classes: Vec<String>,
     /// The verdicts CSV (default: the hops file's name + `.verdicts.csv`; standard error's
     /// counts only when the hops go to standard output).
     #[arg(long, value_name = "FILE")]
@@ -53,10 +62,58 @@ impl TraceArgs {
     }
 }
 
+/// The addresses of the rows of the scan result `path` whose class is one of `classes`, each
+/// once, in file order.
+pub fn from_scan(path: &Path, classes: &[String]) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    let known: Vec<&str> = crate::classify::Class::ALL.iter().map(|c| c.label()).collect();
+    if let Some(c) = classes.iter().find(|c| !known.contains(&c.as_str())) {
+        anyhow::bail!("--classes \"{c}\": no such class (use {})", known.join(", "));
+    }
+    let mut r =
+        csv::Reader::from_path(path).map_err(|e| anyhow::anyhow!("{}: cannot read --from: {e}", path.display()))?;
+    let h = r.headers().map_err(|e| anyhow::anyhow!("{}: cannot read --from: {e}", path.display()))?.clone();
+    let col = |n: &str| h.iter().position(|c| c == n);
+    let (Some(ip), Some(class)) = (col("ip"), col("class")) else {
+        anyhow::bail!("{}: not an mpscan scan result (no ip and class columns)", path.display());
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| anyhow::anyhow!("{}: row {}: {e}", path.display(), i + 2))?;
+        if !classes.iter().any(|c| c == &rec[class]) {
+            continue;
+        }
+        let a: std::net::IpAddr = rec[ip]
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{}: row {}: ip {:?} is not an address", path.display(), i + 2, &rec[ip]))?;
+        if seen.insert(a) {
+            out.push(a);
+        }
+    }
+    anyhow::ensure!(!out.is_empty(), "{}: no row of class {}", path.display(), classes.join(", "));
+    Ok(out)
+}
+
 /// Runs `mpscan trace`.
-pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &mut TraceArgs) -> anyhow::Result<ExitCode> {
     args.check()?;
-    let mut config = ScanConfig::resolve(&args.scan)?;
+    // --from: the scan's addresses become a target list, read like any @FILE (blocklist included).
+    let list = match &args.from {
+        Some(p) => {
+            let addrs = from_scan(p, &args.classes)?;
+            let list = std::env::temp_dir().join(format!("mpscan-trace-from-{}.txt", std::process::id()));
+            let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
+            std::fs::write(&list, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", list.display()))?;
+            args.scan.targets.push(format!("@{}", list.display()));
+            Some(list)
+        }
+        None => None,
+    };
+    let config = ScanConfig::resolve(&args.scan);
+    if let Some(l) = list {
+        let _ = std::fs::remove_file(l);
+    }
+    let mut config = config?;
     prepare(&mut config, args.max_ttl)?;
     if config.dry_run {
         crate::scan::dry_run::print(&config)?;
