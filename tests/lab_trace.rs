@@ -129,3 +129,37 @@ fn mss_rewrite_is_seen_and_mptcp_stays_intact() {
     }
     assert_eq!(by.len(), 4);
 }
+
+/// The hop addresses `traceroute -T -p 443` (Debian's, TCP SYN probes) finds from the scanner,
+/// by TTL: its lines are `TTL ADDRESS RTT ms` with `-n -q 1`.
+fn traceroute(p: &TracePath, target: std::net::IpAddr) -> BTreeMap<u8, String> {
+    let fam = if target.is_ipv6() { "-6" } else { "-4" };
+    let out = Command::new("ip")
+        .args(["netns", "exec", &p.scanner_ns, "traceroute", fam, "-T", "-p", "443", "-n", "-q", "1", "-w", "2"])
+        .args(["-m", &ROUTERS.to_string(), &target.to_string()])
+        .output()
+        .expect("traceroute (scripts/install-deps installs it)");
+    assert!(out.status.success(), "traceroute failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.parse().ok()?, w.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn hop_addresses_agree_with_traceroute() {
+    if !lab_possible("lab_trace") {
+        return;
+    }
+    let p = TracePath::up(&random_run_name(), Some((3, Middlebox::StripMpCapable))).expect("path up");
+    let (hops, _) = trace(&p);
+    for target in TracePath::server() {
+        let theirs = traceroute(&p, target);
+        let key = (target.to_string(), "v1".to_string());
+        let ours: BTreeMap<u8, String> = (1..=ROUTERS).map(|t| (t, hop(&hops, &key, t)["router"].clone())).collect();
+        assert_eq!(ours, theirs, "{target}: mpscan's hops against traceroute -T");
+    }
+}
