@@ -125,7 +125,10 @@ pub fn run(args: &mut TraceArgs) -> anyhow::Result<ExitCode> {
     let signals = stop.on_signals()?;
     let (outcome, tally) = run_on(&config, transport, sinks, &stop);
     signals.close();
-    eprintln!("mpscan trace: verdicts {tally:?}");
+    if !config.quiet {
+        let counts: Vec<String> = tally.verdicts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        eprintln!("mpscan trace: {} verdicts: {}", tally.verdicts.values().sum::<u64>(), counts.join(", "));
+    }
     match outcome? {
         Outcome::Finished => Ok(ExitCode::SUCCESS),
         Outcome::Interrupted => {
