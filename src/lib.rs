@@ -31,5 +31,6 @@ pub mod output;
 pub mod probe;
 pub mod scan;
 pub mod targets;
+pub mod trace;
 pub mod verify;
 pub mod wire;

@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Scan address ranges for Multipath TCP support (zmap-style, stateless).
     Scan(Box<mpscan::scan::ScanArgs>),
+    /// Find where on the path MPTCP is lost: TTL-limited MP_CAPABLE SYNs, router quotes compared.
+    Trace(Box<mpscan::trace::TraceArgs>),
     /// Confirm scan candidates over real MPTCP connections (Linux's own stack, v1 only).
     Verify(Box<mpscan::verify::VerifyArgs>),
     /// Bring the namespace lab up or down, or show its status.
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
             let given = |id: &str| sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
             mpscan::scan::definition::apply(a, &given).and_then(|()| mpscan::scan::run(a))
         }
+        Command::Trace(a) => mpscan::trace::run(a),
         Command::Verify(a) => mpscan::verify::run(a),
         Command::Lab(a) => mpscan::lab::run(a).map(|()| ExitCode::SUCCESS),
         Command::Summary(a) => mpscan_analysis::cli::summary(a).map(|()| ExitCode::SUCCESS),

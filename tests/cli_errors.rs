@@ -99,8 +99,10 @@ fn workdir() -> PathBuf {
 
 /// Runs one row; returns what is wrong with it, if anything.
 fn check(row: &Row, dir: &Path) -> Option<String> {
-    if row.args.first().map(String::as_str) == Some("scan") && !row.args.iter().any(|a| a == "--dry-run") {
-        return Some("a scan row must carry --dry-run".into());
+    if matches!(row.args.first().map(String::as_str), Some("scan" | "trace"))
+        && !row.args.iter().any(|a| a == "--dry-run")
+    {
+        return Some("a scan or trace row must carry --dry-run".into());
     }
     let out = Command::new(EXE).args(&row.args).current_dir(dir).output().expect("running mpscan");
     let stderr = String::from_utf8_lossy(&out.stderr);

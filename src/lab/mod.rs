@@ -22,6 +22,7 @@ pub mod check;
 pub mod connect;
 pub mod ground_truth;
 pub mod netns;
+pub mod paths;
 pub mod plan;
 pub mod probe;
 pub mod responder;

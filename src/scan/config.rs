@@ -25,6 +25,8 @@ pub const MAX_GRACE: f64 = 86_400.0;
 pub struct ScanConfig {
     /// What to scan.
     pub space: TargetSpace,
+    /// `mpscan trace`: send every target with TTL `1..=max_ttl` (none: a scan, TTL 64).
+    pub trace_ttls: Option<u8>,
     /// Probe versions, in sending order.
     pub versions: Vec<ProbeVersion>,
     /// Probes per target and version.
@@ -140,6 +142,7 @@ impl ScanConfig {
         }
         let record = record_of(a, &space, &versions, seed, &blocklist, (&link, &interface, gateway_mac6));
         let config = ScanConfig {
+            trace_ttls: None,
             space,
             versions,
             probes: a.probes,

@@ -34,7 +34,7 @@ pub mod stop;
 pub mod workers;
 
 pub use args::ScanArgs;
-pub use pipeline::{run_with, Outcome};
+pub use pipeline::{run_receiving, run_with, Outcome};
 
 use config::ScanConfig;
 use std::process::ExitCode;

@@ -34,6 +34,22 @@ pub enum Outcome {
 /// so; then saves the last state and writes the metadata. An error names what failed and says
 /// whether the scan can be resumed.
 pub fn run_with(config: &ScanConfig, transport: Transport, output: Output, stop: &Stop) -> anyhow::Result<Outcome> {
+    run_receiving(config, transport, output, stop, None)
+}
+
+/// A receive loop in place of the scan's (`mpscan trace` has its own answers and rows): it runs
+/// on the receiver thread until `stop.receiving` and hands back its counts.
+pub type Receiver<'a> = &'a (dyn Fn(&mut (dyn Receive + Send), &Counters, &Stop) -> RecvReport + Sync);
+
+/// [`run_with`], with `receiver` (when given) in place of the scan's receive loop; the senders,
+/// pacer, monitor, checkpoint, cooldown and metadata are the scan's.
+pub fn run_receiving(
+    config: &ScanConfig,
+    transport: Transport,
+    output: Output,
+    stop: &Stop,
+    receiver: Option<Receiver<'_>>,
+) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
         transport.txs.len() == config.threads as usize,
         "{} transmitters for {} sender threads: give one per thread",
@@ -50,6 +66,7 @@ pub fn run_with(config: &ScanConfig, transport: Transport, output: Output, stop:
         probing: &probing,
         ctx: config.receive_context(&probing.validator),
         published: Published::default(),
+        receiver,
     };
     let Output { mut sink, carried, mut checkpoint } = output;
     // The state exists from the first probe on, so a scan killed at once can still resume.
@@ -97,6 +114,7 @@ struct Shared<'a> {
     probing: &'a Probing,
     ctx: Context,
     published: Published,
+    receiver: Option<Receiver<'a>>,
 }
 
 /// What the threads left behind.
@@ -158,7 +176,10 @@ impl Shared<'_> {
 
     /// The receiver thread.
     fn receive(&self, rx: &mut (dyn Receive + Send), sink: &mut (dyn RowSink + Send), carried: Carried) -> RecvReport {
-        recv::recv_loop(rx, &self.ctx, sink, self.counters, self.stop, carried, &self.published)
+        match self.receiver {
+            Some(r) => r(rx, self.counters, self.stop),
+            None => recv::recv_loop(rx, &self.ctx, sink, self.counters, self.stop, carried, &self.published),
+        }
     }
 
     /// Sender thread `t`: from its (possibly resumed) position to the end of its share.

@@ -40,6 +40,10 @@ pub struct ProbeStream<'a> {
     before_current: u64,
     next_version: usize,
     next_repeat: u32,
+    /// `mpscan trace`: the highest TTL and the clock of the send times (see `crate::trace`).
+    trace: Option<(u8, Instant)>,
+    /// The TTL of the target in progress (trace only).
+    ttl: u8,
     /// Targets fully sent.
     pub targets_done: u64,
 }
@@ -68,8 +72,18 @@ impl<'a> ProbeStream<'a> {
             current: None,
             next_version: 0,
             next_repeat: 0,
+            trace: None,
+            ttl: 0,
             targets_done: 0,
         }
+    }
+
+    /// The same stream as trace probes (`mpscan trace`): the cursor walks (target, port, TTL)
+    /// triples, index = pair index * `max_ttl` + TTL - 1, and each probe carries its TTL and
+    /// send time (`crate::trace::encode`).
+    pub fn trace(mut self, max_ttl: u8, clock: Instant) -> Self {
+        self.trace = Some((max_ttl, clock));
+        self
     }
 
     /// The cursor position up to which every target's probes have been written: a resume from
@@ -89,7 +103,11 @@ impl<'a> ProbeStream<'a> {
         loop {
             if self.current.is_none() {
                 self.before_current = self.cursor.position();
-                let index = self.cursor.next()?;
+                let mut index = self.cursor.next()?;
+                if let Some((m, _)) = self.trace {
+                    self.ttl = (index % u64::from(m)) as u8 + 1;
+                    index /= u64::from(m);
+                }
                 self.current = Some(self.space.get(index));
                 self.next_version = 0;
                 self.next_repeat = 0;
@@ -105,19 +123,22 @@ impl<'a> ProbeStream<'a> {
                     self.targets_done += 1;
                 }
             }
-            let n = match (dst, self.src_v4) {
+            let (n, tag) = match (dst, self.src_v4) {
                 // The common case, without the generic hash and template search.
                 (IpAddr::V4(d), Some(IpAddr::V4(s))) => {
                     let tag = self.validator.tag_v4(s.octets(), d.octets(), port, version);
-                    self.builder.write_v4(buf, d, port, version, &tag)
+                    (self.builder.write_v4(buf, d, port, version, &tag), tag)
                 }
                 _ => {
                     let src = if dst.is_ipv4() { self.src_v4 } else { self.src_v6 };
                     let Some(src) = src else { continue };
                     let tag = self.validator.tag(src, dst, port, version);
-                    self.builder.write(buf, dst, port, version, &tag)
+                    (self.builder.write(buf, dst, port, version, &tag), tag)
                 }
             };
+            if let (Some((_, clock)), true) = (self.trace, n > 0) {
+                crate::trace::encode::patch(&mut buf[..n], &tag, self.ttl, crate::trace::millis_since(clock));
+            }
             if n > 0 {
                 return Some((n, dst, port, version));
             }

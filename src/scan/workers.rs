@@ -69,7 +69,11 @@ impl ScanConfig {
         Probing {
             validator: self.validator(),
             builder: self.probe_builder(),
-            permutation: self.space.permutation(self.seed),
+            // A trace permutes (target, port, TTL) triples: index = pair index * max_ttl + TTL - 1.
+            permutation: match self.trace_ttls {
+                Some(m) => crate::targets::Permutation::new(self.space.len() * u64::from(m), self.seed),
+                None => self.space.permutation(self.seed),
+            },
         }
     }
 
@@ -109,7 +113,7 @@ impl ScanConfig {
 
     /// About how many targets this shard sends to (for the progress bar and the receive ring).
     pub fn expected_targets(&self) -> u64 {
-        let per_shard = self.space.len().div_ceil(self.shards as u64);
+        let per_shard = (self.space.len() * u64::from(self.trace_ttls.unwrap_or(1))).div_ceil(self.shards as u64);
         self.max_targets.map_or(per_shard, |m| m.min(per_shard))
     }
 
@@ -137,7 +141,18 @@ impl ScanConfig {
             cursor = cursor.limit(crate::targets::share(m, self.threads, t).saturating_sub(done));
         }
         let p = probing;
-        Ok(ProbeStream::new(&self.space, cursor, &p.builder, &p.validator, &self.versions, self.probes, &self.link))
+        let stream =
+            ProbeStream::new(&self.space, cursor, &p.builder, &p.validator, &self.versions, self.probes, &self.link);
+        Ok(match self.trace_ttls {
+            Some(m) => stream.trace(m, self.trace_clock()),
+            None => stream,
+        })
+    }
+
+    /// The trace's clock: the send times in the probes and the receive times are milliseconds
+    /// since this instant (see `crate::trace::encode`).
+    pub fn trace_clock(&self) -> std::time::Instant {
+        *crate::trace::clock()
     }
 
     /// How to go on after an interruption (`; resume with ...`), or nothing without a state file.
