@@ -240,6 +240,100 @@ fn probe_options(probe: ProbeVersion, tsval: u32, key: u64) -> String {
     format!("020405b40402080a{tsval:08x}00000000010303 07{mpc}").replace(' ', "")
 }
 
+/// What was drawn for one (target, probe) row before its answer is written out.
+struct Drawn {
+    class: Class,
+    probe: ProbeVersion,
+    server: usize,
+    model: &'static Model,
+    server_key: u64,
+    tsval: u32,
+    probe_key: u64,
+}
+
+/// The answer columns of one row, as CSV text where the CSV has text.
+struct RowAnswer {
+    class: Class,
+    version: String,
+    flags: String,
+    key: String,
+    options: String,
+    mirrored: bool,
+    ts_echoed: bool,
+    window: u16,
+    responder: String,
+}
+
+/// The answer a target of class `d.class` gives to probe `d.probe` (a server without MPTCP for
+/// that version answers as plain TCP); counts flag combinations and middlebox models in `st`.
+fn answer(d: Drawn, ip: &str, st: &mut SynthStats) -> RowAnswer {
+    let Drawn { class, probe, server, model, server_key, tsval, probe_key } = d;
+    let mut class = class;
+    let (mut version, mut flags, mut key, mut options) = (String::new(), String::new(), String::new(), String::new());
+    let (mut mirrored, mut ts_echoed) = (false, false);
+    let mut window: u16 = [65160, 29200, 8192, 65535, 64240][(server_key % 5) as usize];
+    let mut responder = ip.to_string();
+    let linux = |tail: &str| format!("020405b40402080a{:08x}{tsval:08x}01030307{tail}", server_key as u32);
+    match class {
+        Class::Mptcp => match if probe == ProbeVersion::V1 { SERVERS[server].2 } else { SERVERS[server].3 } {
+            Some((v, f)) => {
+                version = v.to_string();
+                flags = format!("0x{f:02x}");
+                key = format!("{server_key:016x}");
+                options = linux(&format!("1e0c{v:02x}{f:02x}{server_key:016x}"));
+                *st.flags.entry((probe, v, f)).or_insert(0) += 1;
+            }
+            None => {
+                class = Class::Tcp;
+                options = linux("");
+            }
+        },
+        Class::Echo => {
+            let pv = probe as u8;
+            version = pv.to_string();
+            flags = format!("0x{PROBE_FLAGS:02x}");
+            if probe == ProbeVersion::V0 {
+                key = format!("{probe_key:016x}");
+            }
+            let mpc = match probe {
+                ProbeVersion::V1 => format!("1e0401{PROBE_FLAGS:02x}"),
+                ProbeVersion::V0 => format!("1e0c00{PROBE_FLAGS:02x}{probe_key:016x}"),
+            };
+            options = match model.prefix {
+                None => {
+                    mirrored = true;
+                    probe_options(probe, tsval, probe_key)
+                }
+                Some(p) if p.ends_with("080a") => {
+                    format!("{p}{:08x}{tsval:08x}01030307{mpc}", server_key as u32)
+                }
+                Some(p) => format!("{p}{mpc}"),
+            };
+            ts_echoed = model.ts;
+            window = model.window.unwrap_or(PROBE_WINDOW);
+            *st.models.entry(model.name).or_insert(0) += 1;
+        }
+        Class::Malformed => {
+            // Subtype 1 (MP_JOIN) or a short MP_CAPABLE where an answer belongs.
+            options = if server_key & 1 == 0 {
+                "020405b41e0c1101aabbccdd00112233".into()
+            } else {
+                "020405b41e0601".to_string() + "01aa"
+            };
+        }
+        Class::Tcp => options = linux(""),
+        Class::Closed => window = 0,
+        Class::Unreachable => {
+            window = 0;
+            responder = match ip.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(a)) => std::net::Ipv4Addr::from(u32::from(a) & 0xffff_ff00 | 1).to_string(),
+                _ => "2001:db8::1".to_string(),
+            };
+        }
+    }
+    RowAnswer { class, version, flags, key, options, mirrored, ts_echoed, window, responder }
+}
+
 /// Write a synthetic scan as CSV to `out`; returns what was written.
 pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
     if cfg.probes.is_empty() || cfg.ports.is_empty() {
@@ -256,10 +350,8 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
     let mut addrs = Addresses::new(&mut rng);
     let mut st = SynthStats { targets, ..SynthStats::default() };
     let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-    writeln!(
-        w,
-        "ip,port,probe,class,responder,mptcp_version,mpc_flags,mpc_key,options,mirrored,ts_echoed,ttl,window,timestamp"
-    )?;
+    // The columns up to `timestamp`: a synthetic scan has no `detail` (as files written before it).
+    writeln!(w, "{}", mpscan_schema::COLUMNS.split_at(14).0.join(","))?;
     let mut second = u64::MAX;
     let mut stamp = String::new();
     for t in 0..targets {
@@ -304,72 +396,8 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
             }
             let tsval: u32 = rng.gen();
             let probe_key: u64 = rng.gen();
-            let mut class = class;
-            let (mut version, mut flags, mut key, mut options) =
-                (String::new(), String::new(), String::new(), String::new());
-            let (mut mirrored, mut ts_echoed) = (false, false);
-            let mut window: u16 = [65160, 29200, 8192, 65535, 64240][(server_key % 5) as usize];
-            let mut responder = ip.clone();
-            let linux = |tail: &str| format!("020405b40402080a{:08x}{tsval:08x}01030307{tail}", server_key as u32);
-            match class {
-                Class::Mptcp => match if probe == ProbeVersion::V1 { SERVERS[server].2 } else { SERVERS[server].3 } {
-                    Some((v, f)) => {
-                        version = v.to_string();
-                        flags = format!("0x{f:02x}");
-                        key = format!("{server_key:016x}");
-                        options = linux(&format!("1e0c{v:02x}{f:02x}{server_key:016x}"));
-                        *st.flags.entry((probe, v, f)).or_insert(0) += 1;
-                    }
-                    None => {
-                        class = Class::Tcp;
-                        options = linux("");
-                    }
-                },
-                Class::Echo => {
-                    let pv = probe as u8;
-                    version = pv.to_string();
-                    flags = format!("0x{PROBE_FLAGS:02x}");
-                    if probe == ProbeVersion::V0 {
-                        key = format!("{probe_key:016x}");
-                    }
-                    let mpc = match probe {
-                        ProbeVersion::V1 => format!("1e0401{PROBE_FLAGS:02x}"),
-                        ProbeVersion::V0 => format!("1e0c00{PROBE_FLAGS:02x}{probe_key:016x}"),
-                    };
-                    options = match model.prefix {
-                        None => {
-                            mirrored = true;
-                            probe_options(probe, tsval, probe_key)
-                        }
-                        Some(p) if p.ends_with("080a") => {
-                            format!("{p}{:08x}{tsval:08x}01030307{mpc}", server_key as u32)
-                        }
-                        Some(p) => format!("{p}{mpc}"),
-                    };
-                    ts_echoed = model.ts;
-                    window = model.window.unwrap_or(PROBE_WINDOW);
-                    *st.models.entry(model.name).or_insert(0) += 1;
-                }
-                Class::Malformed => {
-                    // Subtype 1 (MP_JOIN) or a short MP_CAPABLE where an answer belongs.
-                    options = if server_key & 1 == 0 {
-                        "020405b41e0c1101aabbccdd00112233".into()
-                    } else {
-                        "020405b41e0601".to_string() + "01aa"
-                    };
-                }
-                Class::Tcp => options = linux(""),
-                Class::Closed => window = 0,
-                Class::Unreachable => {
-                    window = 0;
-                    responder = match ip.parse::<std::net::IpAddr>() {
-                        Ok(std::net::IpAddr::V4(a)) => {
-                            std::net::Ipv4Addr::from(u32::from(a) & 0xffff_ff00 | 1).to_string()
-                        }
-                        _ => "2001:db8::1".to_string(),
-                    };
-                }
-            }
+            let RowAnswer { class, version, flags, key, options, mirrored, ts_echoed, window, responder } =
+                answer(Drawn { class, probe, server, model, server_key, tsval, probe_key }, &ip, &mut st);
             let at = START * 1_000_000 + row * 1_000_000 / RATE;
             if at / 1_000_000 != second {
                 second = at / 1_000_000;

@@ -45,6 +45,7 @@ impl Class {
     }
 
     /// The class spelled `b` in a result file, if any.
+    #[inline]
     pub fn parse(b: &[u8]) -> Option<Class> {
         Some(match b {
             b"mptcp" => Class::Mptcp,

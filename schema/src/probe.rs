@@ -27,6 +27,7 @@ impl ProbeVersion {
     }
 
     /// The version spelled `b` in a result file, if any.
+    #[inline]
     pub fn parse(b: &[u8]) -> Option<ProbeVersion> {
         match b {
             b"v0" => Some(ProbeVersion::V0),

@@ -9,6 +9,7 @@
 use super::GroundTruth;
 use crate::probe::ProbeVersion;
 use anyhow::Context;
+use mpscan_schema::{Col, Columns, RowRef};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -34,27 +35,26 @@ pub struct Line {
 
 /// Compares the rows of `csv` with `truth` over the ports and versions that appear in the CSV.
 pub fn compare(truth: &GroundTruth, csv: &Path) -> anyhow::Result<Vec<Line>> {
-    let mut rdr = csv::Reader::from_path(csv).with_context(|| format!("reading {}", csv.display()))?;
-    let h = rdr.headers()?.clone();
-    let col = |name: &str| {
-        h.iter().position(|c| c == name).with_context(|| format!("{} has no {name} column", csv.display()))
-    };
-    let (ci, cp, cv, cc) = (col("ip")?, col("port")?, col("probe")?, col("class")?);
+    let mut rdr = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(csv)
+        .with_context(|| format!("reading {}", csv.display()))?;
+    let mut rec = ::csv::ByteRecord::new();
+    if !rdr.read_byte_record(&mut rec).with_context(|| format!("reading {}", csv.display()))? {
+        anyhow::bail!("{} is empty: no header", csv.display());
+    }
+    let cols = Columns::resolve(&rec, Col::KEY_CLASS).map_err(|e| anyhow::anyhow!("{}: {e}", csv.display()))?;
     let mut rows: HashMap<(IpAddr, u16, ProbeVersion), String> = HashMap::new();
     let (mut ports, mut versions) = (BTreeSet::new(), BTreeSet::new());
-    for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.with_context(|| format!("{} line {}", csv.display(), i + 2))?;
-        let bad = || format!("{} line {}: bad row", csv.display(), i + 2);
-        let ip = rec[ci].parse::<IpAddr>().with_context(bad)?;
-        let port: u16 = rec[cp].parse().with_context(bad)?;
-        let v = match &rec[cv] {
-            "v0" => ProbeVersion::V0,
-            "v1" => ProbeVersion::V1,
-            _ => anyhow::bail!("{}", bad()),
-        };
-        ports.insert(port);
-        versions.insert(v);
-        rows.insert((ip, port, v), rec[cc].to_string());
+    for line in 2.. {
+        if !rdr.read_byte_record(&mut rec).with_context(|| format!("{} line {line}", csv.display()))? {
+            break;
+        }
+        let r =
+            RowRef::parse(&rec, &cols).map_err(|e| anyhow::anyhow!("{} line {line}: bad row: {e}", csv.display()))?;
+        ports.insert(r.port);
+        versions.insert(r.probe);
+        rows.insert((r.ip.into(), r.port, r.probe), r.class.label().to_string());
     }
     // Every range of either family, with its addresses.
     let ranges = truth
