@@ -1,11 +1,11 @@
 //! `mpscan trace` end to end without root: the scan's pipeline with the trace's probes and
 //! receiver (`mpscan::trace::run::run_on`) over the memory transport, whose far end plays a
-//! path per target (last octet), IPv4, routers 10.0.OCTET.HOP quoting what they received:
+//! path per target (last octet), IPv4, routers 198.19.(100 + OCTET).HOP (benchmarking space; nothing is sent: memory transport) quoting what they received:
 //!
 //! | octet | path | expected verdict |
 //! |---|---|---|
 //! | 0 | 4 routers quoting the whole probe, an MPTCP server at hop 5 | `intact`, answer TTL 5, class `mptcp` |
-//! | 1 | router 2 strips MP_CAPABLE (NOPs) after quoting it, as a FORWARD-hook rule does | `removed-at` 3 (10.0.1.3), last intact 2 |
+//! | 1 | router 2 strips MP_CAPABLE (NOPs) after quoting it, as a FORWARD-hook rule does | `removed-at` 3 (198.19.101.3), last intact 2 |
 //! | 2 | as 1, but routers 2 and 3 quote 8 bytes | `unknown` (`change-after-unknown-stretch`), last intact 1 |
 //! | 3 | a SYN proxy on router 2: SYN-ACK without MP_CAPABLE for every TTL from 3, from 1 router away | `answered-on-path` 3, class `tcp` |
 //! | 4 | router 1 rewrites MSS to 1300, server at hop 5 | `intact`; hop rows from TTL 2 show MSS 1300 |
@@ -62,7 +62,7 @@ fn respond(probe: &[u8]) -> Vec<Answer> {
         seen[20 + 22..20 + 24].copy_from_slice(&1300u16.to_be_bytes());
     }
     let quoted = if short.contains(&ttl) { &seen[..28] } else { &seen[..] };
-    vec![Answer::Now(time_exceeded(Ipv4Addr::new(10, 0, kind, ttl), quoted))]
+    vec![Answer::Now(time_exceeded(Ipv4Addr::new(198, 19, 100 + kind, ttl), quoted))]
 }
 
 fn ipv4_frame(src: Ipv4Addr, ttl: u8, proto: u8, l4: &[u8]) -> Vec<u8> {
@@ -148,7 +148,7 @@ fn memory_trace_locates_every_path_s_change() {
             get("127.0.2.1", "router"),
             get("127.0.2.1", "last_intact")
         ),
-        ("removed-at".into(), "3".into(), "10.0.1.3".into(), "2".into())
+        ("removed-at".into(), "3".into(), "198.19.101.3".into(), "2".into())
     );
     assert_eq!(
         (get("127.0.2.2", "verdict"), get("127.0.2.2", "detail"), get("127.0.2.2", "last_intact")),
@@ -173,7 +173,7 @@ fn memory_trace_locates_every_path_s_change() {
         ("28", "unknown")
     );
     assert_eq!((hop("127.0.2.1", "2")["mpc"].as_str(), hop("127.0.2.1", "3")["mpc"].as_str()), ("intact", "removed"));
-    assert_eq!(hop("127.0.2.0", "3")["router"], "10.0.0.3");
+    assert_eq!(hop("127.0.2.0", "3")["router"], "198.19.100.3");
     assert_eq!(hop("127.0.2.0", "6")["kind"], "syn-ack");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //!  scanner ─ r1 ─ r2 ─ ... ─ r6 ─ server        link k joins node k and k + 1:
-//!  node 0    1    2          6    7             10.77.k.1 / fd77:k::1 on node k,
-//!                                               10.77.k.2 / fd77:k::2 on node k + 1
+//!  node 0    1    2          6    7             198.19.(200+k).1 / 2001:db8:77:k::1 on node k,
+//!                                               198.19.(200+k).2 / 2001:db8:77:k::2 on node k + 1
 //! ```
 //!
 //! Router `i` answers a probe's time exceeded from its address on link `i - 1` (the one toward
@@ -73,9 +73,9 @@ impl TracePath {
     /// The address of side `side` (1: node k, 2: node k + 1) of link `k`.
     pub fn addr(k: u8, side: u8, v6: bool) -> IpAddr {
         if v6 {
-            format!("fd77:{k}::{side}").parse().unwrap()
+            format!("2001:db8:77:{k}::{side}").parse().unwrap()
         } else {
-            format!("10.77.{k}.{side}").parse().unwrap()
+            format!("198.19.{}.{side}", 200 + u16::from(k)).parse().unwrap()
         }
     }
 
@@ -137,8 +137,8 @@ impl TracePath {
             if (2..last).contains(&n) {
                 // Back toward the scanner (router 1 is on its link): the previous node.
                 let (v4, v6) = (Self::addr(n - 1, 1, false), Self::addr(n - 1, 1, true));
-                netns::ip(&ns, &["route", "add", "10.77.0.0/24", "via", &v4.to_string()])?;
-                netns::ip(&ns, &["-6", "route", "add", "fd77:0::/64", "via", &v6.to_string()])?;
+                netns::ip(&ns, &["route", "add", "198.19.200.0/24", "via", &v4.to_string()])?;
+                netns::ip(&ns, &["-6", "route", "add", "2001:db8:77:0::/64", "via", &v6.to_string()])?;
             }
             if (1..last).contains(&n) {
                 netns::sysctl(&ns, &ROUTER_SYSCTLS)?;
