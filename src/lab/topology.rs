@@ -509,21 +509,11 @@ fn build(
 /// The router: forwarding on, ICMP errors not rate-limited (the ICMP range must answer every
 /// probe).
 fn router_settings(rtr: &str) -> anyhow::Result<()> {
-    netns::sysctl(
-        rtr,
-        &[
-            "net.ipv4.ip_forward=1",
-            "net.ipv4.icmp_ratelimit=0",
-            "net.ipv4.icmp_msgs_per_sec=1000000",
-            "net.ipv4.icmp_msgs_burst=1000000",
-            "net.ipv6.conf.all.forwarding=1",
-            "net.ipv6.icmp.ratelimit=0",
-            // The routing loop's packets come back on the loop's link with the scanner's source:
-            // no reverse-path filter may drop them.
-            "net.ipv4.conf.all.rp_filter=0",
-            "net.ipv4.conf.default.rp_filter=0",
-        ],
-    )?;
+    let mut settings = super::paths::ROUTER_SYSCTLS.to_vec();
+    // The routing loop's packets come back on the loop's link with the scanner's source: no
+    // reverse-path filter may drop them.
+    settings.extend(["net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"]);
+    netns::sysctl(rtr, &settings)?;
     Ok(())
 }
 
@@ -648,21 +638,14 @@ fn namespace_settings(run: &str, rtr: &str, plan: &Plan, p: &str, transit: &Tran
     if kinds.contains(&Kind::RoutingLoop) {
         // Forward the range back to the router (its default route): the loop. Every time
         // exceeded must go out, and no redirect muddles the answers.
-        netns::sysctl(
-            &ns,
-            &[
-                "net.ipv4.ip_forward=1",
-                "net.ipv6.conf.all.forwarding=1",
-                "net.ipv4.icmp_ratelimit=0",
-                "net.ipv4.icmp_msgs_per_sec=1000000",
-                "net.ipv4.icmp_msgs_burst=1000000",
-                "net.ipv6.icmp.ratelimit=0",
-                "net.ipv4.conf.all.send_redirects=0",
-                "net.ipv4.conf.v-rtr.send_redirects=0",
-                "net.ipv4.conf.all.rp_filter=0",
-                "net.ipv4.conf.v-rtr.rp_filter=0",
-            ],
-        )?;
+        let mut settings = super::paths::ROUTER_SYSCTLS.to_vec();
+        settings.extend([
+            "net.ipv4.conf.all.send_redirects=0",
+            "net.ipv4.conf.v-rtr.send_redirects=0",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.v-rtr.rp_filter=0",
+        ]);
+        netns::sysctl(&ns, &settings)?;
     }
     if kinds.contains(&Kind::Synproxy) {
         let ports = PORTS.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
