@@ -1,56 +1,10 @@
-//! The scan's metadata JSON (one per shard): what analysis needs from it is how many targets were
-//! probed, on which ports, with which probe versions. Unknown fields are ignored so the scanner can
-//! grow its metadata freely.
+//! The scan's metadata JSON (one per shard, or one merged document), read as the result schema
+//! types it (`mpscan_schema::Metadata`) and summed over shards: how many targets were probed, on
+//! which ports, with which probe versions, and whether the scan is whole.
 
-use anyhow::{Context, Result};
-use serde::Deserialize;
-use std::path::{Path, PathBuf};
-
-/// The part of a scan's configuration analysis reads.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct MetaConfig {
-    /// Ports probed on every address.
-    #[serde(default)]
-    pub ports: Vec<u16>,
-    /// Probe versions sent (`"v0"`, `"v1"`).
-    #[serde(default)]
-    pub probe_versions: Vec<String>,
-    /// Number of shards of the scan.
-    #[serde(default)]
-    pub shards: Option<u32>,
-    /// This file's shard.
-    #[serde(default)]
-    pub shard: Option<u32>,
-}
-
-/// One metadata file.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Metadata {
-    /// Configuration of the scan.
-    #[serde(default)]
-    pub config: MetaConfig,
-    /// (address, port) pairs actually probed by this shard.
-    pub targets_probed: u64,
-    /// The scan was stopped before it finished.
-    #[serde(default)]
-    pub interrupted: bool,
-    /// Rows written per probe version and class, as the scanner counted them.
-    #[serde(default)]
-    pub classes: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
-    /// Send errors by errno name (absent in files written before the scanner rode out link
-    /// flaps: none counted).
-    #[serde(default)]
-    pub send_errors: std::collections::BTreeMap<String, u64>,
-    /// Times the scan waited for its link.
-    #[serde(default)]
-    pub stalls: u64,
-    /// Seconds it waited.
-    #[serde(default)]
-    pub stall_secs: f64,
-    /// Probes handed to the kernel again after a wait.
-    #[serde(default)]
-    pub probes_resent: u64,
-}
+use anyhow::Result;
+use mpscan_schema::Metadata;
+use std::path::PathBuf;
 
 /// The metadata of all shards of a scan, summed.
 #[derive(Debug, Clone, Default)]
@@ -79,15 +33,6 @@ pub struct ScanMeta {
     pub stall_secs: f64,
 }
 
-impl Metadata {
-    /// Read one metadata file; errors name the file.
-    pub fn read(path: &Path) -> Result<Metadata> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("{}: cannot read metadata", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{}: not valid mpscan metadata JSON", path.display()))
-    }
-}
-
 impl ScanMeta {
     /// Read and sum the metadata files of one scan.
     pub fn read_all(paths: &[PathBuf]) -> Result<ScanMeta> {
@@ -109,17 +54,19 @@ impl ScanMeta {
             if let Some(s) = md.config.shard {
                 m.shards_seen.push(s);
             }
-            m.shards_declared = m.shards_declared.or(md.config.shards);
+            // A merged document covers the shards it lists.
+            m.shards_seen.extend(md.merge.shards_present.iter().flatten());
+            m.shards_declared = m.shards_declared.or((md.config.shards > 0).then_some(md.config.shards));
             for (probe, per) in md.classes {
                 for (class, n) in per {
                     *m.classes.entry((probe.clone(), class)).or_insert(0) += n;
                 }
             }
-            for (e, n) in md.send_errors {
+            for (e, n) in md.link.send_errors {
                 *m.send_errors.entry(e).or_insert(0) += n;
             }
-            m.stalls += md.stalls;
-            m.stall_secs += md.stall_secs;
+            m.stalls += md.link.stalls;
+            m.stall_secs += md.link.stall_secs;
             m.files += 1;
         }
         m.ports.sort_unstable();
@@ -195,6 +142,21 @@ mod tests {
         let m1 = ScanMeta::read_all(&[a.path().into()]).unwrap();
         assert!(m1.warnings()[0].contains("1 of 2 shards"));
         assert_eq!(ScanMeta::default().probed(None, "v1"), None);
+    }
+
+    #[test]
+    fn a_merged_document_covers_its_shards() {
+        let merged = meta(
+            r#"{"config":{"ports":[443],"probe_versions":["v1"],"shards":3,"shard":null},"targets_probed":900,"shards_present":[0,1,2],"missing_shards":[],"complete":true}"#,
+        );
+        let m = ScanMeta::read_all(&[merged.path().into()]).unwrap();
+        assert_eq!((m.shards_declared, m.shards_seen.clone()), (Some(3), vec![0, 1, 2]));
+        assert!(m.warnings().is_empty(), "{:?}", m.warnings());
+        let partial = meta(
+            r#"{"config":{"shards":3,"shard":null},"targets_probed":600,"shards_present":[0,2],"missing_shards":[1]}"#,
+        );
+        let m = ScanMeta::read_all(&[partial.path().into()]).unwrap();
+        assert!(m.warnings()[0].contains("2 of 3 shards"), "{:?}", m.warnings());
     }
 
     #[test]

@@ -418,35 +418,58 @@ pub fn generate(cfg: &SynthConfig, out: &mut dyn Write) -> Result<SynthStats> {
     Ok(st)
 }
 
-/// Metadata JSON for a synthetic scan, in the scanner's schema.
-pub fn metadata(cfg: &SynthConfig, st: &SynthStats) -> serde_json::Value {
-    let versions: Vec<&str> = cfg.probes.iter().map(|p| p.label()).collect();
-    let mut classes = serde_json::Map::new();
+/// Metadata for a synthetic scan, in the result schema's type (what the scanner writes).
+pub fn metadata(cfg: &SynthConfig, st: &SynthStats) -> mpscan_schema::Metadata {
+    use mpscan_schema::metadata::{ConfigRecord, LinkReport, MergeRecord};
+    let mut classes = std::collections::BTreeMap::new();
     for p in &cfg.probes {
-        let mut m = serde_json::Map::new();
+        let per: &mut std::collections::BTreeMap<String, u64> = classes.entry(p.label().to_string()).or_default();
         for c in Class::ALL {
             let n: u64 = st.classes.iter().filter(|x| x.0 .1 == *p && x.0 .2 == c).map(|x| x.1).sum();
-            m.insert(c.label().into(), n.into());
+            per.insert(c.label().into(), n);
         }
-        classes.insert(p.label().into(), m.into());
     }
     let probed = st.targets * PROBED_PER_ANSWER;
     let secs = st.rows / RATE + 8;
-    serde_json::json!({
-        "tool": "mpscan", "version": env!("CARGO_PKG_VERSION"),
-        "config": {
-            "targets": ["synthetic"], "ports": cfg.ports, "rate": RATE, "probe_versions": versions,
-            "probes_per_target": 1, "cooldown_secs": 8.0, "seed": cfg.seed, "shards": 1, "shard": 0,
-            "interface": "synthetic", "source_ip": "192.0.2.1", "gateway_mac": "00:00:00:00:00:00",
-            "blocklist": null, "allowlist": null, "max_targets": null, "dry_run": false, "contact": null
+    mpscan_schema::Metadata {
+        tool: "mpscan".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        command_line: vec![],
+        config: ConfigRecord {
+            targets: vec!["synthetic".into()],
+            ports: cfg.ports.clone(),
+            rate: RATE,
+            probe_versions: cfg.probes.iter().map(|p| p.label().to_string()).collect(),
+            probes_per_target: 1,
+            cooldown_secs: 8.0,
+            seed: cfg.seed,
+            shards: 1,
+            shard: Some(0),
+            interface: "synthetic".into(),
+            source_ip: vec!["192.0.2.1".into()],
+            gateway_mac: "00:00:00:00:00:00".into(),
+            ..ConfigRecord::default()
         },
-        "start_time": format!("{}.000000Z", rfc3339(START)),
-        "end_time": format!("{}.000000Z", rfc3339(START + secs)),
-        "interrupted": false,
-        "targets_total": probed, "targets_probed": probed, "probes_sent": probed * cfg.probes.len() as u64,
-        "responses_received": st.rows, "responses_validated": st.rows, "responses_invalid": 0,
-        "invalid_reasons": {}, "duplicates": 0, "classes": classes,
-    })
+        start_time: format!("{}.000000Z", rfc3339(START)),
+        end_time: format!("{}.000000Z", rfc3339(START + secs)),
+        interrupted: false,
+        resumed: false,
+        targets_total: probed,
+        addresses_blocked: 0,
+        targets_probed: probed,
+        probes_sent: probed * cfg.probes.len() as u64,
+        responses_received: st.rows,
+        responses_validated: st.rows,
+        responses_invalid: 0,
+        invalid_reasons: Default::default(),
+        duplicates: 0,
+        kernel_drops: 0,
+        classes,
+        rows: st.rows,
+        link: LinkReport::default(),
+        definition: None,
+        merge: MergeRecord::default(),
+    }
 }
 
 /// Write CSV to `path` (`-` = stdout) and optionally metadata; returns the tally.
@@ -458,8 +481,7 @@ pub fn write_files(cfg: &SynthConfig, path: &std::path::Path, meta: Option<&std:
         generate(cfg, &mut f).with_context(|| format!("{}: write failed", path.display()))?
     };
     if let Some(m) = meta {
-        let text = serde_json::to_string_pretty(&metadata(cfg, &st))? + "\n";
-        std::fs::write(m, text).with_context(|| format!("{}: cannot write metadata", m.display()))?;
+        metadata(cfg, &st).write(m)?;
     }
     Ok(st)
 }

@@ -8,8 +8,8 @@
 
 use super::GroundTruth;
 use crate::probe::ProbeVersion;
-use anyhow::Context;
-use mpscan_schema::{Col, Columns, RowRef};
+use mpscan_schema::records::ResultFile;
+use mpscan_schema::Col;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -35,26 +35,22 @@ pub struct Line {
 
 /// Compares the rows of `csv` with `truth` over the ports and versions that appear in the CSV.
 pub fn compare(truth: &GroundTruth, csv: &Path) -> anyhow::Result<Vec<Line>> {
-    let mut rdr = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_path(csv)
-        .with_context(|| format!("reading {}", csv.display()))?;
-    let mut rec = ::csv::ByteRecord::new();
-    if !rdr.read_byte_record(&mut rec).with_context(|| format!("reading {}", csv.display()))? {
-        anyhow::bail!("{} is empty: no header", csv.display());
-    }
-    let cols = Columns::resolve(&rec, Col::KEY_CLASS).map_err(|e| anyhow::anyhow!("{}: {e}", csv.display()))?;
+    let mut file = ResultFile::open(csv, Col::KEY_CLASS)?;
     let mut rows: HashMap<(IpAddr, u16, ProbeVersion), String> = HashMap::new();
     let (mut ports, mut versions) = (BTreeSet::new(), BTreeSet::new());
-    for line in 2.. {
-        if !rdr.read_byte_record(&mut rec).with_context(|| format!("{} line {line}", csv.display()))? {
-            break;
+    let mut bad = None;
+    file.for_each_row(|line, r| match r {
+        Ok(r) => {
+            ports.insert(r.port);
+            versions.insert(r.probe);
+            rows.insert((r.ip.into(), r.port, r.probe), r.class.label().to_string());
         }
-        let r =
-            RowRef::parse(&rec, &cols).map_err(|e| anyhow::anyhow!("{} line {line}: bad row: {e}", csv.display()))?;
-        ports.insert(r.port);
-        versions.insert(r.probe);
-        rows.insert((r.ip.into(), r.port, r.probe), r.class.label().to_string());
+        Err(e) => {
+            bad.get_or_insert_with(|| format!("{} line {line}: bad row: {e}", csv.display()));
+        }
+    })?;
+    if let Some(e) = bad {
+        anyhow::bail!(e);
     }
     // Every range of either family, with its addresses.
     let ranges = truth

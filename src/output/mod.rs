@@ -1,10 +1,9 @@
 //! Where results go: one [`Row`] per (target, port, probe version), streamed as CSV (or written
-//! as Parquet) through a `RowSink`, and the scan's [`metadata::Metadata`] as JSON at the end;
+//! as Parquet) through a `RowSink`, and the scan's metadata JSON (`mpscan_schema::Metadata`) at the end;
 //! [`merge`] joins the files of a sharded scan. The row, the columns and the writers are the
 //! result schema's (`mpscan_schema`); this module builds rows from responses and picks the sink.
 
 pub mod merge;
-pub mod metadata;
 pub mod sink;
 
 use crate::accept::Response;

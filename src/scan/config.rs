@@ -6,11 +6,11 @@
 use super::args::{ScanArgs, VersionArg, DRY_RUN_SOURCE};
 use super::resume::Resume;
 use crate::net::route::{self, Route};
-use crate::output::metadata::ConfigRecord;
 use crate::output::sink::OutputFormat;
 use crate::probe::{Link, ProbeVersion};
 use crate::targets::{BlockSource, TargetSpace, TargetSpec};
 use anyhow::{bail, Context as _};
+use mpscan_schema::metadata::ConfigRecord;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -321,13 +321,13 @@ fn record_of(
         targets: a.targets.clone(),
         ports: space.ports().to_vec(),
         rate: a.rate,
-        probe_versions: versions.iter().map(|v| v.label()).collect(),
+        probe_versions: versions.iter().map(|v| v.label().to_string()).collect(),
         probes_per_target: a.probes,
         cooldown_secs: a.cooldown,
         send_error_grace_secs: a.send_error_grace,
         seed,
         shards: a.shards,
-        shard: a.shard,
+        shard: Some(a.shard),
         sender_threads: a.sender_threads,
         interface: interface.to_string(),
         source_ip: link.src_v4.map(|s| s.to_string()).into_iter().chain(link.src_v6.map(|s| s.to_string())).collect(),

@@ -28,7 +28,7 @@
 
 use super::counters::Counters;
 use crate::net::{errno_of, OsError, Transmit};
-use crate::output::metadata::LinkReport;
+use mpscan_schema::metadata::LinkReport;
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};

@@ -13,7 +13,7 @@ use super::workers::{Output, Probing, Transport};
 use super::{monitor, send};
 use crate::accept::Context;
 use crate::net::{Receive, Transmit};
-use crate::output::metadata::Metadata;
+use mpscan_schema::Metadata;
 use mpscan_schema::RowSink;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -214,16 +214,16 @@ fn metadata(
     start: SystemTime,
     interrupted: bool,
 ) -> Metadata {
-    let mut classes: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    let mut classes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for v in &config.versions {
-        let per = classes.entry(v.label()).or_default();
+        let per = classes.entry(v.label().to_string()).or_default();
         for c in crate::classify::Class::ALL {
-            per.insert(c.label(), report.classes.get(&(*v, c)).copied().unwrap_or(0));
+            per.insert(c.label().to_string(), report.classes.get(&(*v, c)).copied().unwrap_or(0));
         }
     }
     Metadata {
-        tool: "mpscan",
-        version: env!("CARGO_PKG_VERSION"),
+        tool: "mpscan".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
         command_line: std::env::args().collect(),
         config: config.record.clone(),
         start_time: humantime::format_rfc3339_micros(start).to_string(),
@@ -244,5 +244,6 @@ fn metadata(
         rows: Counters::get(&counters.rows),
         link: counters.link.report(),
         definition: config.definition.clone(),
+        merge: Default::default(),
     }
 }

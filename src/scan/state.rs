@@ -72,7 +72,7 @@ pub struct ScanState {
     /// Send errors, stalls and probes sent again, carried across resumes (absent from states
     /// written before they were counted).
     #[serde(default)]
-    pub link: crate::output::metadata::LinkReport,
+    pub link: mpscan_schema::metadata::LinkReport,
 }
 
 /// The state file, open for writing.

@@ -4,6 +4,8 @@
 
 use crate::classify::Class;
 use anyhow::{bail, Context};
+use mpscan_schema::records::ResultFile;
+use mpscan_schema::{Col, ProbeVersion};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -15,8 +17,8 @@ pub struct ScanRow {
     pub ip: IpAddr,
     /// The probed port.
     pub port: u16,
-    /// `v0` or `v1` (as written by the scan).
-    pub probe: String,
+    /// The probe's version.
+    pub probe: ProbeVersion,
     /// The scan's class.
     pub class: Class,
     /// The scan's MP_CAPABLE flag byte, if the answer had one.
@@ -80,71 +82,52 @@ pub fn parse_classes(s: &str) -> Result<Vec<Class>, String> {
     Ok(out)
 }
 
-fn parse_flags(s: &str) -> Result<Option<u8>, String> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    let hex = s.strip_prefix("0x").ok_or_else(|| format!("mpc_flags {s:?} is not 0x.."))?;
-    u8::from_str_radix(hex, 16).map(Some).map_err(|_| format!("mpc_flags {s:?} is not a hex byte"))
-}
+/// The columns verify reads (`mptcp_version` too when the file has it).
+const NEEDED: &[Col] = &[Col::Ip, Col::Port, Col::Probe, Col::Class, Col::MpcFlags];
 
-fn parse_class(s: &str) -> Result<Class, String> {
-    Class::ALL.into_iter().find(|c| c.label() == s).ok_or_else(|| format!("unknown class {s:?}"))
-}
-
-/// Reads scan rows from `r` (a CSV with a header), keeping those whose class is in `classes`.
-pub fn read(r: impl std::io::Read, classes: &[Class]) -> anyhow::Result<Input> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(r);
-    let headers = rdr.headers().context("reading the CSV header")?.clone();
-    let col = |name: &str| -> anyhow::Result<usize> {
-        headers.iter().position(|h| h == name).with_context(|| {
-            format!("the CSV has no {name:?} column: is it an `mpscan scan` result? (columns: ip, port, probe, class, mpc_flags)")
-        })
-    };
-    let (ci, cp, cv, cc, cf) = (col("ip")?, col("port")?, col("probe")?, col("class")?, col("mpc_flags")?);
-    let cver = headers.iter().position(|h| h == "mptcp_version");
+/// Reads scan rows from `r` (a result CSV with a header, named `name` in errors), keeping those
+/// whose class is in `classes`. Rows are parsed by the result schema's reader; a row it cannot
+/// parse is counted, not fatal.
+pub fn read(r: impl std::io::Read + 'static, name: &str, classes: &[Class]) -> anyhow::Result<Input> {
+    let mut file = ResultFile::from_reader(r, name.to_string(), NEEDED)
+        .context("is it an `mpscan scan` result? (columns: ip, port, probe, class, mpc_flags)")?;
     let mut input = Input::default();
     let mut index: HashMap<SocketAddr, usize> = HashMap::new();
-    for (n, rec) in rdr.records().enumerate() {
-        let line = n + 2;
+    file.for_each_row(|line, row| {
         input.read += 1;
-        let parsed = rec.map_err(|e| e.to_string()).and_then(|rec| {
-            let get = |i: usize| rec.get(i).unwrap_or("");
-            let ip: IpAddr = get(ci).parse().map_err(|_| format!("bad ip {:?}", get(ci)))?;
-            let port: u16 = get(cp).parse().map_err(|_| format!("bad port {:?}", get(cp)))?;
-            let class = parse_class(get(cc))?;
-            let mpc_flags = parse_flags(get(cf))?;
-            let version = match cver.map(get).unwrap_or("") {
-                "" => None,
-                v => Some(v.parse::<u8>().map_err(|_| format!("bad mptcp_version {v:?}"))?),
-            };
-            Ok((ip, port, get(cv).to_string(), class, mpc_flags, version))
-        });
-        let (ip, port, probe, class, mpc_flags, mptcp_version) = match parsed {
-            Ok(p) => p,
+        let r = match row {
+            Ok(r) => r,
             Err(why) => {
                 input.rejected += 1;
                 input.first_rejection.get_or_insert_with(|| format!("line {line}: {why}"));
-                continue;
+                return;
             }
         };
-        if !classes.contains(&class) {
-            continue;
+        if !classes.contains(&r.class) {
+            return;
         }
-        let sa = SocketAddr::new(ip, port);
+        let sa = SocketAddr::new(r.ip.into(), r.port);
         let target = *index.entry(sa).or_insert_with(|| {
             input.targets.push(sa);
             input.targets.len() - 1
         });
-        input.rows.push(ScanRow { ip, port, probe, class, mpc_flags, mptcp_version, target });
-    }
+        input.rows.push(ScanRow {
+            ip: sa.ip(),
+            port: r.port,
+            probe: r.probe,
+            class: r.class,
+            mpc_flags: r.flags,
+            mptcp_version: r.version,
+            target,
+        });
+    })?;
     Ok(input)
 }
 
 /// Reads the scan CSV at `path` (see [`read`]).
 pub fn read_path(path: &Path, classes: &[Class]) -> anyhow::Result<Input> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let input = read(std::io::BufReader::new(f), classes).with_context(|| format!("reading {}", path.display()))?;
+    let input = read(std::io::BufReader::new(f), &path.display().to_string(), classes)?;
     if input.read > 0 && input.rejected == input.read {
         bail!("{}: no row could be read ({})", path.display(), input.first_rejection.as_deref().unwrap_or("?"));
     }
@@ -167,17 +150,17 @@ not-an-ip,80,v1,mptcp,,,,,,,,,,,
 
     #[test]
     fn selects_classes_and_dedups_targets() {
-        let i = read(CSV.as_bytes(), &[Class::Mptcp, Class::Echo]).unwrap();
+        let i = read(CSV.as_bytes(), "t.csv", &[Class::Mptcp, Class::Echo]).unwrap();
         assert_eq!(i.read, 7);
         assert_eq!(i.rejected, 2);
-        assert_eq!(i.first_rejection.as_deref(), Some("line 7: bad ip \"not-an-ip\""));
+        assert_eq!(i.first_rejection.as_deref(), Some("line 7: bad ip value \"not-an-ip\""));
         assert_eq!(i.rows.len(), 3);
         assert_eq!(i.targets.len(), 3);
         assert_eq!(i.rows[1].c_flag(), Some(true));
         assert_eq!(i.rows[0].c_flag(), Some(false));
         assert_eq!(i.rows[2].class, Class::Echo);
 
-        let all = read(CSV.as_bytes(), &Class::ALL).unwrap();
+        let all = read(CSV.as_bytes(), "t.csv", &Class::ALL).unwrap();
         assert_eq!(all.rows.len(), 5);
         // v0 and v1 rows of one target share one connection.
         assert_eq!(all.targets.len(), 4);
@@ -196,14 +179,15 @@ not-an-ip,80,v1,mptcp,,,,,,,,,,,
 
     #[test]
     fn missing_column_is_a_clear_error() {
-        let e = read("ip,port\n1.2.3.4,80\n".as_bytes(), &Class::ALL).unwrap_err();
-        assert!(format!("{e:#}").contains("no \"probe\" column"), "{e:#}");
+        let e = read("ip,port\n1.2.3.4,80\n".as_bytes(), "t.csv", &Class::ALL).unwrap_err();
+        assert!(format!("{e:#}").contains("t.csv:1: missing columns probe, class, mpc_flags"), "{e:#}");
     }
 
     #[test]
     fn bad_flags_are_rejected_not_panicking() {
         let i = read(
-            "ip,port,probe,class,mpc_flags\n1.2.3.4,80,v1,mptcp,0xzz\n1.2.3.4,80,v1,mptcp,21\n".as_bytes(),
+            "ip,port,probe,class,mpc_flags\n1.2.3.4,80,v1,mptcp,0xzz\n1.2.3.4,80,v1,mptcp,0x1ff\n".as_bytes(),
+            "t.csv",
             &Class::ALL,
         )
         .unwrap();

@@ -39,8 +39,8 @@ pub struct VerifiedRow {
     pub ip: IpAddr,
     /// The scan row's port.
     pub port: u16,
-    /// The scan row's probe version (`v0`/`v1`).
-    pub probe: String,
+    /// The scan row's probe version.
+    pub probe: mpscan_schema::ProbeVersion,
     /// The scan row's class.
     pub class: Class,
     /// The verdict.
@@ -90,7 +90,7 @@ impl VerifiedRow {
         VerifiedRow {
             ip: row.ip,
             port: row.port,
-            probe: row.probe.clone(),
+            probe: row.probe,
             class: row.class,
             verdict: verdict.label(),
             mptcp,
@@ -211,7 +211,7 @@ mod tests {
         ScanRow {
             ip: "203.0.113.130".parse().unwrap(),
             port: 443,
-            probe: "v1".into(),
+            probe: mpscan_schema::ProbeVersion::V1,
             class,
             mpc_flags: flags,
             mptcp_version: flags.map(|_| 1),
