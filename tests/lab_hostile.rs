@@ -15,7 +15,7 @@ use common::lab_possible;
 use mpscan::keyed_hash::Validator;
 use mpscan::lab::sys::PacketSocket;
 use mpscan::lab::topology::random_run_name;
-use mpscan::lab::{netns, Kind, Lab, LabOptions, Size};
+use mpscan::lab::{netns, Lab, LabOptions, RangeKind, Size};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
 use mpscan::wire::{FrameRepr, IcmpRepr, L4Repr, TcpFlags, TcpRepr};
 use std::collections::BTreeMap;
@@ -76,7 +76,7 @@ fn icmp(quoted: &[u8]) -> L4Repr<'_> {
 }
 
 /// The first host of a lab range of `kind`.
-fn host_of(lab: &Lab, kind: Kind) -> Ipv4Addr {
+fn host_of(lab: &Lab, kind: RangeKind) -> Ipv4Addr {
     let r = lab.info.ranges.iter().find(|r| r.kind == kind).expect("range in the lab");
     let net: ipnet::Ipv4Net = r.prefix.parse().unwrap();
     Ipv4Addr::from(u32::from(net.network()) + 1)
@@ -101,8 +101,8 @@ fn forged_frames_never_become_rows() {
 
     // A real server, a silent target (the router drops what is sent to it), and addresses the
     // scan never probes.
-    let real = host_of(&lab, Kind::KernelTcp);
-    let silent = host_of(&lab, Kind::Dropped);
+    let real = host_of(&lab, RangeKind::KernelTcp);
+    let silent = host_of(&lab, RangeKind::Dropped);
     let unprobed = Ipv4Addr::new(198, 19, 200, 1);
     let t_real = tag(real, port, ProbeVersion::V1);
     let t_silent = tag(silent, port, ProbeVersion::V1);

@@ -18,7 +18,7 @@ mod common;
 use common::lab_possible;
 use mpscan::lab::plan::LB_DIRECT_ADDR;
 use mpscan::lab::topology::random_run_name;
-use mpscan::lab::{Kind, Lab, LabOptions, Size};
+use mpscan::lab::{Lab, LabOptions, RangeKind, Size};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -73,7 +73,7 @@ fn verify_gives_each_lab_range_its_verdict() {
     assert!(st.success(), "ip mptcp limits set");
     // One MPTCP server behind a middlebox that strips MPTCP options from everything but SYNs (the
     // kind that breaks MPTCP after the handshake): the router resets option 30 towards it.
-    let mptcp_range = lab.info.ranges.iter().find(|r| r.kind == Kind::KernelMptcp).unwrap();
+    let mptcp_range = lab.info.ranges.iter().find(|r| r.kind == RangeKind::KernelMptcp).unwrap();
     let stripped: Ipv4Addr = mptcp_range.prefix.parse::<ipnet::Ipv4Net>().unwrap().hosts().nth(4).unwrap();
     let mut nft = Command::new("ip")
         .args(["netns", "exec", &lab.info.router_ns, "nft", "-f", "-"])
@@ -121,7 +121,7 @@ fn verify_gives_each_lab_range_its_verdict() {
     assert!(out.status.success(), "mpscan scan failed: {}", String::from_utf8_lossy(&out.stderr));
 
     // The dropped range never answers a scan; give verify two of its addresses by hand.
-    let dropped = lab.info.ranges.iter().find(|r| r.kind == Kind::Dropped).expect("a dropped range");
+    let dropped = lab.info.ranges.iter().find(|r| r.kind == RangeKind::Dropped).expect("a dropped range");
     let dropped_net: ipnet::Ipv4Net = dropped.prefix.parse().unwrap();
     let drop_ips: Vec<Ipv4Addr> = dropped_net.hosts().take(2).collect();
     let mut text = std::fs::read_to_string(&scan_csv).unwrap();
@@ -178,14 +178,14 @@ fn verify_gives_each_lab_range_its_verdict() {
                 assert_eq!((v, r["fallback_reason"].as_str()), ("fallback", "after-handshake"), "{r:?}");
                 assert_eq!(r["mptcp"], "false", "{r:?}");
             }
-            Kind::KernelMptcp | Kind::LoadBalancedMptcp => {
+            RangeKind::KernelMptcp | RangeKind::LoadBalancedMptcp => {
                 assert_eq!(v, "confirmed", "{r:?}");
                 assert_eq!(r["mptcp"], "true", "{r:?}");
                 assert_eq!(r["app_ok"], "true", "the {app} answer came over MPTCP: {r:?}");
                 assert_eq!(r["remote_key"], "true", "{r:?}");
                 assert_eq!(r["checksum"], "false", "{r:?}");
                 assert!(!r["ttfb_ms"].is_empty(), "{r:?}");
-                if range.kind == Kind::LoadBalancedMptcp {
+                if range.kind == RangeKind::LoadBalancedMptcp {
                     assert_eq!(r["add_addr"], LB_DIRECT_ADDR.to_string(), "announced address joined: {r:?}");
                     assert_eq!(r["subflows"], "2", "{r:?}");
                     if r["probe"] == "v1" {
@@ -199,22 +199,22 @@ fn verify_gives_each_lab_range_its_verdict() {
                     }
                 }
             }
-            Kind::Synproxy | Kind::KernelTcp => {
+            RangeKind::Synproxy | RangeKind::KernelTcp => {
                 // The proxy strips MP_CAPABLE: plain TCP, but the server behind it answers.
                 assert_eq!((v, r["fallback_reason"].as_str()), ("fallback", "handshake"), "{r:?}");
                 assert_eq!(r["mptcp"], "false", "{r:?}");
                 assert_eq!(r["app_ok"], "true", "{r:?}");
             }
-            Kind::Echo | Kind::Mirror | Kind::V0Server | Kind::NoAlgorithm => {
+            RangeKind::Echo | RangeKind::Mirror | RangeKind::V0Server | RangeKind::NoAlgorithm => {
                 assert!(v == "fallback" || v == "no-data", "never confirmed: {r:?}");
                 assert_ne!(r["mptcp"], "true", "{r:?}");
             }
-            Kind::Closed => assert_eq!(v, "refused", "{r:?}"),
-            Kind::Dropped => {
+            RangeKind::Closed => assert_eq!(v, "refused", "{r:?}"),
+            RangeKind::Dropped => {
                 assert_eq!(v, "timeout", "{r:?}");
                 assert_eq!(r["error"], "no answer within the timeout", "{r:?}");
             }
-            Kind::IcmpRejected | Kind::RoutingLoop => assert!(v == "unreachable" || v == "timeout", "{r:?}"),
+            RangeKind::IcmpRejected | RangeKind::RoutingLoop => assert!(v == "unreachable" || v == "timeout", "{r:?}"),
         }
     }
     // Every range was verified (the dropped one through the hand-made rows).
@@ -222,7 +222,7 @@ fn verify_gives_each_lab_range_its_verdict() {
         assert!(seen.contains_key(&r.name), "no verified row for range {}: {seen:?}", r.name);
     }
     // The v0-only server's rows: its v0 MP_CAPABLE was seen by the scan, Linux cannot speak it.
-    let v0_range = lab.info.ranges.iter().find(|r| r.kind == Kind::V0Server).unwrap();
+    let v0_range = lab.info.ranges.iter().find(|r| r.kind == RangeKind::V0Server).unwrap();
     assert!(seen[&v0_range.name].contains("fallback"), "{seen:?}");
 
     // The scan's summary takes the verified CSV: confirmed counts beside the SYN-ACK classes.
@@ -264,7 +264,7 @@ fn verify_without_add_addr_limits_says_announced_addresses_are_unseen() {
     }
     let lab = Lab::up(LabOptions { name: Some(random_run_name()), size: Size::Small, exe: Some(PathBuf::from(EXE)) })
         .expect("lab up");
-    let lb = lab.info.ranges.iter().find(|r| r.kind == Kind::LoadBalancedMptcp).unwrap();
+    let lb = lab.info.ranges.iter().find(|r| r.kind == RangeKind::LoadBalancedMptcp).unwrap();
     let ip = lb.prefix.parse::<ipnet::Ipv4Net>().unwrap().hosts().next().unwrap();
     let dir = tempdir(&lab.info.run);
     let (input, output) = (dir.join("lb.csv"), dir.join("lb-verified.csv"));

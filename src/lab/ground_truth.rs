@@ -8,7 +8,7 @@
 //! Classes follow the result CSV: `mptcp`, `echo`, `malformed`, `tcp`, `closed`, `unreachable`;
 //! a silent target (no row at all) has no expectation (`None`).
 
-use super::plan::{Kind, Plan, Size, INFRA_PREFIX, INFRA_PREFIX6, PORTS, ROUTER_ADDR, ROUTER_ADDR6};
+use super::plan::{Plan, RangeKind, Size, INFRA_PREFIX, INFRA_PREFIX6, PORTS, ROUTER_ADDR, ROUTER_ADDR6};
 use super::state::run_dir;
 use crate::probe::ProbeVersion;
 use anyhow::Context;
@@ -133,7 +133,7 @@ pub struct RangeTruth<P = Ipv4Net> {
     /// Population name.
     pub name: String,
     /// How it is built.
-    pub kind: Kind,
+    pub kind: RangeKind,
     /// Its addresses.
     #[serde(with = "prefix_text")]
     pub prefix: P,
@@ -289,21 +289,23 @@ impl GroundTruth {
 
 /// (server ports, other ports) expectations of a kind, in the family `v6`, for a population
 /// whose namespace has the transit addresses `ns_addrs`.
-fn expectations(kind: Kind, ns_addrs: Option<(Ipv4Addr, Ipv6Addr)>, v6: bool) -> (ByVersion, ByVersion) {
+fn expectations(kind: RangeKind, ns_addrs: Option<(Ipv4Addr, Ipv6Addr)>, v6: bool) -> (ByVersion, ByVersion) {
     use Class::*;
     let icmp = |v4: &str, v6_detail: &str| Some(if v6 { v6_detail } else { v4 }.to_string());
     let closed = ByVersion::same(Some(Expected::class(Closed)));
     let tcp = ByVersion::same(Some(Expected::class(Tcp)));
     match kind {
         // Linux is v1 only: v0 SYNs fall back to plain TCP.
-        Kind::KernelMptcp => (ByVersion { v0: Some(Expected::class(Tcp)), v1: Some(Expected::mptcp(1, 0x01)) }, closed),
-        Kind::LoadBalancedMptcp => {
+        RangeKind::KernelMptcp => {
+            (ByVersion { v0: Some(Expected::class(Tcp)), v1: Some(Expected::mptcp(1, 0x01)) }, closed)
+        }
+        RangeKind::LoadBalancedMptcp => {
             (ByVersion { v0: Some(Expected::class(Tcp)), v1: Some(Expected::mptcp(1, 0x21)) }, closed)
         }
-        Kind::KernelTcp | Kind::Synproxy => (tcp, closed),
-        Kind::Closed => (closed.clone(), closed),
-        Kind::Dropped => (ByVersion::same(None), ByVersion::same(None)),
-        Kind::IcmpRejected => {
+        RangeKind::KernelTcp | RangeKind::Synproxy => (tcp, closed),
+        RangeKind::Closed => (closed.clone(), closed),
+        RangeKind::Dropped => (ByVersion::same(None), ByVersion::same(None)),
+        RangeKind::IcmpRejected => {
             // admin-prohibited: ICMP 3/13, ICMPv6 1/1.
             let e = ByVersion::same(Some(Expected {
                 responder: Some(ROUTER_ADDR),
@@ -313,7 +315,7 @@ fn expectations(kind: Kind, ns_addrs: Option<(Ipv4Addr, Ipv6Addr)>, v6: bool) ->
             }));
             (e.clone(), e)
         }
-        Kind::RoutingLoop => {
+        RangeKind::RoutingLoop => {
             // Probes leave with TTL 64 (crate::probe::TTL): the router forwards the even TTLs,
             // the loop namespace the odd ones, and so sees TTL 1 and sends the time exceeded
             // (ICMP 11/0, ICMPv6 3/0) from its end of the transit link.
@@ -327,12 +329,12 @@ fn expectations(kind: Kind, ns_addrs: Option<(Ipv4Addr, Ipv6Addr)>, v6: bool) ->
             }));
             (e.clone(), e)
         }
-        Kind::Echo => (ByVersion::same(Some(Expected::echo(false))), closed),
-        Kind::Mirror => (ByVersion::same(Some(Expected::echo(true))), closed),
+        RangeKind::Echo => (ByVersion::same(Some(Expected::echo(false))), closed),
+        RangeKind::Mirror => (ByVersion::same(Some(Expected::echo(true))), closed),
         // RFC 8684 §3.1: a responder signals a version no higher than offered; v0-only means 0.
-        Kind::V0Server => (ByVersion::same(Some(Expected::mptcp(0, 0x81))), closed),
+        RangeKind::V0Server => (ByVersion::same(Some(Expected::mptcp(0, 0x81))), closed),
         // The answer's version is the probe's; the flags name no algorithm.
-        Kind::NoAlgorithm => {
+        RangeKind::NoAlgorithm => {
             let e = |version: u8| Expected {
                 mptcp_version: Some(version),
                 mpc_flags: Some("0x00".to_string()),

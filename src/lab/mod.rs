@@ -32,7 +32,7 @@ pub mod sys;
 pub mod topology;
 
 pub use ground_truth::{Class, Expected, GroundTruth};
-pub use plan::{Kind, Plan, Size};
+pub use plan::{Plan, RangeKind, Size};
 pub use topology::{down, preflight, Lab, LabInfo, LabOptions, LabRange};
 
 use anyhow::{bail, Context};

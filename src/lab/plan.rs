@@ -84,11 +84,11 @@ impl Size {
 /// What answers for a range, and how it is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Kind {
+pub enum RangeKind {
     /// Linux listeners opened with IPPROTO_MPTCP (v1 only): MP_CAPABLE v1 to v1 probes, plain
     /// SYN-ACK to v0 probes.
     KernelMptcp,
-    /// Like [`Kind::KernelMptcp`] with `net.mptcp.allow_join_initial_addr_port=0`: the SYN-ACK
+    /// Like [`RangeKind::KernelMptcp`] with `net.mptcp.allow_join_initial_addr_port=0`: the SYN-ACK
     /// carries the C flag, and the server announces a direct address (ADD_ADDR).
     LoadBalancedMptcp,
     /// Plain TCP listeners.
@@ -117,17 +117,17 @@ pub enum Kind {
     RoutingLoop,
 }
 
-impl Kind {
+impl RangeKind {
     /// The `lab serve --kind` this range needs in its namespace, if any.
     pub fn serve_kind(self) -> Option<&'static str> {
         match self {
-            Kind::KernelMptcp | Kind::LoadBalancedMptcp | Kind::Synproxy => Some("mptcp"),
-            Kind::KernelTcp => Some("tcp"),
-            Kind::Echo => Some("echo"),
-            Kind::Mirror => Some("mirror"),
-            Kind::V0Server => Some("v0"),
-            Kind::NoAlgorithm => Some("noalgo"),
-            Kind::Closed | Kind::Dropped | Kind::IcmpRejected | Kind::RoutingLoop => None,
+            RangeKind::KernelMptcp | RangeKind::LoadBalancedMptcp | RangeKind::Synproxy => Some("mptcp"),
+            RangeKind::KernelTcp => Some("tcp"),
+            RangeKind::Echo => Some("echo"),
+            RangeKind::Mirror => Some("mirror"),
+            RangeKind::V0Server => Some("v0"),
+            RangeKind::NoAlgorithm => Some("noalgo"),
+            RangeKind::Closed | RangeKind::Dropped | RangeKind::IcmpRejected | RangeKind::RoutingLoop => None,
         }
     }
 
@@ -135,24 +135,31 @@ impl Kind {
     /// outcome it must see; `None` for the silent range (nothing to wait for).
     pub(crate) fn readiness(self) -> Option<(bool, &'static str)> {
         match self {
-            Kind::KernelMptcp | Kind::LoadBalancedMptcp => Some((true, "mptcp")),
+            RangeKind::KernelMptcp | RangeKind::LoadBalancedMptcp => Some((true, "mptcp")),
             // The SYN proxy strips MP_CAPABLE; Linux ignores an echoed 4-byte or a v0 MP_CAPABLE in
             // a SYN-ACK and falls back to TCP.
-            Kind::Synproxy | Kind::Echo | Kind::Mirror | Kind::V0Server | Kind::NoAlgorithm => Some((true, "tcp")),
-            Kind::KernelTcp => Some((false, "tcp")),
-            Kind::Closed => Some((false, "refused")),
+            RangeKind::Synproxy
+            | RangeKind::Echo
+            | RangeKind::Mirror
+            | RangeKind::V0Server
+            | RangeKind::NoAlgorithm => Some((true, "tcp")),
+            RangeKind::KernelTcp => Some((false, "tcp")),
+            RangeKind::Closed => Some((false, "refused")),
             // An MPTCP socket's connect does not end on an ICMP error (Linux 6.18); a TCP one does.
-            Kind::IcmpRejected => Some((false, "unreachable")),
+            RangeKind::IcmpRejected => Some((false, "unreachable")),
             // A TCP connect does not end on a time exceeded (a soft error): nothing to wait for;
             // the scan tests check the loop's answers.
-            Kind::Dropped | Kind::RoutingLoop => None,
+            RangeKind::Dropped | RangeKind::RoutingLoop => None,
         }
     }
 
     /// Whether the namespace's own kernel answers for the range (a local route), as opposed to
     /// a userspace responder reading frames from the wire.
     pub fn kernel_answers(self) -> bool {
-        !matches!(self, Kind::Echo | Kind::Mirror | Kind::V0Server | Kind::NoAlgorithm | Kind::RoutingLoop)
+        !matches!(
+            self,
+            RangeKind::Echo | RangeKind::Mirror | RangeKind::V0Server | RangeKind::NoAlgorithm | RangeKind::RoutingLoop
+        )
     }
 }
 
@@ -163,7 +170,7 @@ pub struct Population<P = Ipv4Net> {
     /// Short name, used in namespace (`mps-RUN-NAME`) and interface (`v-NAME`) names.
     pub name: &'static str,
     /// How it answers.
-    pub kind: Kind,
+    pub kind: RangeKind,
     /// The addresses it answers for.
     pub prefix: P,
     /// The namespace it lives in (several populations may share one: the dropped and
@@ -190,8 +197,14 @@ pub struct Plan {
 
 /// The kinds an IPv6 population may have: the ones the namespace's own kernel (or the router's
 /// firewall) answers for; the userspace responders speak IPv4 only.
-pub const KINDS6: [Kind; 6] =
-    [Kind::KernelMptcp, Kind::KernelTcp, Kind::Closed, Kind::Dropped, Kind::IcmpRejected, Kind::RoutingLoop];
+pub const KINDS6: [RangeKind; 6] = [
+    RangeKind::KernelMptcp,
+    RangeKind::KernelTcp,
+    RangeKind::Closed,
+    RangeKind::Dropped,
+    RangeKind::IcmpRejected,
+    RangeKind::RoutingLoop,
+];
 
 fn net(s: &str) -> Ipv4Net {
     s.parse().expect("the plan's prefixes are valid")
@@ -216,84 +229,84 @@ impl Plan {
         vec![
             Population {
                 name: "mptcp",
-                kind: Kind::KernelMptcp,
+                kind: RangeKind::KernelMptcp,
                 prefix: net(&format!("198.18.0.0{big}")),
                 namespace: "mptcp",
                 stands_for: "Linux (upstream, v1) MPTCP servers, e.g. a CDN or a hybrid-access aggregation proxy",
             },
             Population {
                 name: "tcp",
-                kind: Kind::KernelTcp,
+                kind: RangeKind::KernelTcp,
                 prefix: p("198.19.1.0", 24),
                 namespace: "tcp",
                 stands_for: "ordinary web servers without MPTCP (most of the Internet)",
             },
             Population {
                 name: "closed",
-                kind: Kind::Closed,
+                kind: RangeKind::Closed,
                 prefix: p("198.19.2.0", 24),
                 namespace: "closed",
                 stands_for: "hosts with the port closed (RST)",
             },
             Population {
                 name: "drop",
-                kind: Kind::Dropped,
+                kind: RangeKind::Dropped,
                 prefix: p("198.19.3.0", 24),
                 namespace: "tcp",
                 stands_for: "a firewall that silently drops (no answer at all)",
             },
             Population {
                 name: "icmp",
-                kind: Kind::IcmpRejected,
+                kind: RangeKind::IcmpRejected,
                 prefix: p("198.19.4.0", 24),
                 namespace: "tcp",
                 stands_for: "a firewall that rejects with ICMP administratively prohibited",
             },
             Population {
                 name: "synp",
-                kind: Kind::Synproxy,
+                kind: RangeKind::Synproxy,
                 prefix: p("203.0.113.0", 25),
                 namespace: "synp",
                 stands_for: "an option-stripping middlebox (SYN proxy / DDoS scrubber) in front of an MPTCP server",
             },
             Population {
                 name: "lb",
-                kind: Kind::LoadBalancedMptcp,
+                kind: RangeKind::LoadBalancedMptcp,
                 prefix: p("203.0.113.128", 25),
                 namespace: "lb",
                 stands_for: "MPTCP behind a load balancer (Apple-style: C flag, ADD_ADDR of a direct address)",
             },
             Population {
                 name: "echo",
-                kind: Kind::Echo,
+                kind: RangeKind::Echo,
                 prefix: p("198.51.100.0", 26),
                 namespace: "echo",
                 stands_for: "a middlebox that echoes the probe's MP_CAPABLE (the ~77k false positives of 2018)",
             },
             Population {
                 name: "mirror",
-                kind: Kind::Mirror,
+                kind: RangeKind::Mirror,
                 prefix: p("198.51.100.64", 26),
                 namespace: "mirror",
                 stands_for: "a middlebox that mirrors the probe's whole TCP option list",
             },
             Population {
                 name: "v0",
-                kind: Kind::V0Server,
+                kind: RangeKind::V0Server,
                 prefix: p("198.51.100.128", 26),
                 namespace: "v0",
                 stands_for: "a v0-only MPTCP server (multipath-tcp.org kernel, RFC 6824)",
             },
             Population {
                 name: "noalgo",
-                kind: Kind::NoAlgorithm,
+                kind: RangeKind::NoAlgorithm,
                 prefix: p("198.51.100.192", 27),
                 namespace: "noalgo",
                 stands_for: "an MP_CAPABLE answer naming no crypto algorithm (flags 0x00): not an MPTCP server",
             },
             Population {
                 name: "loop",
-                kind: Kind::RoutingLoop,
+                kind: RangeKind::RoutingLoop,
                 prefix: p("198.19.5.0", 24),
                 namespace: "loop",
                 stands_for: "a routing loop in unrouted space: ICMP time exceeded from a router",
@@ -310,42 +323,42 @@ impl Plan {
         vec![
             Population {
                 name: "mptcp6",
-                kind: Kind::KernelMptcp,
+                kind: RangeKind::KernelMptcp,
                 prefix: p6("2001:db8:1::"),
                 namespace: "mptcp",
                 stands_for: "Linux MPTCP servers on an IPv6 hitlist",
             },
             Population {
                 name: "tcp6",
-                kind: Kind::KernelTcp,
+                kind: RangeKind::KernelTcp,
                 prefix: p6("2001:db8:2::"),
                 namespace: "tcp",
                 stands_for: "ordinary IPv6 web servers without MPTCP",
             },
             Population {
                 name: "closed6",
-                kind: Kind::Closed,
+                kind: RangeKind::Closed,
                 prefix: p6("2001:db8:3::"),
                 namespace: "closed",
                 stands_for: "IPv6 hosts with the port closed (RST)",
             },
             Population {
                 name: "drop6",
-                kind: Kind::Dropped,
+                kind: RangeKind::Dropped,
                 prefix: p6("2001:db8:4::"),
                 namespace: "tcp",
                 stands_for: "an IPv6 firewall that silently drops",
             },
             Population {
                 name: "icmp6",
-                kind: Kind::IcmpRejected,
+                kind: RangeKind::IcmpRejected,
                 prefix: p6("2001:db8:5::"),
                 namespace: "tcp",
                 stands_for: "an IPv6 firewall that rejects with ICMPv6 administratively prohibited",
             },
             Population {
                 name: "loop6",
-                kind: Kind::RoutingLoop,
+                kind: RangeKind::RoutingLoop,
                 prefix: p6("2001:db8:6::"),
                 namespace: "loop",
                 stands_for: "an IPv6 routing loop: ICMPv6 time exceeded from a router",

@@ -18,7 +18,9 @@
 use super::connect::{self, Outcome};
 use super::ground_truth::{write_run_files, GroundTruth, RunFiles};
 use super::netns;
-use super::plan::{Kind, Plan, Size, LB_DIRECT_ADDR, PORTS, ROUTER_ADDR, ROUTER_ADDR6, SCANNER_ADDR, SCANNER_ADDR6};
+use super::plan::{
+    Plan, RangeKind, Size, LB_DIRECT_ADDR, PORTS, ROUTER_ADDR, ROUTER_ADDR6, SCANNER_ADDR, SCANNER_ADDR6,
+};
 use super::state::{self, check_run_name, run_dir, LabState, ProcEntry, ProcRef};
 use super::sys;
 use anyhow::{bail, Context};
@@ -52,7 +54,7 @@ pub struct LabRange {
     /// Population name.
     pub name: String,
     /// How it answers.
-    pub kind: Kind,
+    pub kind: RangeKind,
     /// Its addresses.
     pub prefix: String,
     /// The namespace behind it.
@@ -598,18 +600,18 @@ fn range_routes(
 
 /// The router's firewall: the silent range and the ICMP-rejecting one.
 fn firewall(rtr: &str, plan: &Plan) -> anyhow::Result<()> {
-    let find = |k: Kind| plan.populations.iter().find(|p| p.kind == k).map(|p| p.prefix).expect("in the plan");
-    let find6 = |k: Kind| plan.populations6.iter().find(|p| p.kind == k).map(|p| p.prefix).expect("in the plan");
+    let find = |k: RangeKind| plan.populations.iter().find(|p| p.kind == k).map(|p| p.prefix).expect("in the plan");
+    let find6 = |k: RangeKind| plan.populations6.iter().find(|p| p.kind == k).map(|p| p.prefix).expect("in the plan");
     netns::nft(
         rtr,
         &format!(
             "table inet mpslab {{\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    \
              ip daddr {} drop\n    ip daddr {} reject with icmp type admin-prohibited\n    \
              ip6 daddr {} drop\n    ip6 daddr {} reject with icmpv6 type admin-prohibited\n  }}\n}}\n",
-            find(Kind::Dropped),
-            find(Kind::IcmpRejected),
-            find6(Kind::Dropped),
-            find6(Kind::IcmpRejected)
+            find(RangeKind::Dropped),
+            find(RangeKind::IcmpRejected),
+            find6(RangeKind::Dropped),
+            find6(RangeKind::IcmpRejected)
         ),
     )?;
     Ok(())
@@ -619,23 +621,23 @@ fn firewall(rtr: &str, plan: &Plan) -> anyhow::Result<()> {
 /// the routing loop's forwarding and the SYN proxy's rules, as its populations need.
 fn namespace_settings(run: &str, rtr: &str, plan: &Plan, p: &str, transit: &Transit<Ipv4Addr>) -> anyhow::Result<()> {
     let ns = ns_name(run, p);
-    let kinds: Vec<Kind> = plan.populations.iter().filter(|x| x.namespace == p).map(|x| x.kind).collect();
+    let kinds: Vec<RangeKind> = plan.populations.iter().filter(|x| x.namespace == p).map(|x| x.kind).collect();
     let kernel_server = kinds.iter().any(|k| k.serve_kind().is_some() && k.kernel_answers());
     if kernel_server {
         // Room for the SYN flood of a scan (beyond it the kernel falls back to SYN cookies).
         netns::sysctl(&ns, &["net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535"])?;
     }
-    if kinds.iter().any(|k| matches!(k, Kind::KernelMptcp | Kind::LoadBalancedMptcp | Kind::Synproxy)) {
+    if kinds.iter().any(|k| matches!(k, RangeKind::KernelMptcp | RangeKind::LoadBalancedMptcp | RangeKind::Synproxy)) {
         netns::sysctl(&ns, &["net.mptcp.enabled=1"])?;
     }
-    if kinds.contains(&Kind::LoadBalancedMptcp) {
+    if kinds.contains(&RangeKind::LoadBalancedMptcp) {
         // Apple-style: the C flag in the SYN-ACK, and ADD_ADDR of a direct address.
         netns::sysctl(&ns, &["net.mptcp.allow_join_initial_addr_port=0"])?;
         netns::ip(&ns, &["addr", "add", &format!("{LB_DIRECT_ADDR}/32"), "dev", "v-rtr"])?;
         netns::ip(&ns, &["mptcp", "endpoint", "add", &LB_DIRECT_ADDR.to_string(), "dev", "v-rtr", "signal"])?;
         netns::ip(rtr, &["route", "add", &format!("{LB_DIRECT_ADDR}/32"), "via", &transit[p].to_string()])?;
     }
-    if kinds.contains(&Kind::RoutingLoop) {
+    if kinds.contains(&RangeKind::RoutingLoop) {
         // Forward the range back to the router (its default route): the loop. Every time
         // exceeded must go out, and no redirect muddles the answers.
         let mut settings = super::paths::ROUTER_SYSCTLS.to_vec();
@@ -647,7 +649,7 @@ fn namespace_settings(run: &str, rtr: &str, plan: &Plan, p: &str, transit: &Tran
         ]);
         netns::sysctl(&ns, &settings)?;
     }
-    if kinds.contains(&Kind::Synproxy) {
+    if kinds.contains(&RangeKind::Synproxy) {
         let ports = PORTS.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
         netns::nft(
             &ns,
