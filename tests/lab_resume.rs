@@ -1,5 +1,6 @@
 //! Never lose a result: a scan killed with SIGKILL at random points, and resumed each time with
-//! `--resume`, ends with exactly the rows of an uninterrupted scan (no row lost, none twice);
+//! `--resume` (or run with one unchanging `--resume STATE` command from the first run on), ends
+//! with exactly the rows of an uninterrupted scan (no row lost, none twice);
 //! SIGINT stops it cleanly with exit code 3, interrupted metadata and a resumable state; a full
 //! disk stops it with a one-line error, keeps what was written, and leaves a state that resumes.
 //!
@@ -60,14 +61,30 @@ fn sigkill_at_random_points_then_resume_gives_the_uninterrupted_rows() {
     let reference: BTreeSet<_> = keys(&full).into_iter().collect();
     assert!(reference.len() > 1000);
 
+    // As the README says first: the plain command, then `--resume FILE.state` after each kill.
     let csv = d.join("killed.csv");
     let state = format!("{}.state", csv.display());
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let kills = kill_and_resume(&lab, &csv, &state, false);
+    same_rows(&csv, &reference, kills);
+    // One unchanging command (`--resume STATE` from the first run, as a systemd unit restarts
+    // it): the first run starts afresh, each rerun resumes.
+    let csv = d.join("unchanging.csv");
+    let state = d.join("unchanging.state").display().to_string();
+    let kills = kill_and_resume(&lab, &csv, &state, true);
+    same_rows(&csv, &reference, kills);
+}
+
+/// Runs the scan into `csv`, killing it (SIGKILL) at random points and resuming from `state`,
+/// until it finishes; returns how many times it was killed. With `unchanging`, every run,
+/// the first included, is given `--resume state`.
+fn kill_and_resume(lab: &Lab, csv: &Path, state: &str, unchanging: bool) -> u32 {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ unchanging as u64;
     let mut kills = 0;
     let mut first = true;
     for _ in 0..12 {
-        let extra: Vec<&str> = if first { vec!["-r", "1500"] } else { vec!["-r", "1500", "--resume", &state] };
-        let mut child = start(&lab, &csv, &extra);
+        let extra: Vec<&str> =
+            if first && !unchanging { vec!["-r", "1500"] } else { vec!["-r", "1500", "--resume", state] };
+        let mut child = start(lab, csv, &extra);
         first = false;
         std::thread::sleep(Duration::from_millis(150 + next(&mut rng) % 700));
         match child.try_wait().unwrap() {
@@ -85,15 +102,21 @@ fn sigkill_at_random_points_then_resume_gives_the_uninterrupted_rows() {
         }
     }
     // Finish whatever is left.
-    let out = start(&lab, &csv, &["-r", "1500", "--resume", &state]).wait_with_output().unwrap();
+    let out = start(lab, csv, &["-r", "1500", "--resume", state]).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() || err.contains("already finished"), "{err}");
-    assert!(kills >= 2, "the scan was killed only {kills} times");
-    let rows = keys(&csv);
+    kills
+}
+
+/// The rows of `csv` are those of the uninterrupted scan: none lost, none twice, none extra.
+fn same_rows(csv: &Path, reference: &BTreeSet<(String, String, String, String)>, kills: u32) {
+    eprintln!("{}: killed {kills} times", csv.display());
+    assert!(kills >= 3, "the scan of {} was killed only {kills} times", csv.display());
+    let rows = keys(csv);
     let got: BTreeSet<_> = rows.iter().cloned().collect();
     assert_eq!(rows.len(), got.len(), "a row was written twice");
     let lost: Vec<_> = reference.difference(&got).take(5).collect();
-    let extra: Vec<_> = got.difference(&reference).take(5).collect();
+    let extra: Vec<_> = got.difference(reference).take(5).collect();
     assert!(lost.is_empty() && extra.is_empty(), "after {kills} kills: lost {lost:?}, extra {extra:?}");
 }
 

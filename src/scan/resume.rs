@@ -1,5 +1,10 @@
 //! `--resume STATE`: every check of a resumed scan, in one place, and what it carries over.
 //!
+//! `--resume STATE` is also the command of the first run: with no state file there yet (or one
+//! the first run created but never saved into) and no output file, the scan starts afresh and
+//! keeps its state in STATE, so a systemd unit or a job runner can restart one unchanging
+//! command. With no state but an output file, it refuses: those rows' progress is unknown.
+//!
 //! A resume is refused before anything is opened or sent when it could not continue the same
 //! scan: no output file to append to, a state file other than the one named, a file that is not
 //! a state, another seed, another scan (any field of [`Identity`]), a scan that already finished,
@@ -34,6 +39,23 @@ impl Resume {
         if let Some(s) = a.state_file.as_ref().filter(|s| *s != path) {
             bail!("--resume {} and --state-file {} differ: give only --resume", path.display(), s.display());
         }
+        if !state::has_saved(path)? {
+            if let Some(out) = a.output.as_ref().filter(|o| o.exists() && !path.exists()) {
+                bail!(
+                    "--resume {}: no state file, but the output {} exists: give the state file the interrupted scan wrote, or move the output away to start afresh",
+                    path.display(),
+                    out.display()
+                );
+            }
+            appendable(a.output_format, a.dry_run)?;
+            if !a.quiet {
+                eprintln!(
+                    "mpscan: --resume {}: no saved state yet; starting the scan and keeping its state there",
+                    path.display()
+                );
+            }
+            return Ok(None);
+        }
         let saved = state::load(path)?;
         if let Some(seed) = a.seed.filter(|s| *s != saved.identity.seed) {
             bail!(
@@ -53,15 +75,7 @@ impl Resume {
             "--resume {}: that scan already finished; nothing to resume",
             self.path.display()
         );
-        anyhow::ensure!(
-            format == OutputFormat::Csv,
-            "--resume works with CSV output only (a Parquet file is written whole at the end): drop --output-format parquet"
-        );
-        anyhow::ensure!(
-            !dry_run,
-            "--resume with --dry-run: a dry run would overwrite the results in -o with probes; drop --dry-run"
-        );
-        Ok(())
+        appendable(format, dry_run)
     }
 
     /// Puts the saved counters and each sender's position back, so that the scan goes on where
@@ -79,4 +93,18 @@ impl Resume {
             Counters::add(&counters.targets_done, done);
         }
     }
+}
+
+/// A scan run with `--resume` must be able to append to its results on the next run: a CSV,
+/// not a dry run.
+fn appendable(format: OutputFormat, dry_run: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        format == OutputFormat::Csv,
+        "--resume works with CSV output only (a Parquet file is written whole at the end): drop --output-format parquet"
+    );
+    anyhow::ensure!(
+        !dry_run,
+        "--resume with --dry-run: a dry run would overwrite the results in -o with probes; drop --dry-run"
+    );
+    Ok(())
 }

@@ -155,6 +155,19 @@ pub fn load(path: &Path) -> anyhow::Result<ScanState> {
     })
 }
 
+/// Whether `path` holds a state to resume: false when there is no such file, or when it is
+/// the blank file [`StateFile::create`] writes before the first save (a scan that was stopped
+/// before it saved anything starts afresh). A file with anything else in it is for [`load`] to
+/// read or refuse.
+pub fn has_saved(path: &Path) -> anyhow::Result<bool> {
+    let mut buf = Vec::new();
+    match File::open(path).and_then(|mut f| f.read_to_end(&mut buf)) {
+        Ok(_) => Ok(buf.iter().any(|&b| b != b' ')),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(anyhow::anyhow!("cannot read the state file {}: {e}", path.display())),
+    }
+}
+
 /// FNV-1a, 64 bits: enough to tell a torn slot from a whole one.
 fn fnv(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x0100_0000_01b3))
@@ -237,6 +250,19 @@ mod tests {
         bytes[30] ^= 0x55;
         std::fs::write(&p, &bytes).unwrap();
         assert_eq!(load(&p).unwrap().positions, vec![10]);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn only_a_saved_state_is_one_to_resume() {
+        let p = tmp("saved");
+        assert!(!has_saved(&p).unwrap(), "no file");
+        let mut f = StateFile::create(&p).unwrap();
+        assert!(!has_saved(&p).unwrap(), "created, never saved");
+        f.save(&mut state()).unwrap();
+        assert!(has_saved(&p).unwrap());
+        std::fs::write(&p, "hello").unwrap();
+        assert!(has_saved(&p).unwrap(), "garbage is for load to refuse");
         std::fs::remove_file(&p).unwrap();
     }
 
