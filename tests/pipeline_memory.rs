@@ -26,7 +26,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use mpscan::net::memory::{Answer, MemoryWire};
 use mpscan::probe::Link;
 use mpscan::scan::config::{Network, ScanConfig};
-use mpscan::scan::stop::Stop;
+use mpscan::scan::stop::{Stop, Why};
 use mpscan::scan::workers::Transport;
 use mpscan::scan::{run_with, Outcome, ScanArgs};
 use mpscan::wire::{tcp_option, EthernetFrame, Ipv4Packet, MpCapable, TcpFlags, TcpOption, TcpPacket};
@@ -256,4 +256,54 @@ fn a_scan_stopped_at_an_exact_probe_resumes_there_and_loses_nothing() {
         assert!(mpscan::scan::state::load(&state_path).unwrap().finished);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+#[test]
+fn max_results_ends_the_scan_at_exactly_that_many_rows_and_records_why() {
+    let dir = scratch("max-results");
+    let d = dir.to_str().unwrap();
+    let args = argv(d, &["--max-results", "10", "--notes", "memory run", "--user-metadata", r#"{"campaign":7}"#]);
+    let config = config(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stop = Stop::with_max_rows(config.max_results);
+    assert_eq!(run(&config, &MemoryWire::new(respond), &stop), Outcome::Limited(Why::MaxResults));
+    let rows = rows(&dir.join("out.csv"));
+    assert_eq!(rows.len(), 10, "no row past --max-results");
+    let md = metadata(&dir.join("meta.json"));
+    assert_eq!((md["rows"].clone(), md["end_reason"].clone()), (10.into(), "max-results".into()));
+    assert_eq!(md["interrupted"], true, "not every target was probed");
+    assert_eq!(md["config"]["max_results"], 10);
+    assert_eq!((md["notes"].clone(), md["user_metadata"]["campaign"].clone()), ("memory run".into(), 7.into()));
+    assert!(!md["vantage"]["host_name"].as_str().unwrap().is_empty(), "{md}");
+    // The scan reached what it was asked for: its state is finished, not to be resumed.
+    assert!(mpscan::scan::state::load(&dir.join("out.csv.state")).unwrap().finished);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn max_runtime_stops_sending_cleanly_and_the_scan_resumes_from_there() {
+    let dir = scratch("max-runtime");
+    let d = dir.to_str().unwrap();
+    // 64 probes at 20 per second need 3.2 s; the scan may send for 0.5 s.
+    let mut args = argv(d, &["--max-runtime", "0.5"]);
+    args[3] = "20".into();
+    let config1 = config(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let wire = MemoryWire::new(respond);
+    assert_eq!(run(&config1, &wire, &Stop::default()), Outcome::Limited(Why::MaxRuntime));
+    let sent = wire.taken();
+    assert!(sent > 0 && sent < 64, "{sent} probes sent in 0.5 s at 20 pps");
+    let md = metadata(&dir.join("meta.json"));
+    assert_eq!((md["end_reason"].clone(), md["interrupted"].clone()), ("max-runtime".into(), true.into()));
+    assert_eq!(md["probes_sent"], sent);
+    let state_path = dir.join("out.csv.state");
+    assert!(!mpscan::scan::state::load(&state_path).unwrap().finished);
+    // The same command with --resume (unpaced) sends the rest, and only the rest.
+    let state = state_path.to_str().unwrap().to_string();
+    let args = argv(d, &["--resume", &state]);
+    let config2 = config(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let wire = MemoryWire::new(respond);
+    assert_eq!(run(&config2, &wire, &Stop::default()), Outcome::Finished);
+    assert_eq!(wire.taken(), 64 - sent);
+    assert_rows_are_the_expected_ones(&rows(&dir.join("out.csv")));
+    assert_eq!(metadata(&dir.join("meta.json"))["end_reason"], "completed");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

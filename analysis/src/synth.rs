@@ -453,6 +453,7 @@ pub fn metadata(cfg: &SynthConfig, st: &SynthStats) -> mpscan_schema::Metadata {
         start_time: format!("{}.000000Z", rfc3339(START)),
         end_time: format!("{}.000000Z", rfc3339(START + secs)),
         interrupted: false,
+        end_reason: "completed".into(),
         resumed: false,
         targets_total: probed,
         addresses_blocked: 0,
@@ -467,6 +468,9 @@ pub fn metadata(cfg: &SynthConfig, st: &SynthStats) -> mpscan_schema::Metadata {
         classes,
         rows: st.rows,
         link: LinkReport::default(),
+        notes: None,
+        user_metadata: None,
+        vantage: None,
         definition: None,
         merge: MergeRecord::default(),
     }

@@ -51,6 +51,12 @@ pub struct ConfigRecord {
     pub allowlist: Option<String>,
     /// Target limit.
     pub max_targets: Option<u64>,
+    /// `--max-runtime`, seconds of sending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_runtime_secs: Option<f64>,
+    /// `--max-results`, rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<u64>,
     /// Whether this was a dry run.
     pub dry_run: bool,
     /// Who ran the scan.
@@ -88,6 +94,19 @@ impl LinkReport {
     }
 }
 
+/// The machine a scan (or one shard) ran from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Vantage {
+    /// The shard this was (in a merged document's `vantage_points`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
+    /// The host name.
+    pub host_name: String,
+    /// The addresses of the interface the scan sent from.
+    pub addresses: Vec<String>,
+}
+
 /// What only a merged document has (`mpscan merge`): which shards it joins and whether they
 /// are the whole scan. Every field is absent from one scanner's metadata.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -109,6 +128,9 @@ pub struct MergeRecord {
     /// The shards' own row counts, summed (before duplicates were dropped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows_in_shards: Option<u64>,
+    /// Each shard's vantage point, in shard order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vantage_points: Option<Vec<Vantage>>,
     /// Rows dropped by the merge because their (ip, port, probe) was already written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate_rows: Option<u64>,
@@ -135,9 +157,13 @@ pub struct Metadata {
     /// End, RFC 3339.
     #[serde(default)]
     pub end_time: String,
-    /// Stopped early (signal or error).
+    /// Stopped before every target was probed (signal, error or a limit).
     #[serde(default)]
     pub interrupted: bool,
+    /// Why the scan ended: `completed`, `signal`, `error`, `max-runtime` or `max-results` (empty
+    /// in files of older versions; in a merged document, the shards' reasons joined by commas).
+    #[serde(default)]
+    pub end_reason: String,
     /// Continued from a state file (`--resume`): the counters cover the whole scan.
     #[serde(default)]
     pub resumed: bool,
@@ -179,6 +205,15 @@ pub struct Metadata {
     /// Send errors, stalls and probes sent again.
     #[serde(flatten)]
     pub link: LinkReport,
+    /// `--notes`, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// `--user-metadata`, the JSON as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_metadata: Option<serde_json::Value>,
+    /// Where the scan ran from (absent in a merged document: see `vantage_points`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<Vantage>,
     /// The scan definition (`--config`) the scan ran, if any: path, values, overridden flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<serde_json::Value>,
@@ -262,8 +297,19 @@ impl Metadata {
             classes: BTreeMap::new(),
             rows: 0,
             link: LinkReport::default(),
+            vantage: None,
+            end_reason: String::new(),
             ..first.clone()
         };
+        let mut reasons: Vec<&str> = shards.iter().map(|s| s.1.end_reason.as_str()).filter(|r| !r.is_empty()).collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        out.end_reason = reasons.join(",");
+        let mut vantage: Vec<Vantage> = shards
+            .iter()
+            .filter_map(|(_, d)| d.vantage.clone().map(|v| Vantage { shard: d.config.shard, ..v }))
+            .collect();
+        vantage.sort_by_key(|v| v.shard);
         for (_, d) in shards {
             out.add_counts(d);
         }
@@ -274,6 +320,7 @@ impl Metadata {
             missing_shards: Some(missing),
             complete: Some(complete),
             rows_in_shards: Some(out.rows),
+            vantage_points: (!vantage.is_empty()).then_some(vantage),
             duplicate_rows: None,
         };
         Ok(out)
@@ -351,6 +398,24 @@ mod tests {
         assert_eq!(m["start_time"], "2026-11-21T18:00:00Z");
         assert_eq!(m["end_time"], "2026-11-21T19:00:02Z");
         assert!(m.get("command_line").is_none() && m.get("duplicate_rows").is_none());
+    }
+
+    #[test]
+    fn the_merge_records_every_shards_vantage_point_and_end_reason() {
+        let mut shards = [meta(1, 2, 15, 3), meta(0, 2, 15, 3)];
+        for (i, (_, m)) in shards.iter_mut().enumerate() {
+            m.vantage =
+                Some(Vantage { shard: None, host_name: format!("scan{i}"), addresses: vec![format!("192.0.2.{i}")] });
+            m.end_reason = if i == 0 { "completed".into() } else { "max-runtime".into() };
+        }
+        let m = Metadata::merge(&shards).unwrap();
+        let v = m.merge.vantage_points.unwrap();
+        assert_eq!(
+            v.iter().map(|v| (v.shard, v.host_name.as_str())).collect::<Vec<_>>(),
+            [(Some(0), "scan1"), (Some(1), "scan0")]
+        );
+        assert_eq!(m.vantage, None);
+        assert_eq!(m.end_reason, "completed,max-runtime");
     }
 
     #[test]

@@ -46,6 +46,7 @@ mod tx_ring;
 
 use std::time::Duration;
 
+pub(crate) use ifaddrs::interface_addrs;
 pub use memory::{FlakyTx, MemoryRx, MemoryTx, MemoryWire, Outage};
 pub use pcap::{PcapReader, PcapWriter};
 pub use route::{resolve, Route, RouteError};

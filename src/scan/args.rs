@@ -106,6 +106,24 @@ pub struct ScanArgs {
     #[arg(short = 'n', long = "max-targets", value_name = "N")]
     pub max_targets: Option<u64>,
 
+    /// Stop sending after this many seconds (then wait out the cooldown); the scan ends cleanly
+    /// (exit 0), resumable with `--resume`, and its metadata says `"end_reason": "max-runtime"`.
+    #[arg(long = "max-runtime", value_name = "SECONDS")]
+    pub max_runtime: Option<f64>,
+
+    /// End the scan once this many rows are written (no row past it); its state says finished and
+    /// its metadata `"end_reason": "max-results"`.
+    #[arg(long = "max-results", value_name = "N")]
+    pub max_results: Option<u64>,
+
+    /// Free text recorded in the metadata (`notes`), as zmap's `--notes`.
+    #[arg(long, value_name = "TEXT")]
+    pub notes: Option<String>,
+
+    /// JSON recorded in the metadata as it is (`user_metadata`), as zmap's `--user-metadata`.
+    #[arg(long = "user-metadata", value_name = "JSON", value_parser = parse_json)]
+    pub user_metadata: Option<serde_json::Value>,
+
     /// Result CSV (default: standard output).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -152,6 +170,11 @@ pub struct ScanArgs {
     /// the metadata; set by [`super::definition::apply`], never typed.
     #[arg(skip)]
     pub definition: Option<serde_json::Value>,
+}
+
+/// Parses `--user-metadata`: any JSON value.
+fn parse_json(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not JSON ({e})"))
 }
 
 /// The default source address is unknown until routes are read; this is the placeholder for dry runs.

@@ -47,6 +47,14 @@ pub struct ScanConfig {
     pub threads: u32,
     /// Stop after this many targets.
     pub max_targets: Option<u64>,
+    /// `--max-runtime`: how long the senders may send.
+    pub max_runtime: Option<Duration>,
+    /// `--max-results`: the rows after which the scan ends.
+    pub max_results: Option<u64>,
+    /// `--notes`, for the metadata.
+    pub notes: Option<String>,
+    /// `--user-metadata`, for the metadata.
+    pub user_metadata: Option<serde_json::Value>,
     /// Result file (CSV on stdout if none).
     pub output: Option<PathBuf>,
     /// Format of the result file.
@@ -154,6 +162,10 @@ impl ScanConfig {
             shard: a.shard,
             threads: a.sender_threads,
             max_targets: a.max_targets,
+            max_runtime: a.max_runtime.map(Duration::from_secs_f64),
+            max_results: a.max_results,
+            notes: a.notes.clone(),
+            user_metadata: a.user_metadata.clone(),
             output: a.output.clone(),
             output_format: a.output_format,
             metadata: a.metadata.clone(),
@@ -190,6 +202,12 @@ fn check_numbers(a: &ScanArgs) -> anyhow::Result<()> {
     }
     if a.probes == 0 {
         bail!("--probes 0: each target needs at least one probe");
+    }
+    if a.max_results == Some(0) {
+        bail!("--max-results 0: the scan would end before its first row; give 1 or more, or drop it");
+    }
+    if let Some(t) = a.max_runtime.filter(|t| !t.is_finite() || *t <= 0.0 || *t > 1e9) {
+        bail!("--max-runtime {t}: give the seconds to send for, more than 0");
     }
     if a.max_targets == Some(0) {
         bail!("--max-targets 0: nothing would be probed; give 1 or more, or drop -n to scan every target");
@@ -340,6 +358,8 @@ fn record_of(
         },
         allowlist: a.allowlist.as_ref().map(|p| p.display().to_string()),
         max_targets: a.max_targets,
+        max_runtime_secs: a.max_runtime,
+        max_results: a.max_results,
         dry_run: a.dry_run,
         contact: a.contact.clone(),
     }

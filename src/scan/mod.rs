@@ -54,7 +54,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     // Open everything that can fail before the first probe: the output, the state, the sockets.
     let output = config.output()?;
     let transport = config.transport()?;
-    let stop = Arc::new(Stop::default());
+    let stop = Arc::new(Stop::with_max_rows(config.max_results));
     let signals = stop.on_signals()?;
     let outcome = pipeline::run_with(&config, transport, output, &stop);
     signals.close();
@@ -63,6 +63,13 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         Outcome::Interrupted => {
             eprintln!("mpscan: interrupted; results and metadata written up to here{}", config.resume_hint());
             Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Outcome::Limited(why) => {
+            if !config.quiet {
+                let more = if why == stop::Why::MaxRuntime { config.resume_hint() } else { String::new() };
+                eprintln!("mpscan: ended at --{}, as asked; results and metadata written{more}", why.label());
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

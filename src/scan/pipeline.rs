@@ -8,7 +8,7 @@ use super::checkpoint::{progress, Checkpointer, Progress};
 use super::config::ScanConfig;
 use super::counters::Counters;
 use super::recv::{self, Carried, Published, RecvReport};
-use super::stop::Stop;
+use super::stop::{Stop, Why};
 use super::workers::{Output, Probing, Transport};
 use super::{monitor, send};
 use crate::accept::Context;
@@ -28,6 +28,9 @@ pub enum Outcome {
     /// Stopped early by a signal (or [`Stop`]): results and metadata are complete up to then,
     /// and the state file resumes it.
     Interrupted,
+    /// Ended by `--max-runtime` (resumable, like an interruption) or `--max-results` (done: its
+    /// state says finished), cleanly, as asked.
+    Limited(Why),
 }
 
 /// Runs the scan `config` over `transport`, writing to `output`, until it ends or `stop` says
@@ -76,22 +79,32 @@ pub fn run_receiving(
     let ended = shared.run_threads(transport, sink.as_mut(), carried, checkpoint.as_mut());
     // Parquet: the last row group and the footer (CSV: a last flush).
     let finish_error = if ended.report.error.is_none() { sink.finish().err().map(|e| format!("{e:#}")) } else { None };
-    let interrupted = stop.sending_stopped() || ended.report.error.is_some() || !ended.send_errors.is_empty();
+    let failed = ended.report.error.is_some() || !ended.send_errors.is_empty();
+    let interrupted = stop.sending_stopped() || failed;
+    let limit = stop.why().filter(|w| matches!(w, Why::MaxRuntime | Why::MaxResults) && !failed);
+    // A scan that reached --max-results is done: resuming it would only look for more.
+    let done = !interrupted || limit == Some(Why::MaxResults);
     let mut state_error = ended.state_error;
     if let Some(c) = checkpoint.as_mut() {
         // Every sender has stopped and the receiver has waited out the cooldown and flushed:
         // the current positions are settled, unless writing the results failed, in which case
         // the last positions known to be backed by the file stand.
         let (at, finished) = match (ended.report.error.is_none(), ended.settled) {
-            (true, _) => (progress(&counters), !interrupted),
-            (false, Some(p)) => (p, !interrupted),
+            (true, _) => (progress(&counters), done),
+            (false, Some(p)) => (p, done),
             (false, None) => (progress(&counters), false),
         };
         if let Err(e) = c.save(&counters, &shared.published, at, finished) {
             state_error.get_or_insert(e);
         }
     }
-    let md = metadata(config, &counters, &ended.report, start, interrupted);
+    let end_reason = match (interrupted, stop.why()) {
+        (false, _) => "completed",
+        (true, _) if failed => "error",
+        (true, Some(w)) => w.label(),
+        (true, None) => "signal",
+    };
+    let md = metadata(config, &counters, &ended.report, start, (interrupted, end_reason));
     if let Some(p) = &config.metadata {
         md.write(p)?;
     }
@@ -103,7 +116,11 @@ pub fn run_receiving(
     if let Some(e) = state_error {
         anyhow::bail!("{e:#} (results are complete, but the scan cannot be resumed from it)");
     }
-    Ok(if interrupted { Outcome::Interrupted } else { Outcome::Finished })
+    Ok(match (interrupted, limit) {
+        (false, _) => Outcome::Finished,
+        (true, Some(w)) => Outcome::Limited(w),
+        (true, None) => Outcome::Interrupted,
+    })
 }
 
 /// What the threads of one scan share.
@@ -141,11 +158,15 @@ impl Shared<'_> {
     ) -> Ended {
         let Transport { mut rx, mut txs } = transport;
         let background_done = AtomicBool::new(false);
+        let senders_done = &AtomicBool::new(false);
         let (c, total, done) = (self.counters, self.config.expected_targets(), &background_done);
         std::thread::scope(|s| {
             let recv = s.spawn(|| self.receive(rx.as_mut(), sink, carried));
             let monitor = (!self.config.quiet).then(|| s.spawn(move || monitor::monitor(c, total, done)));
             let saver = checkpoint.map(|cp| s.spawn(move || cp.run(c, &self.published, done)));
+            if let Some(d) = self.config.max_runtime {
+                s.spawn(move || self.stop_after(d, senders_done));
+            }
             let senders: Vec<_> =
                 txs.iter_mut().enumerate().map(|(t, tx)| s.spawn(move || self.send(tx.as_mut(), t))).collect();
             let send_errors = senders
@@ -156,6 +177,7 @@ impl Shared<'_> {
                     Err(_) => Some("a sender thread panicked".to_string()),
                 })
                 .collect::<Vec<_>>();
+            senders_done.store(true, Relaxed);
             if !send_errors.is_empty() {
                 self.stop.stop_sending();
             }
@@ -195,6 +217,19 @@ impl Shared<'_> {
         send::send_loop_with(tx, &mut stream, rate, self.counters, &self.stop.sending, t, &retry)
     }
 
+    /// `--max-runtime`: stops the senders `d` after they started, unless they are done first.
+    fn stop_after(&self, d: Duration, senders_done: &AtomicBool) {
+        let end = Instant::now() + d;
+        while !senders_done.load(Relaxed) && !self.stop.sending_stopped() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.stop.stop_for(Why::MaxRuntime);
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+        }
+    }
+
     /// Cooldown: late answers still count. A second signal (or a sender's error) ends it early;
     /// then the receiver stops.
     fn cooldown(&self, send_failed: bool) {
@@ -206,13 +241,24 @@ impl Shared<'_> {
     }
 }
 
+/// The machine the scan runs from: its host name and the sending interface's addresses (what
+/// the kernel says; empty if it cannot, as for the memory transport's interface).
+fn vantage(interface: &str) -> mpscan_schema::metadata::Vantage {
+    let host_name =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let addresses = crate::net::interface_addrs()
+        .map(|all| all.into_iter().filter(|a| a.name == interface).map(|a| a.addr.to_string()).collect())
+        .unwrap_or_default();
+    mpscan_schema::metadata::Vantage { shard: None, host_name, addresses }
+}
+
 /// The metadata document of the scan.
 fn metadata(
     config: &ScanConfig,
     counters: &Counters,
     report: &RecvReport,
     start: SystemTime,
-    interrupted: bool,
+    (interrupted, end_reason): (bool, &str),
 ) -> Metadata {
     let mut classes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for v in &config.versions {
@@ -229,6 +275,7 @@ fn metadata(
         start_time: humantime::format_rfc3339_micros(start).to_string(),
         end_time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
         interrupted,
+        end_reason: end_reason.to_string(),
         resumed: config.resume.is_some(),
         targets_total: config.space.len(),
         addresses_blocked: config.space.blocked(),
@@ -243,6 +290,9 @@ fn metadata(
         classes,
         rows: Counters::get(&counters.rows),
         link: counters.link.report(),
+        notes: config.notes.clone(),
+        user_metadata: config.user_metadata.clone(),
+        vantage: Some(vantage(&config.interface)),
         definition: config.definition.clone(),
         merge: Default::default(),
     }

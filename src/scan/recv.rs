@@ -6,7 +6,7 @@
 
 use super::counters::Counters;
 use super::dedup::Dedup;
-use super::stop::Stop;
+use super::stop::{Stop, Why};
 use crate::accept::Context;
 use crate::classify::{classify, Class};
 use crate::net::Receive;
@@ -110,6 +110,10 @@ pub fn recv_loop(
                 }
             };
             Counters::add(&counters.validated, 1);
+            if stop.rows_reached(Counters::get(&counters.rows)) {
+                // --max-results: no row past the limit (the answer is still counted as valid).
+                return;
+            }
             if !dedup.first(resp.target, resp.port, resp.version) {
                 report.duplicates += 1;
                 return;
@@ -127,6 +131,10 @@ pub fn recv_loop(
             Counters::add(&counters.rows, 1);
             if verdict.class == Class::Mptcp {
                 Counters::add(&counters.hits, 1);
+            }
+            if stop.rows_reached(Counters::get(&counters.rows)) {
+                stop.stop_for(Why::MaxResults);
+                stop.stop_receiving();
             }
         });
         if let Err(e) = r {

@@ -130,7 +130,8 @@ pub fn run(args: &mut TraceArgs) -> anyhow::Result<ExitCode> {
         eprintln!("mpscan trace: {} verdicts: {}", tally.verdicts.values().sum::<u64>(), counts.join(", "));
     }
     match outcome? {
-        Outcome::Finished => Ok(ExitCode::SUCCESS),
+        // --max-runtime ends a trace as it ends a scan: cleanly, as asked.
+        Outcome::Finished | Outcome::Limited(_) => Ok(ExitCode::SUCCESS),
         Outcome::Interrupted => {
             eprintln!("mpscan: interrupted; hops, verdicts and metadata written up to here");
             Ok(ExitCode::from(EXIT_INTERRUPTED))
