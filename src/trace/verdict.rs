@@ -6,8 +6,8 @@
 //! |---|---|
 //! | `removed-at` / `modified-at` | the first quote (lowest TTL) whose MP_CAPABLE is `removed` / `modified`, where the quote at the TTL before it is `intact` (or it is TTL 1: the hop before is us) |
 //! | `answered-on-path` | no such change, and a SYN-ACK or RST came for a TTL that cannot reach the target: a router quoted a probe with that TTL or a higher one (the probe went on past the answerer), or the answer came back over fewer hops than the TTL needs (a forwarding box answered: SYN proxy, echoing box) |
-//! | `intact` | no change; the target answered, and the last quote with a known state is `intact` |
-//! | `unknown` | a change whose hop before it quoted too little or nothing (`detail` says after which intact TTL), or no quote with a known state, or no answer from the target |
+//! | `intact` | no change; the target answered, and the last quote (the last quoting hop) is `intact` |
+//! | `unknown` | a change whose hop before it quoted too little or nothing (`detail` says after which intact TTL), or quotes after the last intact one too short to say (`short-quotes-at-end`: a change there would not show), or no quote with a known state, or no answer from the target |
 //!
 //! The hop-count test assumes the answer's initial TTL is one of 64, 128, 255 and the path back
 //! is as long as the path out; on the Internet an asymmetric path can make it wrong, so the
@@ -128,7 +128,11 @@ pub fn judge(answers: &[Answer]) -> TraceVerdict {
             return v;
         }
     }
+    // Issue 14: intact means "unchanged at the last quoting hop"; short quotes after the last
+    // intact one could hide a change (a stripper among RFC 792 routers at the path's end).
+    let short_at_end = quotes.last().is_some_and(|q| q.2 == MpcState::Unknown);
     match (quotes.iter().rev().find(|q| q.2 != MpcState::Unknown), first_answer) {
+        (Some(&(_, _, MpcState::Intact)), Some(_)) if short_at_end => v.detail = "short-quotes-at-end",
         (Some(&(_, _, MpcState::Intact)), Some(_)) => {
             v.kind = VerdictKind::Intact;
             v.detail = "answered";
@@ -254,6 +258,25 @@ mod tests {
         a.retain(|x| x.probe_ttl != 3);
         a.iter_mut().filter(|x| x.probe_ttl == 4).for_each(|x| x.quote.as_mut().unwrap().mpc = MpcState::Removed);
         assert_eq!(judge(&a).kind, VerdictKind::Unknown);
+    }
+
+    #[test]
+    fn short_quotes_at_the_end_are_not_intact() {
+        // Routers 4..6 quote 8 bytes: a stripper there would not show, so not `intact`, even
+        // though every full quote (1..3) is intact and the target answered.
+        let mut a = clean();
+        for x in a.iter_mut().filter(|x| (4..=6).contains(&x.probe_ttl)) {
+            x.quote.as_mut().unwrap().mpc = MpcState::Unknown;
+        }
+        let v = judge(&a);
+        assert_eq!(
+            (v.kind, v.last_intact, v.answer_ttl, v.detail),
+            (VerdictKind::Unknown, Some(3), Some(7), "short-quotes-at-end")
+        );
+        // A short quote in the middle, full intact quotes after it: intact.
+        let mut a = clean();
+        a[2].quote.as_mut().unwrap().mpc = MpcState::Unknown;
+        assert_eq!(judge(&a).kind, VerdictKind::Intact);
     }
 
     #[test]
