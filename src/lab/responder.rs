@@ -20,6 +20,11 @@
 //! * [`ResponderKind::NoAlgorithm`]: the same base options plus a 12-byte MP_CAPABLE of the
 //!   probe's own version with its own key and flags 0x00: no crypto algorithm, which RFC 8684
 //!   §3.1 says MUST be ignored (a broken stack, or a box that zeroes flags it does not know).
+//! * [`ResponderKind::Plain`]: the base options only, as a SYN proxy answers (the trace lab's
+//!   IPv6 SYN proxy, `super::paths`).
+//!
+//! The trace lab's boxes ([`Responder::on_path`]) also answer IPv6 and leave the probes whose
+//! TTL (hop limit) expires at their router to its kernel.
 //!
 //! A SYN to any other port gets a RST (the host is there, the port is closed). Everything else
 //! (non-IPv4, non-TCP, fragments, segments that are not a bare SYN, addresses outside the range)
@@ -44,6 +49,8 @@ pub enum ResponderKind {
     V0Server,
     /// Answers MP_CAPABLE of the probe's version, its own key, and no algorithm bit (flags 0x00).
     NoAlgorithm,
+    /// A SYN proxy's SYN-ACK: the base options, never MP_CAPABLE.
+    Plain,
 }
 
 /// The per-answer values a responder makes up: passed in so that tests are deterministic.
@@ -109,7 +116,7 @@ const WINDOW: u16 = 65160;
 pub struct Responder {
     kind: ResponderKind,
     mac: [u8; 6],
-    prefix: Ipv4Net,
+    prefix: Option<Ipv4Net>,
     prefix6: Option<Ipv6Net>,
     ports: Vec<u16>,
     on_path: bool,
@@ -152,7 +159,13 @@ impl<'a> SynOptions<'a> {
 impl Responder {
     /// A responder of `kind` answering for `prefix` on `ports`, sending from `mac`.
     pub fn new(kind: ResponderKind, mac: [u8; 6], prefix: Ipv4Net, ports: Vec<u16>) -> Responder {
-        Responder { kind, mac, prefix, prefix6: None, ports, on_path: false }
+        Responder { kind, mac, prefix: Some(prefix), prefix6: None, ports, on_path: false }
+    }
+
+    /// A responder of `kind` answering for the IPv6 `prefix6` only (the trace lab's SYN proxy
+    /// for IPv6, beside the kernel's for IPv4).
+    pub fn new_ipv6(kind: ResponderKind, mac: [u8; 6], prefix6: Ipv6Net, ports: Vec<u16>) -> Responder {
+        Responder { kind, mac, prefix: None, prefix6: Some(prefix6), ports, on_path: false }
     }
 
     /// Also answers for the IPv6 prefix `prefix6` (the trace lab's echoing box; the scan lab's
@@ -184,7 +197,7 @@ impl Responder {
                 if ip.protocol() != ipv4::protocol::TCP || ip.frag_offset() != 0 || ip.more_frags() {
                     return Err(Ignored::NotTcp);
                 }
-                if !self.prefix.contains(&ip.dst_addr()) {
+                if !self.prefix.is_some_and(|p| p.contains(&ip.dst_addr())) {
                     return Err(Ignored::NotOurs);
                 }
                 (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), ip.ttl(), ip.into_payload())
@@ -479,6 +492,19 @@ mod tests {
             syn[ttl_at] = 1;
             assert_eq!(r.answer(&syn, FRESH, &mut out), Err(Ignored::ExpiresHere), "{dst}");
         }
+        // The IPv6 SYN proxy: a plain SYN-ACK, and IPv4 is not its to answer.
+        let plain = Responder::new_ipv6(ResponderKind::Plain, OUR_MAC, "2001:db8:77::/48".parse().unwrap(), vec![443])
+            .on_path();
+        let (mut syn6, _) = probe("2001:db8:77:6::2", 443, ProbeVersion::V0);
+        syn6[14 + 7] = 2;
+        let n = plain.answer(&syn6, FRESH, &mut out).expect("an answer");
+        let Some(Ok(FrameRepr { l4: crate::wire::L4Repr::Tcp(t), .. })) = FrameRepr::parse(&out[..n]) else {
+            panic!("not TCP")
+        };
+        assert_eq!(t.flags.0, TcpFlags::SYN | TcpFlags::ACK);
+        assert!(crate::wire::TcpOptions::new(t.options).all(|o| !matches!(o, Ok(TcpOption::MpCapable(_)))));
+        let (syn4, _) = probe("198.51.100.9", 443, ProbeVersion::V1);
+        assert_eq!(plain.answer(&syn4, FRESH, &mut out), Err(Ignored::NotOurs));
         // Without an IPv6 prefix, IPv6 is not ours to answer.
         let (syn6, _) = probe("2001:db8:77:6::2", 443, ProbeVersion::V1);
         assert_eq!(responder(ResponderKind::Echo).answer(&syn6, FRESH, &mut out), Err(Ignored::NotIpv4));

@@ -9,8 +9,9 @@
 //!   checksum offload is turned off on that link first, so that the kernel's SYN-ACKs leave with
 //!   complete checksums.
 //! * `--kind echo|mirror|v0|noalgo`: a [`Responder`] on an AF_PACKET socket.
-//! * `--kind on-path-echo|quote8`: the trace lab's boxes inside routers (`super::paths`): the
-//!   echo answering only what the router would forward, and an RFC 792 router's 8-byte quotes.
+//! * `--kind on-path-echo|on-path-plain|quote8`: the trace lab's boxes inside routers
+//!   (`super::paths`): the echo and a SYN proxy's plain SYN-ACK, answering only what the router
+//!   would forward, and an RFC 792 router's 8-byte quotes.
 //!
 //! Each prints `ready` on standard output once it is listening (that is what `up` waits for),
 //! then runs until killed.
@@ -45,6 +46,9 @@ pub enum ServeKind {
     /// The trace lab's echoing box in a router: the echo, IPv4 and (with `--prefix6`) IPv6,
     /// answering only the SYNs the router would forward.
     OnPathEcho,
+    /// The trace lab's IPv6 SYN proxy in a router: a SYN-ACK without MP_CAPABLE to the SYNs the
+    /// router would forward.
+    OnPathPlain,
     /// The trace lab's RFC 792 router: time exceeded quoting the IP header and 8 bytes, from
     /// `--source`, for the IPv4 datagrams to `--prefix` whose TTL expires here.
     Quote8,
@@ -88,14 +92,17 @@ pub fn serve(kind: ServeKind, ports: &[u16], place: &Place<'_>) -> anyhow::Resul
             let prefix = prefix.context("--prefix is required for a userspace responder")?;
             respond(Responder::new(rk, mac_of(iface)?, prefix, ports.to_vec()), iface)
         }
-        ServeKind::OnPathEcho => {
+        ServeKind::OnPathEcho | ServeKind::OnPathPlain => {
             let iface = iface.context("--iface is required for a userspace responder")?;
-            let prefix = prefix.context("--prefix is required for a userspace responder")?;
-            let mut r = Responder::new(ResponderKind::Echo, mac_of(iface)?, prefix, ports.to_vec()).on_path();
-            if let Some(p6) = place.prefix6 {
-                r = r.with_ipv6(p6);
-            }
-            respond(r, iface)
+            let rk = if kind == ServeKind::OnPathEcho { ResponderKind::Echo } else { ResponderKind::Plain };
+            let (mac, ports) = (mac_of(iface)?, ports.to_vec());
+            let r = match (prefix, place.prefix6) {
+                (Some(p), None) => Responder::new(rk, mac, p, ports),
+                (Some(p), Some(p6)) => Responder::new(rk, mac, p, ports).with_ipv6(p6),
+                (None, Some(p6)) => Responder::new_ipv6(rk, mac, p6, ports),
+                (None, None) => bail!("--prefix or --prefix6 is required for a userspace responder"),
+            };
+            respond(r.on_path(), iface)
         }
         ServeKind::Quote8 => {
             let iface = iface.context("--iface is required for a userspace router")?;

@@ -59,8 +59,10 @@ pub enum Middlebox {
     /// userspace responder (`lab serve --kind on-path-echo`) answers each SYN it would forward
     /// with a SYN-ACK echoing the probe's MP_CAPABLE byte for byte, IPv4 and IPv6.
     Echo,
-    /// nftables `synproxy` in FORWARD (SYNs untracked in prerouting): the kernel's SYN proxy
-    /// answers for the server with a SYN-ACK of its own, without MP_CAPABLE, both families.
+    /// A SYN proxy: it answers for the server with a SYN-ACK of its own, without MP_CAPABLE.
+    /// IPv4: nftables `synproxy` in FORWARD (SYNs untracked in prerouting). IPv6: the kernel's
+    /// drops our raw SYNs (docs/LAB.md), so a userspace one (`lab serve --kind on-path-plain`)
+    /// behind a FORWARD drop, as for the echo.
     Synproxy,
 }
 
@@ -238,15 +240,16 @@ impl TracePath {
             Middlebox::RewriteMss => (String::new(), "tcp flags syn tcp option maxseg size set 1300".to_string()),
             // The kernel forwards nothing to the server; the responder answers instead.
             Middlebox::Echo => (String::new(), format!("ip daddr {s4} meta l4proto tcp drop\n    ip6 daddr {s6} meta l4proto tcp drop")),
+            // IPv4: the kernel's SYN proxy. IPv6: a userspace one (docs/LAB.md: this kernel's
+            // nftables synproxy drops IPv6 SYNs sent from a raw socket).
             Middlebox::Synproxy => (
                 format!(
                     "  chain pre {{\n    type filter hook prerouting priority raw; policy accept;\n    \
-                     ip daddr {s4} tcp flags syn notrack\n    ip6 daddr {s6} tcp flags syn notrack\n  }}\n"
+                     ip daddr {s4} tcp flags syn notrack\n  }}\n"
                 ),
                 format!(
                     "ip daddr {s4} tcp dport {PORT} ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm\n    \
-                     ip6 daddr {s6} tcp dport {PORT} ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm\n    \
-                     ip daddr {s4} ct state invalid drop\n    ip6 daddr {s6} ct state invalid drop"
+                     ip daddr {s4} ct state invalid drop\n    ip6 daddr {s6} meta l4proto tcp drop"
                 ),
             ),
         };
@@ -256,7 +259,11 @@ impl TracePath {
         let ns = Self::ns(&self.run, r);
         netns::nft(&ns, &rules)?;
         match b {
-            Middlebox::Synproxy => netns::sysctl(&ns, &["net.netfilter.nf_conntrack_tcp_loose=0"])?,
+            Middlebox::Synproxy => {
+                netns::sysctl(&ns, &["net.netfilter.nf_conntrack_tcp_loose=0"])?;
+                let (iface, p6) = (format!("w{}", r - 1), format!("{s6}/128"));
+                self.spawn(r, exe, &["--kind", "on-path-plain", "--iface", &iface, "--prefix6", &p6])?;
+            }
             Middlebox::Echo => {
                 let (iface, p4, p6) = (format!("w{}", r - 1), format!("{s4}/32"), format!("{s6}/128"));
                 let args = ["--kind", "on-path-echo", "--iface", &iface, "--prefix", &p4, "--prefix6", &p6];
