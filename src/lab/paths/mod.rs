@@ -229,6 +229,27 @@ impl TracePath {
                 netns::sysctl(&ns, &ROUTER_SYSCTLS)?;
             }
         }
+        self.permanent_neighbours()
+    }
+
+    /// Permanent neighbour entries at both ends of every link, both families, as the scan lab
+    /// has: no answer waits for neighbour discovery. (All the TTLs of a target share one
+    /// 4-tuple; a server whose SYN-ACK waited would meet the next SYNs with its connection
+    /// request still open and not answer them, and the target's first answer would come late.)
+    fn permanent_neighbours(&self) -> anyhow::Result<()> {
+        for k in 0..=ROUTERS {
+            let (a, b) = (Self::ns(&self.run, k), Self::ns(&self.run, k + 1));
+            let (ia, ib) = (if k == 0 { "s0".to_string() } else { format!("e{k}") }, format!("w{k}"));
+            let (mac_a, mac_b) = (netns::mac(&a, &ia)?, netns::mac(&b, &ib)?);
+            for (ns, ifname, peer_side, peer_mac) in [(&a, &ia, 2u8, &mac_b), (&b, &ib, 1u8, &mac_a)] {
+                for v6 in [false, true] {
+                    let peer = Self::addr(k, peer_side, v6).to_string();
+                    let fam = if v6 { "-6" } else { "-4" };
+                    let args = [fam, "neigh", "replace", &peer, "lladdr", peer_mac, "dev", ifname, "nud", "permanent"];
+                    netns::ip(ns, &args)?;
+                }
+            }
+        }
         Ok(())
     }
 
