@@ -123,7 +123,8 @@ pub fn judge(answers: &[Answer]) -> TraceVerdict {
         let beyond = quotes.iter().any(|q| q.0 >= a.probe_ttl);
         let hops_back = hops_back(a.reply_ttl);
         let farthest_quote = quotes.last().map_or(0, |q| u32::from(q.0));
-        let closer = hops_back.is_some_and(|h| u32::from(h) + 1 <= farthest_quote);
+        // The answerer is `h + 1` hops away: at or before the farthest quoting router.
+        let closer = hops_back.is_some_and(|h| u32::from(h) < farthest_quote);
         if beyond || closer {
             v.kind = VerdictKind::AnsweredOnPath;
             v.hop = Some(a.probe_ttl);

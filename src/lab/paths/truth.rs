@@ -139,8 +139,7 @@ impl LabPath {
         let answering = spec.middlebox.filter(|(_, b)| b.answers());
         let hops = (1..=ROUTERS)
             .map(|ttl| {
-                if let Some((r, b)) = answering.filter(|(r, _)| ttl > *r) {
-                    let _ = r;
+                if let Some((_, b)) = answering.filter(|(r, _)| ttl > *r) {
                     let class = Some(box_class(b));
                     return HopTruth {
                         ttl,
