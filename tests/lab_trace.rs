@@ -11,7 +11,8 @@
 //!   the end of an unchanged path;
 //! * a clean path to kernel MPTCP listeners.
 //!
-//! Plus `traceroute -T` (Debian's) agreeing with the hop addresses.
+//! Plus `traceroute -T` (Debian's) agreeing with the hop addresses, over the stripper's path and
+//! over the one with userspace 8-byte routers.
 //!
 //! Needs root and namespaces: skips without them, fails instead with `MPSCAN_REQUIRE_LAB=1`. Each
 //! path has a unique name and is deleted by its guard (processes killed by PID first) even when
@@ -188,12 +189,16 @@ fn hop_addresses_agree_with_traceroute() {
     if !lab_possible("lab_trace") {
         return;
     }
-    let p = TracePath::up(&random_run_name(), LabPath::Stripper.spec(), Path::new(EXE)).expect("path up");
-    let (hops, _) = trace(&p);
-    for target in TracePath::server() {
-        let theirs = traceroute(&p, target);
-        let key = (target.to_string(), "v1".to_string());
-        let ours: BTreeMap<u8, String> = (1..=ROUTERS).map(|t| (t, hop(&hops, &key, t)["router"].clone())).collect();
-        assert_eq!(ours, theirs, "{target}: mpscan's hops against traceroute -T");
+    // The kernel's routers, and a path with userspace RFC 792 routers (2 to 4, IPv4).
+    for path in [LabPath::Stripper, LabPath::ShortQuotesThenStripper] {
+        let p = TracePath::up(&random_run_name(), path.spec(), Path::new(EXE)).expect("path up");
+        let (hops, _) = trace(&p);
+        for target in TracePath::server() {
+            let theirs = traceroute(&p, target);
+            let key = (target.to_string(), "v1".to_string());
+            let ours: BTreeMap<u8, String> =
+                (1..=ROUTERS).map(|t| (t, hop(&hops, &key, t)["router"].clone())).collect();
+            assert_eq!(ours, theirs, "{path:?} {target}: mpscan's hops against traceroute -T");
+        }
     }
 }
