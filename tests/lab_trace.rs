@@ -1,21 +1,29 @@
 //! `mpscan trace` over real router namespaces (`mpscan::lab::paths`), IPv4 and IPv6, MP_CAPABLE
-//! v0 and v1 in one trace, compared with each path's ground truth:
+//! v0 and v1 in one trace (`--mptcp-version both`), compared with each path's ground truth
+//! (`mpscan::lab::paths::truth`, whose table lists the paths and their verdicts): every hop row
+//! of TTL 1 to 6 (who answered, ICMP or SYN-ACK, the quote's MP_CAPABLE state, MSS and length,
+//! the SYN-ACK's class) and the verdict row (verdict, hop, router, last intact TTL, answering
+//! TTL and class, detail), for each of the 4 (family, version) pairs:
 //!
-//! | path | ground truth |
-//! |---|---|
-//! | router 3 strips MP_CAPABLE in FORWARD (nft `reset tcp option mptcp`) | `removed-at` TTL 4 (router 4), last intact TTL 3; quotes intact up to TTL 3, removed from 4 to 6 |
-//! | router 2 rewrites MSS to 1300 | `intact`; quotes show MSS 1460 up to TTL 2 and 1300 from 3 to 6 |
+//! * a stripper and an MSS rewriter (nftables in a router's FORWARD hook);
+//! * an echoing box (a userspace responder in router 3) and nftables `synproxy` on router 3;
+//! * a stretch of RFC 792 routers quoting 8 bytes (userspace, IPv4) before a stripper, and at
+//!   the end of an unchanged path;
+//! * a clean path to kernel MPTCP listeners.
 //!
-//! In both, the server (no listener: it resets) answers from TTL 7, the path length, and every
-//! router 1 to 6 is found at its TTL with its own address.
+//! Plus `traceroute -T` (Debian's) agreeing with the hop addresses, over the stripper's path and
+//! over the one with userspace 8-byte routers.
 //!
 //! Needs root and namespaces: skips without them, fails instead with `MPSCAN_REQUIRE_LAB=1`. Each
-//! path has a unique name and is deleted by its guard even when the test fails.
+//! path has a unique name and is deleted by its guard (processes killed by PID first) even when
+//! the test fails.
 
 mod common;
 use common::lab_possible;
-use mpscan::lab::paths::{Middlebox, TracePath, ROUTERS};
+use mpscan::lab::paths::truth::LabPath;
+use mpscan::lab::paths::{TracePath, ROUTERS};
 use mpscan::lab::topology::random_run_name;
+use mpscan::probe::ProbeVersion;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -63,71 +71,98 @@ fn trace(p: &TracePath) -> (Vec<Row>, Vec<Row>) {
     r
 }
 
-/// Checks what every path has in common: the routers at their TTLs, the server at TTL 7.
-fn check_path(hops: &[Row], verdicts: &[Row]) -> BTreeMap<(String, String), Row> {
-    let by: BTreeMap<(String, String), Row> =
-        verdicts.iter().map(|v| ((v["target"].clone(), v["probe"].clone()), v.clone())).collect();
-    for target in TracePath::server() {
-        let v6 = target.is_ipv6();
-        for probe in ["v0", "v1"] {
-            let key = (target.to_string(), probe.to_string());
-            let v = by.get(&key).unwrap_or_else(|| panic!("no verdict for {key:?}: {verdicts:?}"));
-            assert_eq!(v["answer_ttl"], TracePath::server_ttl().to_string(), "{key:?}");
-            assert_eq!(v["answer_class"], "closed", "{key:?}");
-            for ttl in 1..=ROUTERS {
-                let h = hop(hops, &key, ttl);
-                assert_eq!(h["router"], TracePath::router(ttl, v6).to_string(), "{key:?} TTL {ttl}");
-                assert_eq!(h["kind"], "icmp");
-            }
-        }
-    }
-    by
-}
-
 fn hop<'a>(hops: &'a [Row], key: &(String, String), ttl: u8) -> &'a Row {
     hops.iter()
         .find(|h| h["target"] == key.0 && h["probe"] == key.1 && h["ttl"] == ttl.to_string())
         .unwrap_or_else(|| panic!("no hop {ttl} for {key:?}"))
 }
 
-#[test]
-fn stripping_router_is_located_in_both_families_and_versions() {
+fn text<T: ToString>(x: Option<T>) -> String {
+    x.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// Brings `path` up, traces its server and compares every hop row of TTL 1 to 6 and every
+/// verdict with the path's ground truth.
+fn trace_matches_truth(path: LabPath) {
     if !lab_possible("lab_trace") {
         return;
     }
-    let p = TracePath::up(&random_run_name(), Some((3, Middlebox::StripMpCapable))).expect("path up");
+    let p = TracePath::up(&random_run_name(), path.spec(), Path::new(EXE)).expect("path up");
     let (hops, verdicts) = trace(&p);
-    let by = check_path(&hops, &verdicts);
-    for (key, v) in &by {
-        let v6 = key.0.contains(':');
-        assert_eq!(v["verdict"], "removed-at", "{key:?}: {v:?}");
-        assert_eq!((v["hop"].as_str(), v["last_intact"].as_str()), ("4", "3"), "{key:?}");
-        assert_eq!(v["router"], TracePath::router(4, v6).to_string());
-        for ttl in 1..=ROUTERS {
-            let want = if ttl <= 3 { "intact" } else { "removed" };
-            assert_eq!(hop(&hops, key, ttl)["mpc"], want, "{key:?} TTL {ttl}");
+    assert_eq!(verdicts.len(), 4, "{path:?}: one verdict per family and version: {verdicts:?}");
+    for (target, v6) in TracePath::server().into_iter().zip([false, true]) {
+        for version in [ProbeVersion::V0, ProbeVersion::V1] {
+            let key = (target.to_string(), version.label().to_string());
+            let truth = path.truth(v6, version);
+            for h in &truth.hops {
+                let got = hop(&hops, &key, h.ttl);
+                let at = format!("{path:?} {key:?} TTL {}: {got:?}", h.ttl);
+                assert_eq!(
+                    (got["router"].as_str(), got["kind"].as_str()),
+                    (h.from.to_string().as_str(), h.kind),
+                    "{at}"
+                );
+                assert_eq!(got["mpc"], text(h.mpc), "{at}");
+                assert_eq!(got["class"], text(h.class), "{at}");
+                if h.kind == "icmp" {
+                    assert_eq!(got["mss"], text(h.mss), "{at}");
+                }
+                if let Some(n) = h.quoted_bytes {
+                    assert_eq!(got["quoted_bytes"], n.to_string(), "{at}");
+                }
+            }
+            let v = verdicts.iter().find(|v| v["target"] == key.0 && v["probe"] == key.1);
+            let v = v.unwrap_or_else(|| panic!("{path:?}: no verdict for {key:?}: {verdicts:?}"));
+            let t = &truth.verdict;
+            let want = [
+                t.verdict.to_string(),
+                text(t.hop),
+                text(t.router),
+                text(t.last_intact),
+                t.answer_ttl.to_string(),
+                t.answer_class.to_string(),
+                t.detail.to_string(),
+            ];
+            let cols = ["verdict", "hop", "router", "last_intact", "answer_ttl", "answer_class", "detail"];
+            let got = cols.map(|c| v[c].clone());
+            assert_eq!(got, want, "{path:?} {key:?}: columns {cols:?}");
         }
     }
-    assert_eq!(by.len(), 4);
+}
+
+#[test]
+fn stripping_router_is_located_in_both_families_and_versions() {
+    trace_matches_truth(LabPath::Stripper);
 }
 
 #[test]
 fn mss_rewrite_is_seen_and_mptcp_stays_intact() {
-    if !lab_possible("lab_trace") {
-        return;
-    }
-    let p = TracePath::up(&random_run_name(), Some((2, Middlebox::RewriteMss))).expect("path up");
-    let (hops, verdicts) = trace(&p);
-    let by = check_path(&hops, &verdicts);
-    for (key, v) in &by {
-        assert_eq!(v["verdict"], "intact", "{key:?}: {v:?}");
-        for ttl in 1..=ROUTERS {
-            let h = hop(&hops, key, ttl);
-            assert_eq!(h["mpc"], "intact", "{key:?} TTL {ttl}");
-            assert_eq!(h["mss"], if ttl <= 2 { "1460" } else { "1300" }, "{key:?} TTL {ttl}");
-        }
-    }
-    assert_eq!(by.len(), 4);
+    trace_matches_truth(LabPath::MssRewriter);
+}
+
+#[test]
+fn echoing_box_mid_path_answers_on_path_as_echo() {
+    trace_matches_truth(LabPath::EchoBox);
+}
+
+#[test]
+fn synproxy_mid_path_answers_on_path_as_tcp() {
+    trace_matches_truth(LabPath::Synproxy);
+}
+
+#[test]
+fn stripper_among_8_byte_routers_is_unknown_in_ipv4_and_located_in_ipv6() {
+    trace_matches_truth(LabPath::ShortQuotesThenStripper);
+}
+
+#[test]
+fn eight_byte_routers_at_the_end_are_not_called_intact() {
+    trace_matches_truth(LabPath::ShortQuotesTail);
+}
+
+#[test]
+fn clean_path_to_a_kernel_mptcp_server_is_intact() {
+    trace_matches_truth(LabPath::MptcpServer);
 }
 
 /// The hop addresses `traceroute -T -p 443` (Debian's, TCP SYN probes) finds from the scanner,
@@ -154,12 +189,16 @@ fn hop_addresses_agree_with_traceroute() {
     if !lab_possible("lab_trace") {
         return;
     }
-    let p = TracePath::up(&random_run_name(), Some((3, Middlebox::StripMpCapable))).expect("path up");
-    let (hops, _) = trace(&p);
-    for target in TracePath::server() {
-        let theirs = traceroute(&p, target);
-        let key = (target.to_string(), "v1".to_string());
-        let ours: BTreeMap<u8, String> = (1..=ROUTERS).map(|t| (t, hop(&hops, &key, t)["router"].clone())).collect();
-        assert_eq!(ours, theirs, "{target}: mpscan's hops against traceroute -T");
+    // The kernel's routers, and a path with userspace RFC 792 routers (2 to 4, IPv4).
+    for path in [LabPath::Stripper, LabPath::ShortQuotesThenStripper] {
+        let p = TracePath::up(&random_run_name(), path.spec(), Path::new(EXE)).expect("path up");
+        let (hops, _) = trace(&p);
+        for target in TracePath::server() {
+            let theirs = traceroute(&p, target);
+            let key = (target.to_string(), "v1".to_string());
+            let ours: BTreeMap<u8, String> =
+                (1..=ROUTERS).map(|t| (t, hop(&hops, &key, t)["router"].clone())).collect();
+            assert_eq!(ours, theirs, "{path:?} {target}: mpscan's hops against traceroute -T");
+        }
     }
 }

@@ -108,6 +108,12 @@ pub enum LabCommand {
         /// Prefix a userspace responder answers for.
         #[arg(long)]
         prefix: Option<Ipv4Net>,
+        /// IPv6 prefix the on-path echo answers for too.
+        #[arg(long)]
+        prefix6: Option<ipnet::Ipv6Net>,
+        /// Address the RFC 792 router (quote8) answers from.
+        #[arg(long)]
+        source: Option<std::net::Ipv4Addr>,
     },
     /// (internal) Send one MP_CAPABLE SYN probe to each ADDR:PORT and print the frames that come
     /// back as hex; test support, run in the scanner namespace.
@@ -213,7 +219,10 @@ pub fn run(a: &LabArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        LabCommand::Serve { kind, ports, iface, prefix } => serve::serve(*kind, ports, iface.as_deref(), *prefix),
+        LabCommand::Serve { kind, ports, iface, prefix, prefix6, source } => {
+            let place = serve::Place { iface: iface.as_deref(), prefix: *prefix, prefix6: *prefix6, source: *source };
+            serve::serve(*kind, ports, &place)
+        }
         LabCommand::Probe { iface, src, gateway_mac, version, seed, wait_ms, targets } => {
             probe::probe(iface, *src, gateway_mac, *version, *seed, targets, Duration::from_millis(*wait_ms))
         }

@@ -20,6 +20,11 @@
 //! * [`ResponderKind::NoAlgorithm`]: the same base options plus a 12-byte MP_CAPABLE of the
 //!   probe's own version with its own key and flags 0x00: no crypto algorithm, which RFC 8684
 //!   §3.1 says MUST be ignored (a broken stack, or a box that zeroes flags it does not know).
+//! * [`ResponderKind::Plain`]: the base options only, as a SYN proxy answers (the trace lab's
+//!   IPv6 SYN proxy, `super::paths`).
+//!
+//! The trace lab's boxes ([`Responder::on_path`]) also answer IPv6 and leave the probes whose
+//! TTL (hop limit) expires at their router to its kernel.
 //!
 //! A SYN to any other port gets a RST (the host is there, the port is closed). Everything else
 //! (non-IPv4, non-TCP, fragments, segments that are not a bare SYN, addresses outside the range)
@@ -27,10 +32,11 @@
 //! the lab crosses veths with its checksum left to offload and would look wrong.
 
 use crate::wire::{
-    ethernet, ipv4, tcp, tcp_option, EtherType, EthernetFrame, EthernetRepr, FrameRepr, IpRepr, Ipv4Packet, Ipv4Repr,
-    L4Repr, MpCapable, TcpFlags, TcpOption, TcpPacket, TcpRepr,
+    ethernet, ipv4, ipv6, tcp, tcp_option, EtherType, EthernetFrame, FrameRepr, IpRepr, Ipv4Packet, Ipv6Packet,
+    MpCapable, TcpFlags, TcpOption, TcpPacket, TcpRepr,
 };
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::net::IpAddr;
 
 /// Which middlebox or server a responder plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +49,8 @@ pub enum ResponderKind {
     V0Server,
     /// Answers MP_CAPABLE of the probe's version, its own key, and no algorithm bit (flags 0x00).
     NoAlgorithm,
+    /// A SYN proxy's SYN-ACK: the base options, never MP_CAPABLE.
+    Plain,
 }
 
 /// The per-answer values a responder makes up: passed in so that tests are deterministic.
@@ -61,7 +69,7 @@ pub struct Fresh {
 /// Why a frame got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ignored {
-    /// Not an IPv4 frame.
+    /// Not an IPv4 frame (nor IPv6, for a responder given an IPv6 prefix).
     NotIpv4,
     /// The frame could not be read (the wire layer's reason).
     Malformed(&'static str),
@@ -73,6 +81,10 @@ pub enum Ignored {
     NotOurs,
     /// The answer's options would not fit in 40 bytes.
     OptionsTooLong,
+    /// On a path: the TTL (hop limit) expires here, the router's kernel answers it.
+    ExpiresHere,
+    /// An RFC 792 router: the TTL does not expire here, the kernel forwards it.
+    Forwarded,
 }
 
 impl Ignored {
@@ -85,12 +97,14 @@ impl Ignored {
             Ignored::NotSyn => "not-syn",
             Ignored::NotOurs => "not-ours",
             Ignored::OptionsTooLong => "options-too-long",
+            Ignored::ExpiresHere => "expires-here",
+            Ignored::Forwarded => "forwarded",
         }
     }
 }
 
-/// Longest frame a responder writes: Ethernet + IPv4 + TCP with 40 bytes of options.
-pub const MAX_ANSWER_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp::MAX_HEADER_LEN;
+/// Longest frame a responder writes: Ethernet + IPv6 + TCP with 40 bytes of options.
+pub const MAX_ANSWER_LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + tcp::MAX_HEADER_LEN;
 
 /// Our MSS, window scale and receive window.
 const MSS: u16 = 1460;
@@ -102,8 +116,10 @@ const WINDOW: u16 = 65160;
 pub struct Responder {
     kind: ResponderKind,
     mac: [u8; 6],
-    prefix: Ipv4Net,
+    prefix: Option<Ipv4Net>,
+    prefix6: Option<Ipv6Net>,
     ports: Vec<u16>,
+    on_path: bool,
 }
 
 /// What a SYN carried, as far as an answer needs it.
@@ -143,24 +159,65 @@ impl<'a> SynOptions<'a> {
 impl Responder {
     /// A responder of `kind` answering for `prefix` on `ports`, sending from `mac`.
     pub fn new(kind: ResponderKind, mac: [u8; 6], prefix: Ipv4Net, ports: Vec<u16>) -> Responder {
-        Responder { kind, mac, prefix, ports }
+        Responder { kind, mac, prefix: Some(prefix), prefix6: None, ports, on_path: false }
+    }
+
+    /// A responder of `kind` answering for the IPv6 `prefix6` only (the trace lab's SYN proxy
+    /// for IPv6, beside the kernel's for IPv4).
+    pub fn new_ipv6(kind: ResponderKind, mac: [u8; 6], prefix6: Ipv6Net, ports: Vec<u16>) -> Responder {
+        Responder { kind, mac, prefix: None, prefix6: Some(prefix6), ports, on_path: false }
+    }
+
+    /// Also answers for the IPv6 prefix `prefix6` (the trace lab's echoing box; the scan lab's
+    /// responders speak IPv4 only).
+    pub fn with_ipv6(mut self, prefix6: Ipv6Net) -> Responder {
+        self.prefix6 = Some(prefix6);
+        self
+    }
+
+    /// Whether it answers IPv6 too (its socket must then receive every EtherType).
+    pub fn speaks_ipv6(&self) -> bool {
+        self.prefix6.is_some()
+    }
+
+    /// Plays a box inside a router (the trace lab): it answers only the SYNs the router would
+    /// forward (TTL or hop limit above 1), leaving the others to the kernel's time exceeded.
+    pub fn on_path(mut self) -> Responder {
+        self.on_path = true;
+        self
     }
 
     /// Turns `frame` into an answer written at the start of `out` (at least
     /// [`MAX_ANSWER_LEN`] bytes) and returns its length, or says why there is none.
     pub fn answer(&self, frame: &[u8], fresh: Fresh, out: &mut [u8]) -> Result<usize, Ignored> {
         let eth = EthernetFrame::new_checked(frame).map_err(|e| Ignored::Malformed(e.reason()))?;
-        if eth.ethertype() != EtherType::Ipv4 {
-            return Err(Ignored::NotIpv4);
+        let (src, dst, ttl, seg) = match eth.ethertype() {
+            EtherType::Ipv4 => {
+                let ip = Ipv4Packet::new_checked(eth.payload()).map_err(|e| Ignored::Malformed(e.reason()))?;
+                if ip.protocol() != ipv4::protocol::TCP || ip.frag_offset() != 0 || ip.more_frags() {
+                    return Err(Ignored::NotTcp);
+                }
+                if !self.prefix.is_some_and(|p| p.contains(&ip.dst_addr())) {
+                    return Err(Ignored::NotOurs);
+                }
+                (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), ip.ttl(), ip.into_payload())
+            }
+            EtherType::Ipv6 if self.prefix6.is_some() => {
+                let ip = Ipv6Packet::new_checked(eth.payload()).map_err(|e| Ignored::Malformed(e.reason()))?;
+                if ip.next_header() != ipv4::protocol::TCP {
+                    return Err(Ignored::NotTcp);
+                }
+                if !self.prefix6.is_some_and(|p| p.contains(&ip.dst_addr())) {
+                    return Err(Ignored::NotOurs);
+                }
+                (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.hop_limit(), ip.into_payload())
+            }
+            _ => return Err(Ignored::NotIpv4),
+        };
+        if self.on_path && ttl <= 1 {
+            return Err(Ignored::ExpiresHere);
         }
-        let ip = Ipv4Packet::new_checked(eth.payload()).map_err(|e| Ignored::Malformed(e.reason()))?;
-        if ip.protocol() != ipv4::protocol::TCP || ip.frag_offset() != 0 || ip.more_frags() {
-            return Err(Ignored::NotTcp);
-        }
-        if !self.prefix.contains(&ip.dst_addr()) {
-            return Err(Ignored::NotOurs);
-        }
-        let syn = TcpPacket::new_checked(ip.payload()).map_err(|e| Ignored::Malformed(e.reason()))?;
+        let syn = TcpPacket::new_checked(seg).map_err(|e| Ignored::Malformed(e.reason()))?;
         let f = syn.flags();
         if !f.syn() || f.ack() || f.rst() || f.fin() {
             return Err(Ignored::NotSyn);
@@ -187,18 +244,11 @@ impl Responder {
             options: &opts[..opts_len],
             payload: &[],
         };
-        let ip = Ipv4Repr {
-            src_addr: ip.dst_addr(),
-            dst_addr: ip.src_addr(),
-            protocol: ipv4::protocol::TCP,
-            payload_len: tcp.buffer_len(),
-            ttl: 64,
-            ident: fresh.ident,
-            dont_frag: true,
-        };
-        let ethernet = EthernetRepr { src: self.mac, dst: eth.src(), ethertype: EtherType::Ipv4 };
-        let len = FrameRepr { ethernet, ip: IpRepr::V4(ip), l4: L4Repr::Tcp(tcp) }.emit(out);
-        Ok(len)
+        let mut frame = FrameRepr::tcp(dst, src, 64, tcp).with_macs(self.mac, eth.src());
+        if let IpRepr::V4(ip) = &mut frame.ip {
+            (ip.ident, ip.dont_frag) = (fresh.ident, true);
+        }
+        Ok(frame.emit(out))
     }
 
     /// Writes the SYN-ACK's option list (padded to a multiple of 4) and returns its length,
@@ -255,20 +305,22 @@ mod tests {
     use super::*;
     use crate::keyed_hash::Validator;
     use crate::probe::{Link, ProbeBuilder, ProbeVersion, SynOption};
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     const SCANNER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
     const OUR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 3];
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+    const SRC6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
     const FRESH: Fresh = Fresh { isn: 0xdead_beef, tsval: 0x0102_0304, key: 0x1122_3344_5566_7788, ident: 7 };
 
     /// A probe as `mpscan scan` sends it, from the project's own probe builder.
     fn probe(dst: &str, port: u16, v: ProbeVersion) -> (Vec<u8>, crate::probe::ProbeTag) {
-        let link = Link { src_mac: SCANNER_MAC, dst_mac: ROUTER_MAC, src_v4: Some(SRC), src_v6: None };
+        let link = Link { src_mac: SCANNER_MAC, dst_mac: ROUTER_MAC, src_v4: Some(SRC), src_v6: Some(SRC6) };
         let b = ProbeBuilder::new(&link, &[v]);
         let dst: IpAddr = dst.parse().unwrap();
-        let tag = Validator::from_seed(1).tag(IpAddr::V4(SRC), dst, port, v);
+        let src = if dst.is_ipv6() { IpAddr::V6(SRC6) } else { IpAddr::V4(SRC) };
+        let tag = Validator::from_seed(1).tag(src, dst, port, v);
         let mut buf = vec![0u8; 128];
         let n = b.write(&mut buf, dst, port, v, &tag);
         buf.truncate(n);
@@ -409,5 +461,52 @@ mod tests {
         let mut arp = syn.clone();
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         assert_eq!(r.answer(&arp, FRESH, &mut out), Err(Ignored::NotIpv4));
+    }
+
+    #[test]
+    fn on_path_echo_answers_both_families_and_leaves_expiring_probes_to_the_kernel() {
+        let r = responder(ResponderKind::Echo).with_ipv6("2001:db8:77::/48".parse().unwrap()).on_path();
+        let mut out = [0u8; MAX_ANSWER_LEN];
+        for (dst, ttl_at) in [("198.51.100.9", 14 + 8), ("2001:db8:77:6::2", 14 + 7)] {
+            let (mut syn, tag) = probe(dst, 443, ProbeVersion::V1);
+            syn[ttl_at] = 2;
+            let n = r.answer(&syn, FRESH, &mut out).expect("an answer");
+            let f = FrameRepr::parse(&out[..n]).unwrap().unwrap();
+            let FrameRepr { ethernet, ip, l4: crate::wire::L4Repr::Tcp(t) } = f else { panic!("not TCP") };
+            assert_eq!((ethernet.src, ethernet.dst), (OUR_MAC, SCANNER_MAC));
+            assert_eq!((ip.src_addr(), ip.ttl()), (dst.parse().unwrap(), 64));
+            assert_eq!(t.flags.0, TcpFlags::SYN | TcpFlags::ACK);
+            let opts = crate::wire::TcpOptions::new(t.options);
+            let mpc = opts.filter_map(Result::ok).find_map(|o| match o {
+                TcpOption::MpCapable(m) => Some(m),
+                _ => None,
+            });
+            assert_eq!(mpc, Some(ProbeVersion::V1.syn_option(tag.key)), "{dst}");
+            if let IpRepr::V6(_) = ip {
+                let seg = &out[14 + ipv6::HEADER_LEN..n];
+                let c =
+                    crate::wire::checksum::pseudo_header(ip.src_addr(), ip.dst_addr(), ipv4::protocol::TCP, seg.len());
+                assert_eq!(crate::wire::checksum::finish(crate::wire::checksum::sum(c, seg)), 0, "TCP checksum");
+            }
+            // Expiring here: the router's kernel sends the time exceeded, the box stays silent.
+            syn[ttl_at] = 1;
+            assert_eq!(r.answer(&syn, FRESH, &mut out), Err(Ignored::ExpiresHere), "{dst}");
+        }
+        // The IPv6 SYN proxy: a plain SYN-ACK, and IPv4 is not its to answer.
+        let plain = Responder::new_ipv6(ResponderKind::Plain, OUR_MAC, "2001:db8:77::/48".parse().unwrap(), vec![443])
+            .on_path();
+        let (mut syn6, _) = probe("2001:db8:77:6::2", 443, ProbeVersion::V0);
+        syn6[14 + 7] = 2;
+        let n = plain.answer(&syn6, FRESH, &mut out).expect("an answer");
+        let Some(Ok(FrameRepr { l4: crate::wire::L4Repr::Tcp(t), .. })) = FrameRepr::parse(&out[..n]) else {
+            panic!("not TCP")
+        };
+        assert_eq!(t.flags.0, TcpFlags::SYN | TcpFlags::ACK);
+        assert!(crate::wire::TcpOptions::new(t.options).all(|o| !matches!(o, Ok(TcpOption::MpCapable(_)))));
+        let (syn4, _) = probe("198.51.100.9", 443, ProbeVersion::V1);
+        assert_eq!(plain.answer(&syn4, FRESH, &mut out), Err(Ignored::NotOurs));
+        // Without an IPv6 prefix, IPv6 is not ours to answer.
+        let (syn6, _) = probe("2001:db8:77:6::2", 443, ProbeVersion::V1);
+        assert_eq!(responder(ResponderKind::Echo).answer(&syn6, FRESH, &mut out), Err(Ignored::NotIpv4));
     }
 }

@@ -8,15 +8,19 @@
 //!   client's path manager has time to join announced addresses. With `--iface`, transmit
 //!   checksum offload is turned off on that link first, so that the kernel's SYN-ACKs leave with
 //!   complete checksums.
-//! * `--kind echo|mirror|v0`: a [`Responder`] on an AF_PACKET socket.
+//! * `--kind echo|mirror|v0|noalgo`: a [`Responder`] on an AF_PACKET socket.
+//! * `--kind on-path-echo|on-path-plain|quote8`: the trace lab's boxes inside routers
+//!   (`super::paths`): the echo and a SYN proxy's plain SYN-ACK, answering only what the router
+//!   would forward, and an RFC 792 router's 8-byte quotes.
 //!
 //! Each prints `ready` on standard output once it is listening (that is what `up` waits for),
 //! then runs until killed.
 
-use super::responder::{Fresh, Responder, ResponderKind, MAX_ANSWER_LEN};
+use super::paths::quote8::{self, ShortQuoter};
+use super::responder::{Fresh, Ignored, Responder, ResponderKind, MAX_ANSWER_LEN};
 use super::sys::{self, PacketSocket};
 use anyhow::{bail, Context};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use rand::Rng;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::BTreeMap;
@@ -39,13 +43,36 @@ pub enum ServeKind {
     V0,
     /// Userspace server answering MP_CAPABLE with no crypto algorithm (flags 0x00).
     Noalgo,
+    /// The trace lab's echoing box in a router: the echo, IPv4 and (with `--prefix6`) IPv6,
+    /// answering only the SYNs the router would forward.
+    OnPathEcho,
+    /// The trace lab's IPv6 SYN proxy in a router: a SYN-ACK without MP_CAPABLE to the SYNs the
+    /// router would forward.
+    OnPathPlain,
+    /// The trace lab's RFC 792 router: time exceeded quoting the IP header and 8 bytes, from
+    /// `--source`, for the IPv4 datagrams to `--prefix` whose TTL expires here.
+    Quote8,
+}
+
+/// Where a userspace process answers: its interface and what it answers for.
+#[derive(Debug, Clone, Default)]
+pub struct Place<'a> {
+    /// The interface it reads and writes frames on.
+    pub iface: Option<&'a str>,
+    /// The IPv4 range it answers for.
+    pub prefix: Option<Ipv4Net>,
+    /// The IPv6 range it answers for (on-path echo).
+    pub prefix6: Option<Ipv6Net>,
+    /// The address it answers from (RFC 792 router).
+    pub source: Option<Ipv4Addr>,
 }
 
 /// Listen backlog of the kernel listeners (capped by net.core.somaxconn, which `up` raises).
 const BACKLOG: i32 = 65535;
 
 /// Runs a server of `kind` until killed.
-pub fn serve(kind: ServeKind, ports: &[u16], iface: Option<&str>, prefix: Option<Ipv4Net>) -> anyhow::Result<()> {
+pub fn serve(kind: ServeKind, ports: &[u16], place: &Place<'_>) -> anyhow::Result<()> {
+    let Place { iface, prefix, .. } = *place;
     match kind {
         ServeKind::Mptcp | ServeKind::Tcp => {
             if let Some(i) = iface {
@@ -63,7 +90,28 @@ pub fn serve(kind: ServeKind, ports: &[u16], iface: Option<&str>, prefix: Option
             };
             let iface = iface.context("--iface is required for a userspace responder")?;
             let prefix = prefix.context("--prefix is required for a userspace responder")?;
-            respond(rk, iface, prefix, ports)
+            respond(Responder::new(rk, mac_of(iface)?, prefix, ports.to_vec()), iface)
+        }
+        ServeKind::OnPathEcho | ServeKind::OnPathPlain => {
+            let iface = iface.context("--iface is required for a userspace responder")?;
+            let rk = if kind == ServeKind::OnPathEcho { ResponderKind::Echo } else { ResponderKind::Plain };
+            let (mac, ports) = (mac_of(iface)?, ports.to_vec());
+            let r = match (prefix, place.prefix6) {
+                (Some(p), None) => Responder::new(rk, mac, p, ports),
+                (Some(p), Some(p6)) => Responder::new(rk, mac, p, ports).with_ipv6(p6),
+                (None, Some(p6)) => Responder::new_ipv6(rk, mac, p6, ports),
+                (None, None) => bail!("--prefix or --prefix6 is required for a userspace responder"),
+            };
+            respond(r.on_path(), iface)
+        }
+        ServeKind::Quote8 => {
+            let iface = iface.context("--iface is required for a userspace router")?;
+            let prefix = prefix.context("--prefix is required for a userspace router")?;
+            let source = place.source.context("--source is required for a userspace router")?;
+            let q = ShortQuoter::new(mac_of(iface)?, source, prefix);
+            let sock = PacketSocket::open(iface).with_context(|| format!("opening an AF_PACKET socket on {iface}"))?;
+            let mut rng = rand::thread_rng();
+            packet_loop(&sock, |frame, out| q.answer(frame, rng.gen(), out))
         }
     }
 }
@@ -157,29 +205,46 @@ pub fn app_answer(req: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-fn respond(kind: ResponderKind, iface: &str, prefix: Ipv4Net, ports: &[u16]) -> anyhow::Result<()> {
+/// The MAC address of `iface`.
+fn mac_of(iface: &str) -> anyhow::Result<[u8; 6]> {
     let mac_text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
         .with_context(|| format!("reading the MAC address of {iface}"))?;
-    let mac = crate::net::route::parse_mac(mac_text.trim()).with_context(|| format!("bad MAC {mac_text:?}"))?;
-    let sock = PacketSocket::open(iface).with_context(|| format!("opening an AF_PACKET socket on {iface}"))?;
-    let responder = Responder::new(kind, mac, prefix, ports.to_vec());
+    crate::net::route::parse_mac(mac_text.trim()).with_context(|| format!("bad MAC {mac_text:?}"))
+}
+
+fn respond(responder: Responder, iface: &str) -> anyhow::Result<()> {
+    // Every EtherType when the responder speaks IPv6 too.
+    let sock = if responder.speaks_ipv6() { PacketSocket::open_all(iface) } else { PacketSocket::open(iface) }
+        .with_context(|| format!("opening an AF_PACKET socket on {iface}"))?;
     let mut rng = rand::thread_rng();
     let start = Instant::now();
     let ts_base: u32 = rng.gen();
-    let mut buf = [0u8; 2048];
-    let mut out = [0u8; MAX_ANSWER_LEN];
-    let mut ignored: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let (mut answered, mut last_report) = (0u64, Instant::now());
-    ready()?;
-    loop {
-        let n = sock.recv(&mut buf).context("receiving")?;
+    packet_loop(&sock, |frame, out| {
         let fresh = Fresh {
             isn: rng.gen(),
             tsval: ts_base.wrapping_add(start.elapsed().as_millis() as u32),
             key: rng.gen(),
             ident: rng.gen(),
         };
-        match responder.answer(&buf[..n], fresh, &mut out) {
+        responder.answer(frame, fresh, out)
+    })
+}
+
+/// Says `ready`, then answers every frame received on `sock` with what `answer` writes, counting
+/// what it ignores (reported every 10 s on standard error), until an error.
+fn packet_loop(
+    sock: &PacketSocket,
+    mut answer: impl FnMut(&[u8], &mut [u8]) -> Result<usize, Ignored>,
+) -> anyhow::Result<()> {
+    let mut buf = [0u8; 2048];
+    const OUT: usize = if MAX_ANSWER_LEN > quote8::MAX_LEN { MAX_ANSWER_LEN } else { quote8::MAX_LEN };
+    let mut out = [0u8; OUT];
+    let mut ignored: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let (mut answered, mut last_report) = (0u64, Instant::now());
+    ready()?;
+    loop {
+        let n = sock.recv(&mut buf).context("receiving")?;
+        match answer(&buf[..n], &mut out) {
             Ok(len) => {
                 sock.send(&out[..len]).context("sending")?;
                 answered += 1;

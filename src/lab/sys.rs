@@ -15,7 +15,7 @@ pub const TCP_IS_MPTCP: libc::c_int = 43;
 /// IPPROTO_MPTCP, the protocol number of `socket(AF_INET, SOCK_STREAM, 262)`.
 pub const IPPROTO_MPTCP: i32 = 262;
 
-/// An AF_PACKET raw socket bound to one interface, receiving IPv4 frames addressed to it and
+/// An AF_PACKET raw socket bound to one interface, receiving IPv4 (or all) frames addressed to it and
 /// sending whole Ethernet frames out of it.
 #[derive(Debug)]
 pub struct PacketSocket {
@@ -26,8 +26,17 @@ impl PacketSocket {
     /// Opens the socket on interface `ifname` (ETH_P_IP only; our own transmissions are not
     /// looped back to us).
     pub fn open(ifname: &str) -> io::Result<PacketSocket> {
+        Self::open_proto(ifname, libc::ETH_P_IP)
+    }
+
+    /// Like [`Self::open`], receiving every EtherType (IPv4 and IPv6: the trace lab's boxes).
+    pub fn open_all(ifname: &str) -> io::Result<PacketSocket> {
+        Self::open_proto(ifname, libc::ETH_P_ALL)
+    }
+
+    fn open_proto(ifname: &str, ethertype: libc::c_int) -> io::Result<PacketSocket> {
         let ifindex = if_index(ifname)?;
-        let proto_be = (libc::ETH_P_IP as u16).to_be();
+        let proto_be = (ethertype as u16).to_be();
         // SAFETY: plain socket(2) call with constant arguments; the result is checked.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto_be as i32) };
         if raw < 0 {

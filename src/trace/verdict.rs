@@ -5,13 +5,16 @@
 //! | verdict | when |
 //! |---|---|
 //! | `removed-at` / `modified-at` | the first quote (lowest TTL) whose MP_CAPABLE is `removed` / `modified`, where the quote at the TTL before it is `intact` (or it is TTL 1: the hop before is us) |
-//! | `answered-on-path` | no such change, and a SYN-ACK or RST came for a TTL that cannot reach the target: a router quoted a probe with that TTL or a higher one (the probe went on past the answerer), or the answer came back over fewer hops than the TTL needs (a forwarding box answered: SYN proxy, echoing box) |
-//! | `intact` | no change; the target answered, and the last quote with a known state is `intact` |
-//! | `unknown` | a change whose hop before it quoted too little or nothing (`detail` says after which intact TTL), or no quote with a known state, or no answer from the target |
+//! | `answered-on-path` | no such change, and a SYN-ACK or RST came for a TTL that cannot reach the target: a router quoted a probe with that TTL or a higher one (the probe went on past the answerer), or the answer came back over no more hops than a quoting router is away (its sender sits at or before that router, which the target is beyond: a SYN proxy or echoing box in a router) |
+//! | `intact` | no change; the target answered, and the last quote (the last quoting hop) is `intact` |
+//! | `unknown` | a change whose hop before it quoted too little or nothing (`detail` says after which intact TTL), or quotes after the last intact one too short to say (`short-quotes-at-end`: a change there would not show), or no quote with a known state, or no answer from the target |
 //!
 //! The hop-count test assumes the answer's initial TTL is one of 64, 128, 255 and the path back
 //! is as long as the path out; on the Internet an asymmetric path can make it wrong, so the
-//! `detail` column says which test fired (`beyond` or `hop-count`).
+//! `detail` column says which test fired (`beyond` or `hop-count`). It compares the answer's
+//! distance with the quoting routers', not with the TTL it came for: a server may answer only
+//! some of the SYNs of one 4-tuple (all TTLs of a target share it), so the first answer can be
+//! for a TTL above the path length (tests/lab_trace.rs saw a kernel MPTCP server do that).
 
 use super::answer::Answer;
 use super::quote::MpcState;
@@ -119,7 +122,9 @@ pub fn judge(answers: &[Answer]) -> TraceVerdict {
     if let Some(a) = first_answer {
         let beyond = quotes.iter().any(|q| q.0 >= a.probe_ttl);
         let hops_back = hops_back(a.reply_ttl);
-        let closer = hops_back.is_some_and(|h| u32::from(h) + 1 < u32::from(a.probe_ttl));
+        let farthest_quote = quotes.last().map_or(0, |q| u32::from(q.0));
+        // The answerer is `h + 1` hops away: at or before the farthest quoting router.
+        let closer = hops_back.is_some_and(|h| u32::from(h) < farthest_quote);
         if beyond || closer {
             v.kind = VerdictKind::AnsweredOnPath;
             v.hop = Some(a.probe_ttl);
@@ -128,7 +133,11 @@ pub fn judge(answers: &[Answer]) -> TraceVerdict {
             return v;
         }
     }
+    // Issue 14: intact means "unchanged at the last quoting hop"; short quotes after the last
+    // intact one could hide a change (a stripper among RFC 792 routers at the path's end).
+    let short_at_end = quotes.last().is_some_and(|q| q.2 == MpcState::Unknown);
     match (quotes.iter().rev().find(|q| q.2 != MpcState::Unknown), first_answer) {
+        (Some(&(_, _, MpcState::Intact)), Some(_)) if short_at_end => v.detail = "short-quotes-at-end",
         (Some(&(_, _, MpcState::Intact)), Some(_)) => {
             v.kind = VerdictKind::Intact;
             v.detail = "answered";
@@ -257,6 +266,25 @@ mod tests {
     }
 
     #[test]
+    fn short_quotes_at_the_end_are_not_intact() {
+        // Routers 4..6 quote 8 bytes: a stripper there would not show, so not `intact`, even
+        // though every full quote (1..3) is intact and the target answered.
+        let mut a = clean();
+        for x in a.iter_mut().filter(|x| (4..=6).contains(&x.probe_ttl)) {
+            x.quote.as_mut().unwrap().mpc = MpcState::Unknown;
+        }
+        let v = judge(&a);
+        assert_eq!(
+            (v.kind, v.last_intact, v.answer_ttl, v.detail),
+            (VerdictKind::Unknown, Some(3), Some(7), "short-quotes-at-end")
+        );
+        // A short quote in the middle, full intact quotes after it: intact.
+        let mut a = clean();
+        a[2].quote.as_mut().unwrap().mpc = MpcState::Unknown;
+        assert_eq!(judge(&a).kind, VerdictKind::Intact);
+    }
+
+    #[test]
     fn all_short_quotes_or_no_answer_is_unknown() {
         let mut a = clean();
         a.iter_mut().filter_map(|x| x.quote.as_mut()).for_each(|q| q.mpc = MpcState::Unknown);
@@ -285,6 +313,20 @@ mod tests {
             (v.kind, v.hop, v.answer_class, v.detail),
             (VerdictKind::AnsweredOnPath, Some(4), Some(Class::Tcp), "hop-count")
         );
+    }
+
+    #[test]
+    fn target_answering_only_a_higher_ttl_is_not_on_path() {
+        // The server at distance 7 answers only the probe of TTL 10 (the SYN-ACKs of 7..9 lost,
+        // or not sent for a 4-tuple it already answered): still the target, 6 routers back.
+        let mut a: Vec<Answer> = (1..=6).map(|t| quote(t, MpcState::Intact)).collect();
+        a.push(answer(10, 6, Class::Mptcp));
+        let v = judge(&a);
+        assert_eq!((v.kind, v.answer_ttl, v.detail), (VerdictKind::Intact, Some(10), "answered"));
+        // A box in router 3 answering only TTL 6: 2 routers back, within the quoting routers.
+        let mut a: Vec<Answer> = (1..=3).map(|t| quote(t, MpcState::Intact)).collect();
+        a.push(answer(6, 2, Class::Tcp));
+        assert_eq!((judge(&a).kind, judge(&a).detail), (VerdictKind::AnsweredOnPath, "hop-count"));
     }
 
     #[test]
