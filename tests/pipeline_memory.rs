@@ -307,3 +307,76 @@ fn max_runtime_stops_sending_cleanly_and_the_scan_resumes_from_there() {
     assert_eq!(metadata(&dir.join("meta.json"))["end_reason"], "completed");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `argv` with `-o`/`-m` in `dir` and the result file named `out`.
+fn argv_to<'a>(dir: &'a str, out: &str, extra: &[&'a str]) -> Vec<String> {
+    let mut v = argv(dir, extra);
+    let i = v.iter().position(|a| a == "-o").unwrap();
+    v[i + 1] = format!("{dir}/{out}");
+    v
+}
+
+#[test]
+fn json_lines_carry_the_csv_rows_and_resume_like_them() {
+    let dir = scratch("jsonl");
+    let d = dir.to_str().unwrap();
+    let csv_config = config(&argv(d, &[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run(&csv_config, &MemoryWire::new(respond), &Stop::default()), Outcome::Finished);
+    let csv_rows = rows(&dir.join("out.csv"));
+
+    // Stopped at probe 20 and resumed, as the CSV resume test does.
+    let args = argv_to(d, "out.jsonl", &["--output-format", "jsonl"]);
+    let stop = Arc::new(Stop::default());
+    let s = Arc::clone(&stop);
+    let wire = MemoryWire::new(respond).limit(20, move || s.signal());
+    let c1 = config(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run(&c1, &wire, &stop), Outcome::Interrupted);
+    let state = format!("{d}/out.jsonl.state");
+    let args = argv_to(d, "out.jsonl", &["--output-format", "jsonl", "--resume", &state]);
+    let c2 = config(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run(&c2, &MemoryWire::new(respond), &Stop::default()), Outcome::Finished);
+
+    let text = std::fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    let objs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = objs[0].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut want: Vec<&str> = mpscan::output::COLUMNS.to_vec();
+    want.sort_unstable();
+    assert_eq!(names, want, "the CSV's column names");
+    assert!(objs[0]["port"].is_u64() && objs[0]["mirrored"].is_boolean(), "typed values: {}", objs[0]);
+    let json_rows: Vec<(Ipv4Addr, String)> = objs
+        .iter()
+        .map(|o| (o["ip"].as_str().unwrap().parse().unwrap(), o["class"].as_str().unwrap().to_string()))
+        .collect();
+    assert_rows_are_the_expected_ones(&json_rows);
+    let (mut a, mut b) = (csv_rows, json_rows);
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "the same rows as the CSV");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn fields_and_classes_select_what_is_written_and_the_metadata_counts_everything() {
+    let dir = scratch("select");
+    let d = dir.to_str().unwrap();
+    let args = argv(d, &["-f", "class,ip", "--classes", "mptcp,echo"]);
+    let selected = config(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run(&selected, &MemoryWire::new(respond), &Stop::default()), Outcome::Finished);
+    let text = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("class,ip"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 24 + 8, "only mptcp and echo rows");
+    assert!(rows.iter().all(|r| r.starts_with("mptcp,127.0.1.") || r.starts_with("echo,127.0.1.")), "{rows:?}");
+    let md = metadata(&dir.join("meta.json"));
+    assert_eq!(md["rows"], 32);
+    assert_eq!((md["classes"]["v1"]["tcp"].clone(), md["classes"]["v1"]["closed"].clone()), (8.into(), 8.into()));
+    assert_eq!(md["config"]["output_fields"], serde_json::json!(["class", "ip"]));
+    assert_eq!(md["config"]["classes_written"], serde_json::json!(["mptcp", "echo"]));
+    // Without port and probe the rows cannot be read back: no resume state is kept.
+    assert!(!dir.join("out.csv.state").exists());
+    // `-o -` is standard output: no file named "-", no state.
+    let c = config(&["-p", "443", "--no-blocklist", "-o", "-", TARGETS]);
+    assert_eq!((c.output.clone(), c.state_file.clone()), (None, None));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -44,6 +44,26 @@ impl Class {
         }
     }
 
+    /// Parses a comma-separated list of classes, or `all`: each named once, in the order given.
+    pub fn parse_list(s: &str) -> Result<Vec<Class>, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if part == "all" {
+                return Ok(Class::ALL.to_vec());
+            }
+            let c = Class::ALL.into_iter().find(|c| c.label() == part).ok_or_else(|| {
+                format!("unknown class {part:?} (one of mptcp, echo, malformed, tcp, closed, unreachable, all)")
+            })?;
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        if out.is_empty() {
+            return Err("no class given".into());
+        }
+        Ok(out)
+    }
+
     /// The class spelled `b` in a result file, if any.
     #[inline]
     pub fn parse(b: &[u8]) -> Option<Class> {

@@ -60,9 +60,50 @@ pub enum Col {
 }
 
 impl Col {
+    /// Every column, in [`COLUMNS`] order.
+    pub const ALL: [Col; NCOL] = [
+        Col::Ip,
+        Col::Port,
+        Col::Probe,
+        Col::Class,
+        Col::Responder,
+        Col::MptcpVersion,
+        Col::MpcFlags,
+        Col::MpcKey,
+        Col::Options,
+        Col::Mirrored,
+        Col::TsEchoed,
+        Col::Ttl,
+        Col::Window,
+        Col::Timestamp,
+        Col::Detail,
+    ];
+
     /// Header name of the column.
     pub fn name(self) -> &'static str {
         COLUMNS[self as usize]
+    }
+
+    /// The column named `name`, if any.
+    pub fn named(name: &str) -> Option<Col> {
+        Col::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Parses a comma-separated column selection (`ip,port,class`, zmap's `-f`): names of
+    /// [`COLUMNS`], in the order given, each once.
+    pub fn parse_list(s: &str) -> Result<Vec<Col>, String> {
+        let mut out = Vec::new();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let c =
+                Col::named(name).ok_or_else(|| format!("unknown field {name:?} (one of {})", COLUMNS.join(", ")))?;
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        if out.is_empty() {
+            return Err("no field given".into());
+        }
+        Ok(out)
     }
 
     /// Columns the `summary` command reads (and `detail` when the file has it: files written
@@ -133,6 +174,14 @@ impl Columns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_is_the_list_and_selections_parse() {
+        assert!(Col::ALL.iter().enumerate().all(|(i, c)| *c as usize == i && c.name() == COLUMNS[i]));
+        assert_eq!(Col::parse_list("ip, port,class,ip").unwrap(), [Col::Ip, Col::Port, Col::Class]);
+        assert!(Col::parse_list("ip,bogus").unwrap_err().contains("unknown field \"bogus\""));
+        assert!(Col::parse_list(" , ").is_err());
+    }
 
     #[test]
     fn names_follow_the_list() {

@@ -2,7 +2,7 @@
 //! verdicts; the columns as one ordered list; the row, owned ([`Row`], what writers take) and
 //! borrowed ([`RowRef`], what readers parse); the one fast reader ([`reader`]) and the sequential
 //! one ([`records`]); the writers
-//! (CSV, and Parquet with the `parquet` feature); and the typed scan metadata with its merge
+//! (CSV and JSON lines, and Parquet with the `parquet` feature); and the typed scan metadata with its merge
 //! ([`metadata`]).
 //!
 //! It does not depend on the scanner: analysis reads results with this crate alone. Adding a
@@ -11,7 +11,7 @@
 
 pub mod class;
 pub mod columns;
-pub mod csv_file;
+pub mod line_file;
 pub mod metadata;
 #[cfg(feature = "parquet")]
 pub mod parquet_file;

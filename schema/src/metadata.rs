@@ -57,6 +57,16 @@ pub struct ConfigRecord {
     /// `--max-results`, rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_results: Option<u64>,
+    /// `--output-format` (`csv`, `jsonl`, `parquet`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<String>,
+    /// `-f`: the columns written, when not every one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_fields: Option<Vec<String>>,
+    /// `--classes`: the classes whose rows were written, when not every one (the counts in
+    /// `classes` cover them all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes_written: Option<Vec<String>>,
     /// Whether this was a dry run.
     pub dry_run: bool,
     /// Who ran the scan.

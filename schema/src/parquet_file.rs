@@ -280,7 +280,7 @@ pub fn read_as_csv_records(path: &Path) -> anyhow::Result<Vec<Vec<String>>> {
 mod tests {
     use super::*;
     use crate::class::Class;
-    use crate::csv_file::CsvSink;
+    use crate::line_file::{Layout, LineSink};
     use crate::probe::ProbeVersion;
 
     fn rows() -> Vec<Row> {
@@ -326,7 +326,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let (pq, csv) = (dir.join("r.parquet"), dir.join("r.csv"));
         let mut p = ParquetSink::create(&pq).unwrap();
-        let mut c = CsvSink::create(Some(&csv)).unwrap();
+        let mut c = LineSink::create(Some(&csv), Layout::default()).unwrap();
         for r in rows() {
             RowSink::write(&mut p, &r).unwrap();
             RowSink::write(&mut c, &r).unwrap();

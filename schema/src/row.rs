@@ -41,3 +41,39 @@ pub struct Row {
     /// Why `malformed`; the ICMP type/code for `unreachable`.
     pub detail: String,
 }
+
+impl Row {
+    /// The value of column `c`, typed as JSON lines write it: numbers and booleans as such, a
+    /// missing value as null, the rest as the CSV's text.
+    pub fn value(&self, c: crate::Col) -> serde_json::Value {
+        use crate::Col;
+        use serde_json::Value;
+        let opt = |s: &Option<String>| s.as_ref().map_or(Value::Null, |s| Value::from(s.as_str()));
+        match c {
+            Col::Ip => self.ip.to_string().into(),
+            Col::Port => self.port.into(),
+            Col::Probe => self.probe.label().into(),
+            Col::Class => self.class.label().into(),
+            Col::Responder => self.responder.to_string().into(),
+            Col::MptcpVersion => self.mptcp_version.map_or(Value::Null, Value::from),
+            Col::MpcFlags => opt(&self.mpc_flags),
+            Col::MpcKey => opt(&self.mpc_key),
+            Col::Options => self.options.as_str().into(),
+            Col::Mirrored => self.mirrored.into(),
+            Col::TsEchoed => self.ts_echoed.into(),
+            Col::Ttl => self.ttl.into(),
+            Col::Window => self.window.into(),
+            Col::Timestamp => self.timestamp.as_str().into(),
+            Col::Detail => self.detail.as_str().into(),
+        }
+    }
+
+    /// The CSV text of column `c` (what the whole-row CSV writer writes for it).
+    pub fn text(&self, c: crate::Col) -> String {
+        match self.value(c) {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => String::new(),
+            v => v.to_string(),
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! `lab::LabArgs`, `output::merge::MergeArgs`), they live beside the code that runs them.
 use crate::output::sink::OutputFormat;
 use clap::{Args, ValueEnum};
+use mpscan_schema::{Class, Col};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
@@ -124,9 +125,19 @@ pub struct ScanArgs {
     #[arg(long = "user-metadata", value_name = "JSON", value_parser = parse_json)]
     pub user_metadata: Option<serde_json::Value>,
 
-    /// Result CSV (default: standard output).
+    /// Result file (default, or `-`: standard output, for pipes; progress stays on stderr).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// The columns written, in this order (zmap's `-f`): names of the CSV header, comma-separated.
+    /// A scan whose fields lack ip, port, probe or class keeps no resume state.
+    #[arg(short = 'f', long = "output-fields", value_name = "FIELDS", value_parser = |s: &str| Col::parse_list(s).map(Fields))]
+    pub output_fields: Option<Fields>,
+
+    /// Write only rows of these classes (e.g. `mptcp,echo`, to feed `mpscan verify`); the
+    /// metadata still counts every class. In `mpscan trace`, the classes `--from` takes.
+    #[arg(long, value_name = "CLASSES", value_parser = |s: &str| Class::parse_list(s).map(Classes))]
+    pub classes: Option<Classes>,
 
     /// Continue the scan whose state file this is (run the interrupted command again, adding
     /// this option): targets already sent are skipped, rows are appended to the same CSV.
@@ -138,7 +149,8 @@ pub struct ScanArgs {
     #[arg(long = "state-file", value_name = "FILE")]
     pub state_file: Option<PathBuf>,
 
-    /// Format of the result file: csv (streamed, crash-safe) or parquet (needs -o).
+    /// Format of the result file: csv (streamed, crash-safe), jsonl (the same, one JSON object
+    /// per row) or parquet (needs -o).
     #[arg(long = "output-format", value_enum, default_value = "csv")]
     pub output_format: OutputFormat,
 
@@ -170,6 +182,21 @@ pub struct ScanArgs {
     /// the metadata; set by [`super::definition::apply`], never typed.
     #[arg(skip)]
     pub definition: Option<serde_json::Value>,
+}
+
+/// `-f`: the columns, in order (a newtype, so clap takes the list as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields(pub Vec<Col>);
+
+/// `--classes`: the classes (a newtype, so clap takes the list as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classes(pub Vec<Class>);
+
+impl ScanArgs {
+    /// The output file, if any: `-o -` is standard output, as no `-o` is.
+    pub fn output_file(&self) -> Option<&std::path::Path> {
+        self.output.as_deref().filter(|p| p.as_os_str() != "-")
+    }
 }
 
 /// Parses `--user-metadata`: any JSON value.

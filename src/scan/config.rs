@@ -11,8 +11,9 @@ use crate::probe::{Link, ProbeVersion};
 use crate::targets::{BlockSource, TargetSpace, TargetSpec};
 use anyhow::{bail, Context as _};
 use mpscan_schema::metadata::ConfigRecord;
+use mpscan_schema::{Class, Col};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A rate above this on a real interface gets a warning about the networks being scanned.
@@ -51,6 +52,10 @@ pub struct ScanConfig {
     pub max_runtime: Option<Duration>,
     /// `--max-results`: the rows after which the scan ends.
     pub max_results: Option<u64>,
+    /// The columns written (`-f`; every one by default).
+    pub columns: Vec<Col>,
+    /// `--classes`: the classes written (all when `None`).
+    pub classes: Option<Vec<Class>>,
     /// `--notes`, for the metadata.
     pub notes: Option<String>,
     /// `--user-metadata`, for the metadata.
@@ -166,7 +171,9 @@ impl ScanConfig {
             max_results: a.max_results,
             notes: a.notes.clone(),
             user_metadata: a.user_metadata.clone(),
-            output: a.output.clone(),
+            output: a.output_file().map(Path::to_path_buf),
+            columns: a.output_fields.clone().map_or_else(|| Col::ALL.to_vec(), |f| f.0),
+            classes: a.classes.clone().map(|c| c.0),
             output_format: a.output_format,
             metadata: a.metadata.clone(),
             state_file: state_file_of(a),
@@ -181,7 +188,7 @@ impl ScanConfig {
         };
         // Everything a resume can get wrong is refused before anything is opened or sent.
         if let Some(r) = &config.resume {
-            r.check(&config.identity(), config.output_format, config.dry_run)?;
+            r.check(&config.identity(), a)?;
         }
         Ok(config)
     }
@@ -360,6 +367,9 @@ fn record_of(
         max_targets: a.max_targets,
         max_runtime_secs: a.max_runtime,
         max_results: a.max_results,
+        output_format: Some(a.output_format.extension().to_string()),
+        output_fields: a.output_fields.as_ref().map(|f| f.0.iter().map(|c| c.name().to_string()).collect()),
+        classes_written: a.classes.as_ref().map(|c| c.0.iter().map(|c| c.label().to_string()).collect()),
         dry_run: a.dry_run,
         contact: a.contact.clone(),
     }
@@ -373,8 +383,8 @@ fn state_file_of(a: &ScanArgs) -> Option<PathBuf> {
         return None;
     }
     a.resume.clone().or(a.state_file.clone()).or_else(|| {
-        a.output.as_ref().map(|o| {
-            let mut s = o.clone().into_os_string();
+        a.output_file().map(|o| {
+            let mut s = o.as_os_str().to_os_string();
             s.push(".state");
             PathBuf::from(s)
         })

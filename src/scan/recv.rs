@@ -11,7 +11,7 @@ use crate::accept::Context;
 use crate::classify::{classify, Class};
 use crate::net::Receive;
 use crate::probe::ProbeVersion;
-use mpscan_schema::csv_file::Existing;
+use mpscan_schema::line_file::Existing;
 use mpscan_schema::RowSink;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
@@ -120,7 +120,7 @@ pub fn recv_loop(
             }
             let verdict = classify(&resp);
             *report.classes.entry((resp.version, verdict.class)).or_default() += 1;
-            if report.error.is_some() {
+            if report.error.is_some() || !sink.accepts(verdict.class) {
                 return;
             }
             if let Err(e) = sink.write(&crate::output::new_row(&resp, &verdict, SystemTime::now())) {

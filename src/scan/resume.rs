@@ -15,7 +15,6 @@
 use super::args::ScanArgs;
 use super::counters::Counters;
 use super::state::{self, Identity, ScanState};
-use crate::output::sink::OutputFormat;
 use anyhow::bail;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -33,21 +32,21 @@ impl Resume {
     /// Reads `--resume`, if given, after the checks that need only the arguments and the file.
     pub fn open(a: &ScanArgs) -> anyhow::Result<Option<Resume>> {
         let Some(path) = &a.resume else { return Ok(None) };
-        if a.output.is_none() {
+        if a.output_file().is_none() {
             bail!("--resume needs -o FILE: the rows of the interrupted scan are in its output file, and the new ones are appended there");
         }
         if let Some(s) = a.state_file.as_ref().filter(|s| *s != path) {
             bail!("--resume {} and --state-file {} differ: give only --resume", path.display(), s.display());
         }
         if !state::has_saved(path)? {
-            if let Some(out) = a.output.as_ref().filter(|o| o.exists() && !path.exists()) {
+            if let Some(out) = a.output_file().filter(|o| o.exists() && !path.exists()) {
                 bail!(
                     "--resume {}: no state file, but the output {} exists: give the state file the interrupted scan wrote, or move the output away to start afresh",
                     path.display(),
                     out.display()
                 );
             }
-            appendable(a.output_format, a.dry_run)?;
+            appendable(a, a.dry_run)?;
             if !a.quiet {
                 eprintln!(
                     "mpscan: --resume {}: no saved state yet; starting the scan and keeping its state there",
@@ -68,14 +67,14 @@ impl Resume {
 
     /// The checks that need the resolved scan: it is the saved one, it has something left to
     /// send, and this run can append to its results.
-    pub fn check(&self, now: &Identity, format: OutputFormat, dry_run: bool) -> anyhow::Result<()> {
+    pub fn check(&self, now: &Identity, a: &ScanArgs) -> anyhow::Result<()> {
         state::check_identity(&self.saved.identity, now, &self.path)?;
         anyhow::ensure!(
             !self.saved.finished,
             "--resume {}: that scan already finished; nothing to resume",
             self.path.display()
         );
-        appendable(format, dry_run)
+        appendable(a, a.dry_run)
     }
 
     /// Puts the saved counters and each sender's position back, so that the scan goes on where
@@ -95,12 +94,17 @@ impl Resume {
     }
 }
 
-/// A scan run with `--resume` must be able to append to its results on the next run: a CSV,
-/// not a dry run.
-fn appendable(format: OutputFormat, dry_run: bool) -> anyhow::Result<()> {
+/// A scan run with `--resume` must be able to append to its results on the next run: a
+/// streamed format (CSV or JSON lines) whose rows carry their key, not a dry run.
+fn appendable(a: &ScanArgs, dry_run: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
-        format == OutputFormat::Csv,
-        "--resume works with CSV output only (a Parquet file is written whole at the end): drop --output-format parquet"
+        a.output_format.appendable(),
+        "--resume works with CSV or JSON-lines output only (a Parquet file is written whole at the end): drop --output-format parquet"
+    );
+    let layout = a.output_format.layout(a.output_fields.as_ref().map_or(&mpscan_schema::Col::ALL[..], |f| &f.0));
+    anyhow::ensure!(
+        layout.resumable(),
+        "--resume needs the fields ip, port, probe and class in -f: a resumed scan reads them back"
     );
     anyhow::ensure!(
         !dry_run,

@@ -12,10 +12,10 @@ use super::state::{Identity, StateFile};
 use crate::accept::Context;
 use crate::keyed_hash::Validator;
 use crate::net::{self, Receive, Transmit};
-use crate::output::sink::{self, OutputFormat};
+use crate::output::sink;
 use crate::probe::ProbeBuilder;
 use crate::targets::Permutation;
-use mpscan_schema::csv_file::CsvSink;
+use mpscan_schema::line_file::LineSink;
 use mpscan_schema::RowSink;
 
 /// Where probes go and answers come from: one transmit back end per sender thread, one receive
@@ -180,21 +180,30 @@ impl ScanConfig {
         Ok(Transport { rx: Box::new(rx), txs })
     }
 
+    /// `sink`, writing only the rows of `--classes` when given.
+    fn only_classes(&self, sink: Box<dyn RowSink + Send>) -> Box<dyn RowSink + Send> {
+        match &self.classes {
+            Some(c) => Box::new(sink::OnlyClasses { inner: sink, classes: c.clone() }),
+            None => sink,
+        }
+    }
+
     /// Opens the result file and the resume state: appends to the CSV of a resumed scan (its
     /// rows carried over) and reopens its state file; otherwise creates both. Fails before the
     /// scan sends anything.
     pub fn output(&self) -> anyhow::Result<Output> {
         if let (Some(path), Some(r)) = (&self.state_file, &self.resume) {
             let out = self.output.as_deref().expect("checked by Resume::open");
-            let (sink, rows) = CsvSink::resume(out)?;
+            let (sink, rows) = LineSink::resume(out, self.output_format.layout(&self.columns))?;
             let carried = Carried { rows, invalid: r.saved.invalid.clone(), duplicates: r.saved.duplicates };
             let file = StateFile::reopen(path, &r.saved)?;
             let checkpoint = Checkpointer::new(file, self.identity(), self.cooldown);
-            return Ok(Output { sink: Box::new(sink), carried, checkpoint: Some(checkpoint) });
+            return Ok(Output { sink: self.only_classes(Box::new(sink)), carried, checkpoint: Some(checkpoint) });
         }
-        let sink = sink::create(self.output.as_deref(), self.output_format)?;
-        // Only a streamed CSV can be resumed: a Parquet file is written whole at the end.
-        let resumable = self.output_format == OutputFormat::Csv;
+        let sink = self.only_classes(sink::create(self.output.as_deref(), self.output_format, &self.columns)?);
+        // Only a streamed format whose rows carry their key can be resumed: a Parquet file is
+        // written whole at the end, and a resumed scan reads back ip, port, probe and class.
+        let resumable = self.output_format.appendable() && self.output_format.layout(&self.columns).resumable();
         let file = self.state_file.as_deref().filter(|_| resumable).map(StateFile::create).transpose()?;
         let checkpoint = file.map(|f| Checkpointer::new(f, self.identity(), self.cooldown));
         Ok(Output { sink, carried: Carried::default(), checkpoint })

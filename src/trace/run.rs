@@ -33,9 +33,6 @@ pub struct TraceArgs {
     /// addition to any given on the command line.
     #[arg(long, value_name = "SCAN.csv")]
     pub from: Option<PathBuf>,
-    /// The scan classes `--from` takes.
-    #[arg(long, value_delimiter = ',', value_name = "CLASSES", default_value = "tcp,echo,malformed")]
-    pub classes: Vec<String>,
     /// The verdicts CSV (default: the hops file's name + `.verdicts.csv`; standard error's
     /// counts only when the hops go to standard output).
     #[arg(long, value_name = "FILE")]
@@ -100,7 +97,12 @@ pub fn run(args: &mut TraceArgs) -> anyhow::Result<ExitCode> {
     // --from: the scan's addresses become a target list, read like any @FILE (blocklist included).
     let list = match &args.from {
         Some(p) => {
-            let addrs = from_scan(p, &args.classes)?;
+            // `--classes` (the scan's option) picks the rows; by default those that lost MPTCP.
+            let classes: Vec<String> = match &args.scan.classes {
+                Some(c) => c.0.iter().map(|c| c.label().to_string()).collect(),
+                None => ["tcp", "echo", "malformed"].map(String::from).to_vec(),
+            };
+            let addrs = from_scan(p, &classes)?;
             let list = std::env::temp_dir().join(format!("mpscan-trace-from-{}.txt", std::process::id()));
             let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
             std::fs::write(&list, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", list.display()))?;

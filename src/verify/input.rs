@@ -62,24 +62,9 @@ pub fn parse_class_list(s: &str) -> Result<ClassList, String> {
     parse_classes(s).map(ClassList)
 }
 
-/// Parses a comma-separated list of scan classes, or `all`.
+/// Parses a comma-separated list of scan classes, or `all` (the schema's [`Class::parse_list`]).
 pub fn parse_classes(s: &str) -> Result<Vec<Class>, String> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if part == "all" {
-            return Ok(Class::ALL.to_vec());
-        }
-        let c = Class::ALL.into_iter().find(|c| c.label() == part).ok_or_else(|| {
-            format!("unknown class {part:?} (one of mptcp, echo, malformed, tcp, closed, unreachable, all)")
-        })?;
-        if !out.contains(&c) {
-            out.push(c);
-        }
-    }
-    if out.is_empty() {
-        return Err("no class given".into());
-    }
-    Ok(out)
+    Class::parse_list(s)
 }
 
 /// The columns verify reads (`mptcp_version` too when the file has it).

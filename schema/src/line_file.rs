@@ -1,11 +1,14 @@
-//! The streaming CSV sink: a header, then whole rows as they come.
+//! The streaming line sink: one line per row as rows come, CSV (after a header) or JSON lines
+//! (one object per row, with the CSV's column names), every column or a selection ([`Layout`]).
 //!
 //! Rows go through a buffer that is flushed at row boundaries (every [`FLUSH_EVERY`] rows and
 //! when asked), so a crash leaves at most a torn last line, never a half-written row in the
 //! middle. A write error (disk full) is reported once, clearly, and the caller stops sending.
+//! Both formats resume the same way: the torn last line is cut and the rows already there are
+//! read back ([`LineSink::resume`]).
 
 use crate::class::Class;
-use crate::columns::{Col, Columns, COLUMNS};
+use crate::columns::{Col, Columns};
 use crate::probe::ProbeVersion;
 use crate::row::Row;
 use crate::row_ref::RowRef;
@@ -17,6 +20,38 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
+
+/// How rows become lines: the format and the columns, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// JSON lines instead of CSV.
+    pub json: bool,
+    /// The columns written (every one by default).
+    pub columns: Vec<Col>,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout { json: false, columns: Col::ALL.to_vec() }
+    }
+}
+
+impl Layout {
+    /// Whether every column is written, in order (the CSV's whole-row fast path).
+    fn is_full(&self) -> bool {
+        self.columns == Col::ALL
+    }
+
+    /// Whether the rows carry what a resumed scan must read back (ip, port, probe, class).
+    pub fn resumable(&self) -> bool {
+        Col::KEY_CLASS.iter().all(|c| self.columns.contains(c))
+    }
+
+    /// The header line of a CSV (none for JSON lines).
+    fn header(&self) -> Option<csv::ByteRecord> {
+        (!self.json).then(|| self.columns.iter().map(|c| c.name()).collect())
+    }
+}
 
 /// Rows buffered before a flush.
 pub const FLUSH_EVERY: u64 = 256;
@@ -34,10 +69,41 @@ pub struct Existing {
     pub class: Class,
 }
 
-/// The (target, port, version, class) of every row in `text`, the whole lines of a result CSV
-/// being resumed; `None` when not even the header reached the disk. Rows are parsed as every
-/// reader parses them ([`RowRef::parse`]).
-fn read_existing(path: &Path, text: &[u8]) -> anyhow::Result<Option<Vec<Existing>>> {
+/// The (target, port, version, class) of every row in `text`, the whole lines of a result file
+/// being resumed; `None` when not even the header of a CSV reached the disk.
+fn read_existing(path: &Path, text: &[u8], layout: &Layout) -> anyhow::Result<Option<Vec<Existing>>> {
+    if layout.json {
+        return read_existing_json(path, text).map(Some);
+    }
+    read_existing_csv(path, text, layout)
+}
+
+/// [`read_existing`] of JSON lines: each line an object with (at least) ip, port, probe, class.
+fn read_existing_json(path: &Path, text: &[u8]) -> anyhow::Result<Vec<Existing>> {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        ip: IpAddr,
+        port: u16,
+        probe: ProbeVersion,
+        class: Class,
+    }
+    let mut existing = Vec::new();
+    for (i, line) in text.split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
+        let k: Key = serde_json::from_slice(line).map_err(|e| {
+            anyhow::anyhow!(
+                "{} line {}: not an mpscan JSON row ({e}): resume with the scan's own output file",
+                path.display(),
+                i + 1
+            )
+        })?;
+        existing.push(Existing { ip: k.ip, port: k.port, version: k.probe, class: k.class });
+    }
+    Ok(existing)
+}
+
+/// [`read_existing`] of a CSV: the header must be the layout's; rows are parsed as every reader
+/// parses them ([`RowRef::parse`]).
+fn read_existing_csv(path: &Path, text: &[u8], layout: &Layout) -> anyhow::Result<Option<Vec<Existing>>> {
     let what = || format!("cannot resume the output file {}", path.display());
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(text);
     let mut rec = csv::ByteRecord::new();
@@ -45,7 +111,7 @@ fn read_existing(path: &Path, text: &[u8]) -> anyhow::Result<Option<Vec<Existing
         return Ok(None);
     }
     anyhow::ensure!(
-        Columns::is_exact(&rec),
+        layout.header().is_some_and(|h| h == rec),
         "{} is not an mpscan result CSV (its header differs): resume with the scan's own output file",
         path.display()
     );
@@ -62,9 +128,10 @@ fn read_existing(path: &Path, text: &[u8]) -> anyhow::Result<Option<Vec<Existing
     Ok(Some(existing))
 }
 
-/// A CSV writer to a file or standard output.
-pub struct CsvSink {
-    w: csv::Writer<BufWriter<Box<dyn Write + Send>>>,
+/// A line writer (CSV or JSON lines) to a file or standard output.
+pub struct LineSink {
+    out: Out,
+    layout: Layout,
     path: Option<PathBuf>,
     rows: u64,
     /// The file (a second handle) and its length after the last successful flush: a failed
@@ -96,10 +163,34 @@ impl Write for Guarded {
     }
 }
 
-impl CsvSink {
-    /// Creates (truncates) `path`, or writes to standard output if `None`, and writes the header.
-    /// Fails at once if the file cannot be created, before any probe is sent.
-    pub fn create(path: Option<&Path>) -> anyhow::Result<CsvSink> {
+/// The buffered output: through a CSV writer, or straight for JSON lines.
+enum Out {
+    Csv(csv::Writer<BufWriter<Box<dyn Write + Send>>>),
+    Json(BufWriter<Box<dyn Write + Send>>),
+}
+
+impl Out {
+    fn new(inner: Box<dyn Write + Send>, json: bool) -> Out {
+        let b = BufWriter::with_capacity(1 << 16, inner);
+        if json {
+            Out::Json(b)
+        } else {
+            Out::Csv(csv::WriterBuilder::new().has_headers(false).from_writer(b))
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Out::Csv(w) => w.flush(),
+            Out::Json(w) => w.flush(),
+        }
+    }
+}
+
+impl LineSink {
+    /// Creates (truncates) `path`, or writes to standard output if `None`, and writes the CSV
+    /// header. Fails at once if the file cannot be created, before any probe is sent.
+    pub fn create(path: Option<&Path>, layout: Layout) -> anyhow::Result<LineSink> {
         let what = |p: &Path| format!("cannot write the output file {}: check the path and permissions", p.display());
         let (out, file): (Box<dyn Write + Send>, _) = match path {
             Some(p) => {
@@ -111,20 +202,20 @@ impl CsvSink {
         };
         let poisoned = Arc::new(AtomicBool::new(false));
         let out = Guarded { inner: out, poisoned: poisoned.clone() };
-        let mut w = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(BufWriter::with_capacity(1 << 16, Box::new(out) as Box<dyn Write + Send>));
-        w.write_record(COLUMNS)?;
-        let mut sink = CsvSink { w, path: path.map(Path::to_path_buf), rows: 0, file, poisoned };
+        let out = Out::new(Box::new(out), layout.json);
+        let mut sink = LineSink { out, layout, path: path.map(Path::to_path_buf), rows: 0, file, poisoned };
+        if let (Some(h), Out::Csv(w)) = (sink.layout.header(), &mut sink.out) {
+            w.write_byte_record(&h)?;
+        }
         sink.flush()?;
         Ok(sink)
     }
 
-    /// Reopens the CSV of an interrupted scan for appending: checks its header, cuts a torn last
-    /// line (a row half-written when the scan was killed), and returns the (target, port,
-    /// version, class) of every row already there, so the scan can go on without writing any
-    /// of them twice.
-    pub fn resume(path: &Path) -> anyhow::Result<(CsvSink, Vec<Existing>)> {
+    /// Reopens the result file of an interrupted scan for appending: checks its header (CSV),
+    /// cuts a torn last line (a row half-written when the scan was killed), and returns the
+    /// (target, port, version, class) of every row already there, so the scan can go on without
+    /// writing any of them twice.
+    pub fn resume(path: &Path, layout: Layout) -> anyhow::Result<(LineSink, Vec<Existing>)> {
         let what = || format!("cannot resume the output file {}", path.display());
         let text = std::fs::read(path).with_context(what)?;
         let whole = match text.iter().rposition(|&b| b == b'\n') {
@@ -135,28 +226,44 @@ impl CsvSink {
             let f = OpenOptions::new().write(true).open(path).with_context(what)?;
             f.set_len(whole as u64).with_context(what)?;
         }
-        let Some(existing) = read_existing(path, &text[..whole])? else {
+        let Some(existing) = read_existing(path, &text[..whole], &layout)? else {
             // Killed before the header reached the disk: start the file again.
-            return Ok((CsvSink::create(Some(path))?, Vec::new()));
+            return Ok((LineSink::create(Some(path), layout)?, Vec::new()));
         };
         let f = OpenOptions::new().append(true).open(path).with_context(what)?;
         let second = f.try_clone().with_context(what)?;
         let poisoned = Arc::new(AtomicBool::new(false));
         let out: Box<dyn Write + Send> = Box::new(Guarded { inner: Box::new(f), poisoned: poisoned.clone() });
-        let w = csv::WriterBuilder::new().has_headers(false).from_writer(BufWriter::with_capacity(1 << 16, out));
+        let out = Out::new(out, layout.json);
         let rows = existing.len() as u64;
-        Ok((
-            CsvSink { w, path: Some(path.to_path_buf()), rows, file: Some((second, whole as u64)), poisoned },
-            existing,
-        ))
+        let file = Some((second, whole as u64));
+        Ok((LineSink { out, layout, path: Some(path.to_path_buf()), rows, file, poisoned }, existing))
+    }
+
+    /// Encodes `row` as one line of the layout into the output buffer.
+    fn encode(&mut self, row: &Row) -> io::Result<()> {
+        match &mut self.out {
+            Out::Json(w) => {
+                // One object, keys in the layout's column order (a map would sort them).
+                for (i, c) in self.layout.columns.iter().enumerate() {
+                    w.write_all(if i == 0 { b"{\"" } else { b",\"" })?;
+                    w.write_all(c.name().as_bytes())?;
+                    w.write_all(b"\":")?;
+                    serde_json::to_writer(&mut *w, &row.value(*c))?;
+                }
+                w.write_all(b"}\n")
+            }
+            Out::Csv(w) if self.layout.is_full() => w.serialize(row).map_err(io::Error::other),
+            Out::Csv(w) => w.write_record(self.layout.columns.iter().map(|c| row.text(*c))).map_err(io::Error::other),
+        }
     }
 
     /// Writes one row (flushing every [`FLUSH_EVERY`] rows).
     pub fn write(&mut self, row: &Row) -> anyhow::Result<()> {
-        if let Err(e) = self.w.serialize(row) {
+        if let Err(e) = self.encode(row) {
             // A full buffer reached the file and failed part-way: cut back to the last whole row.
             self.cut();
-            return Err(self.error(e.into()));
+            return Err(self.error(e));
         }
         self.rows += 1;
         if self.rows.is_multiple_of(FLUSH_EVERY) {
@@ -173,7 +280,7 @@ impl CsvSink {
     /// Pushes buffered rows to the file. If that fails, the file is cut back to its last whole
     /// row and the error is returned; the sink must not be written to again.
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        match self.w.flush() {
+        match self.out.flush() {
             Ok(()) => {
                 if let Some((f, committed)) = &mut self.file {
                     if let Ok(m) = f.metadata() {
@@ -203,17 +310,17 @@ impl CsvSink {
     }
 }
 
-impl RowSink for CsvSink {
+impl RowSink for LineSink {
     fn write(&mut self, row: &Row) -> anyhow::Result<()> {
-        CsvSink::write(self, row)
+        LineSink::write(self, row)
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
-        CsvSink::flush(self)
+        LineSink::flush(self)
     }
 
     fn rows(&self) -> u64 {
-        CsvSink::rows(self)
+        LineSink::rows(self)
     }
 }
 
@@ -246,7 +353,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mpscan-csv-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("out.csv");
-        let mut s = CsvSink::create(Some(&p)).unwrap();
+        let mut s = LineSink::create(Some(&p), Layout::default()).unwrap();
         s.write(&row()).unwrap();
         let mut r = row();
         r.class = Class::Closed;
@@ -271,7 +378,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mpscan-csv-resume-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("out.csv");
-        let mut s = CsvSink::create(Some(&p)).unwrap();
+        let mut s = LineSink::create(Some(&p), Layout::default()).unwrap();
         s.write(&row()).unwrap();
         s.flush().unwrap();
         drop(s);
@@ -279,7 +386,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(b"198.18.0.9,443,v1,mpt").unwrap();
         drop(f);
-        let (mut s, existing) = CsvSink::resume(&p).unwrap();
+        let (mut s, existing) = LineSink::resume(&p, Layout::default()).unwrap();
         assert_eq!(existing.len(), 1);
         assert_eq!((existing[0].port, existing[0].version, existing[0].class), (443, ProbeVersion::V1, Class::Mptcp));
         let mut r = row();
@@ -291,13 +398,52 @@ mod tests {
         assert!(!text.contains("mpt\n") && text.ends_with('\n'));
         // Not a result CSV: refused.
         std::fs::write(&p, "a,b\n1,2\n").unwrap();
-        assert!(CsvSink::resume(&p).err().unwrap().to_string().contains("not an mpscan result CSV"));
+        assert!(LineSink::resume(&p, Layout::default())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("not an mpscan result CSV"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_selection_writes_the_whole_rows_text_and_json_lines_resume() {
+        // The per-column text is what the whole-row writer writes.
+        for r in [row(), Row { mptcp_version: None, mpc_flags: None, mpc_key: None, mirrored: true, ..row() }] {
+            let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(vec![]);
+            w.serialize(&r).unwrap();
+            let whole = String::from_utf8(w.into_inner().unwrap()).unwrap();
+            let fields: Vec<String> = Col::ALL.iter().map(|c| r.text(*c)).collect();
+            assert_eq!(whole.trim_end(), fields.join(","));
+        }
+        let dir = std::env::temp_dir().join(format!("mpscan-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("out.jsonl");
+        let json = Layout { json: true, columns: Col::ALL.to_vec() };
+        let mut s = LineSink::create(Some(&p), json.clone()).unwrap();
+        s.write(&row()).unwrap();
+        s.flush().unwrap();
+        drop(s);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with(r#"{"ip":"198.18.0.1","port":443,"probe":"v1","class":"mptcp""#), "{text}");
+        assert!(text.contains(r#""mptcp_version":1,"#) && text.ends_with("\"detail\":\"\"}\n"), "{text}");
+        // A torn JSON line is cut, the whole ones read back.
+        std::fs::write(&p, format!("{text}{{\"ip\":\"198.18")).unwrap();
+        let (_, existing) = LineSink::resume(&p, json).unwrap();
+        assert_eq!(existing.len(), 1);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+        let sel = Layout { json: false, columns: vec![Col::Class, Col::Ip] };
+        assert!(!sel.resumable());
+        let mut s = LineSink::create(Some(&dir.join("sel.csv")), sel).unwrap();
+        s.write(&row()).unwrap();
+        s.flush().unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("sel.csv")).unwrap(), "class,ip\nmptcp,198.18.0.1\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn unwritable_path_is_a_clear_error() {
-        let e = CsvSink::create(Some(Path::new("/nonexistent-dir/x.csv"))).err().unwrap();
+        let e = LineSink::create(Some(Path::new("/nonexistent-dir/x.csv")), Layout::default()).err().unwrap();
         assert!(e.to_string().contains("/nonexistent-dir/x.csv"), "{e}");
     }
 }
