@@ -119,7 +119,12 @@ fn memory_trace_locates_every_path_s_change() {
     std::fs::create_dir_all(&dir).unwrap();
     let (hops, verdicts) = (dir.join("hops.csv"), dir.join("verdicts.csv"));
     let argv = ["trace", "-p", "443", "-r", "0", "-c", "1", "-q", "--no-blocklist", "--max-ttl", "8"];
-    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).chain(["127.0.2.0/29".to_string()]).collect();
+    let meta = dir.join("trace.json");
+    let argv: Vec<String> = argv
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["-m".to_string(), meta.display().to_string(), "127.0.2.0/29".to_string()])
+        .collect();
     let m = Cli::command().try_get_matches_from(argv).unwrap();
     let args = Cli::from_arg_matches(&m).unwrap().trace;
     args.check().unwrap();
@@ -161,7 +166,24 @@ fn memory_trace_locates_every_path_s_change() {
     assert_eq!(get("127.0.2.4", "verdict"), "intact");
     // Targets 5 to 7 have clean paths too.
     assert_eq!(v.len(), 8);
-    assert_eq!(tally.verdicts.values().sum::<u64>(), 8);
+    // The counts (the metadata's `trace`): 5 intact (0, 4 and the clean 5 to 7), one of each
+    // other verdict but modified-at, every hop row an ICMP quote or a SYN-ACK.
+    assert_eq!(tally.total_verdicts(), 8);
+    let per = &tally.verdicts["ipv4"];
+    assert_eq!(
+        (per["intact"], per["removed-at"], per["modified-at"], per["answered-on-path"], per["unknown"]),
+        (5, 1, 0, 1, 1)
+    );
+    assert_eq!(tally.verdicts["ipv6"].values().sum::<u64>(), 0);
+    assert_eq!((tally.max_ttl, tally.hop_rows), (8, 64));
+    assert_eq!(tally.answers.values().sum::<u64>(), 64);
+    assert_eq!(tally.quotes["removed"] + tally.quotes["intact"] + tally.quotes["unknown"], tally.answers["icmp"]);
+    // The same counts in the metadata JSON, which has no scan classes.
+    let md: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+    let back: mpscan_schema::trace::TraceCounts = serde_json::from_value(md["trace"].clone()).unwrap();
+    assert_eq!(back, tally);
+    assert_eq!(md["classes"], serde_json::json!({}));
+    assert_eq!(md["rows"], 64);
 
     let h = read(&hops);
     // Every probe got one answer: 64 hop rows.

@@ -17,6 +17,7 @@ pub mod reader;
 pub mod row;
 pub mod row_ref;
 pub mod sink;
+pub mod trace;
 pub mod verdict;
 
 pub use class::{Class, NCLASS};

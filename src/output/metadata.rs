@@ -105,8 +105,12 @@ pub struct Metadata {
     pub duplicates: u64,
     /// Frames the kernel dropped before we could read them.
     pub kernel_drops: u64,
-    /// Rows per probe version and class.
+    /// Rows per probe version and class (empty for a trace, which writes no scan rows: its counts
+    /// are in `trace`).
     pub classes: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    /// `mpscan trace`: verdicts per family, hop rows and answers (absent for a scan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<mpscan_schema::trace::TraceCounts>,
     /// Rows written.
     pub rows: u64,
     /// Send errors, stalls and probes sent again.

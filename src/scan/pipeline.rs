@@ -215,7 +215,7 @@ fn metadata(
     interrupted: bool,
 ) -> Metadata {
     let mut classes: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BTreeMap::new();
-    for v in &config.versions {
+    for v in config.versions.iter().filter(|_| report.trace.is_none()) {
         let per = classes.entry(v.label()).or_default();
         for c in crate::classify::Class::ALL {
             per.insert(c.label(), report.classes.get(&(*v, c)).copied().unwrap_or(0));
@@ -241,6 +241,7 @@ fn metadata(
         duplicates: report.duplicates,
         kernel_drops: report.kernel_drops,
         classes,
+        trace: report.trace.clone(),
         rows: Counters::get(&counters.rows),
         link: counters.link.report(),
         definition: config.definition.clone(),

@@ -31,6 +31,8 @@ pub struct RecvReport {
     pub kernel_drops: u64,
     /// The first output error, which stopped the scan.
     pub error: Option<String>,
+    /// `mpscan trace`'s counts (its receiver's; none for a scan).
+    pub trace: Option<mpscan_schema::trace::TraceCounts>,
 }
 
 /// How often the receiver pushes buffered rows to the file.

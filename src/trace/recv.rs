@@ -9,12 +9,14 @@
 use super::answer::{Answer, TraceContext};
 use super::rows::{HopRow, VerdictRow};
 use super::verdict::judge;
+use crate::accept::ResponseKind as Kind;
 use crate::net::Receive;
 use crate::probe::ProbeVersion;
 use crate::scan::counters::Counters;
 use crate::scan::recv::RecvReport;
 use crate::scan::stop::Stop;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use mpscan_schema::trace::TraceCounts;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -28,23 +30,32 @@ pub struct TraceSinks {
     pub verdicts: csv::Writer<Box<dyn Write + Send>>,
 }
 
-/// What the trace's receiver counted besides the scan's report.
-#[derive(Debug, Default, Clone)]
-pub struct TraceTally {
-    /// Verdicts by kind.
-    pub verdicts: BTreeMap<&'static str, u64>,
+/// Counts one hop row: its kind of answer, and (ICMP) what its quote says.
+fn count_hop(counts: &mut TraceCounts, a: &Answer) {
+    counts.hop_rows += 1;
+    let kind = match a.kind {
+        Kind::Icmp { .. } => "icmp",
+        Kind::SynAck => "syn-ack",
+        Kind::Rst => "rst",
+    };
+    *counts.answers.entry(kind.to_string()).or_default() += 1;
+    if let Some(q) = &a.quote {
+        *counts.quotes.entry(q.mpc.label().to_string()).or_default() += 1;
+    }
+    counts.seq_rewritten += u64::from(a.seq_rewritten);
 }
 
-/// Runs until `stop.receiving`; then judges every traced target and writes the verdicts.
+/// Runs until `stop.receiving`; then judges every traced target and writes the verdicts. The
+/// report's `trace` holds the counts (for the metadata).
 pub fn trace_loop(
     rx: &mut dyn Receive,
     tctx: &TraceContext,
     sinks: &mut TraceSinks,
     counters: &Counters,
     stop: &Stop,
-    tally: &mut TraceTally,
 ) -> RecvReport {
     let mut report = RecvReport::default();
+    let mut counts = TraceCounts::new(tctx.max_ttl);
     let mut invalid: HashMap<&'static str, u64> = HashMap::new();
     let mut seen: HashSet<(IpAddr, u16, ProbeVersion, u8, bool)> = HashSet::new();
     let mut by_target: HashMap<(IpAddr, u16, ProbeVersion), Vec<Answer>> = HashMap::new();
@@ -71,6 +82,7 @@ pub fn trace_loop(
                 }
             }
             Counters::add(&counters.rows, 1);
+            count_hop(&mut counts, &a);
             by_target.entry((a.target, a.port, a.version)).or_default().push(a);
         });
         if let Err(e) = r {
@@ -83,7 +95,7 @@ pub fn trace_loop(
     keys.sort();
     for k in keys {
         let v = judge(&by_target[&k]);
-        *tally.verdicts.entry(v.kind.label()).or_default() += 1;
+        counts.add_verdict(super::encode::family(k.0), v.kind.label());
         if let Err(e) = sinks.verdicts.serialize(VerdictRow::new(k.0, k.1, k.2, &v)) {
             report.error.get_or_insert(format!("cannot write the verdicts: {e}"));
             break;
@@ -96,5 +108,6 @@ pub fn trace_loop(
     }
     report.kernel_drops = rx.stats().dropped;
     report.invalid = invalid.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    report.trace = Some(counts);
     report
 }

@@ -2,7 +2,7 @@
 //! trace probes ([`super::encode`]) and the trace's receiver ([`super::recv`]).
 
 use super::answer::TraceContext;
-use super::recv::{trace_loop, TraceSinks, TraceTally};
+use super::recv::{trace_loop, TraceSinks};
 use crate::net::Receive;
 use crate::output::Row;
 use crate::scan::config::ScanConfig;
@@ -11,6 +11,7 @@ use crate::scan::recv::Carried;
 use crate::scan::stop::Stop;
 use crate::scan::workers::Output;
 use crate::scan::{Outcome, ScanArgs, EXIT_INTERRUPTED};
+use mpscan_schema::trace::{TraceCounts, VERDICTS};
 use mpscan_schema::RowSink;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -123,11 +124,11 @@ pub fn run(args: &mut TraceArgs) -> anyhow::Result<ExitCode> {
     let transport = config.transport()?;
     let stop = Arc::new(Stop::default());
     let signals = stop.on_signals()?;
-    let (outcome, tally) = run_on(&config, transport, sinks, &stop);
+    let (outcome, counts) = run_on(&config, transport, sinks, &stop);
     signals.close();
     if !config.quiet {
-        let counts: Vec<String> = tally.verdicts.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        eprintln!("mpscan trace: {} verdicts: {}", tally.verdicts.values().sum::<u64>(), counts.join(", "));
+        let each: Vec<String> = VERDICTS.iter().map(|v| format!("{v} {}", counts.verdict(v))).collect();
+        eprintln!("mpscan trace: {} verdicts: {}", counts.total_verdicts(), each.join(", "));
     }
     match outcome? {
         Outcome::Finished => Ok(ExitCode::SUCCESS),
@@ -171,23 +172,26 @@ pub fn open_sinks(hops: Option<&Path>, verdicts: Option<&Path>) -> anyhow::Resul
 }
 
 /// Runs a prepared trace over `transport` (AF_PACKET rings, or the memory back ends in tests):
-/// the scan's pipeline with the trace's receiver. Returns the outcome and the verdict counts.
+/// the scan's pipeline with the trace's receiver. Returns the outcome and the trace's counts (also
+/// in the metadata JSON).
 pub fn run_on(
     config: &ScanConfig,
     transport: crate::scan::workers::Transport,
     sinks: TraceSinks,
     stop: &Stop,
-) -> (anyhow::Result<Outcome>, TraceTally) {
+) -> (anyhow::Result<Outcome>, TraceCounts) {
     let probing_validator = config.validator();
     let tctx = TraceContext {
         ctx: config.receive_context(&probing_validator),
         max_ttl: config.trace_ttls.unwrap_or(DEFAULT_MAX_TTL),
     };
-    let state = Mutex::new((sinks, TraceTally::default()));
+    let state = Mutex::new((sinks, TraceCounts::default()));
     let receiver = |rx: &mut (dyn Receive + Send), counters: &Counters, stop: &Stop| {
         let mut g = state.lock().unwrap_or_else(|p| p.into_inner());
-        let (sinks, tally) = &mut *g;
-        trace_loop(rx, &tctx, sinks, counters, stop, tally)
+        let (sinks, counts) = &mut *g;
+        let report = trace_loop(rx, &tctx, sinks, counters, stop);
+        *counts = report.trace.clone().unwrap_or_default();
+        report
     };
     let output = Output { sink: Box::new(NoRows), carried: Carried::default(), checkpoint: None };
     let outcome = crate::scan::run_receiving(config, transport, output, stop, Some(&receiver));
