@@ -152,6 +152,11 @@ pub struct ScanArgs {
     /// the metadata; set by [`super::definition::apply`], never typed.
     #[arg(skip)]
     pub definition: Option<serde_json::Value>,
+
+    /// `mpscan trace`: probe every target with TTL `1..=MAX` (its `--max-ttl`); set by
+    /// `crate::trace::run`, never typed. Part of the resume identity.
+    #[arg(skip)]
+    pub trace_max_ttl: Option<u8>,
 }
 
 /// The default source address is unknown until routes are read; this is the placeholder for dry runs.

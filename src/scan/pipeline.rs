@@ -39,7 +39,8 @@ pub fn run_with(config: &ScanConfig, transport: Transport, output: Output, stop:
 
 /// A receive loop in place of the scan's (`mpscan trace` has its own answers and rows): it runs
 /// on the receiver thread until `stop.receiving` and hands back its counts.
-pub type Receiver<'a> = &'a (dyn Fn(&mut (dyn Receive + Send), &Counters, &Stop) -> RecvReport + Sync);
+/// It publishes its flushes in [`Published`] as the scan's does, for the resume checkpoint.
+pub type Receiver<'a> = &'a (dyn Fn(&mut (dyn Receive + Send), &Counters, &Stop, &Published) -> RecvReport + Sync);
 
 /// [`run_with`], with `receiver` (when given) in place of the scan's receive loop; the senders,
 /// pacer, monitor, checkpoint, cooldown and metadata are the scan's.
@@ -177,7 +178,7 @@ impl Shared<'_> {
     /// The receiver thread.
     fn receive(&self, rx: &mut (dyn Receive + Send), sink: &mut (dyn RowSink + Send), carried: Carried) -> RecvReport {
         match self.receiver {
-            Some(r) => r(rx, self.counters, self.stop),
+            Some(r) => r(rx, self.counters, self.stop, &self.published),
             None => recv::recv_loop(rx, &self.ctx, sink, self.counters, self.stop, carried, &self.published),
         }
     }
