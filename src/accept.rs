@@ -1,7 +1,9 @@
 //! From a captured frame to a validated response, or a counted rejection.
 //!
 //! This is the receive path's first stage (zmap's `validate_packet`): it reads only the headers
-//! the decision needs, and it decides from the keyed hash alone, with no per-probe state:
+//! the decision needs, and it decides from the keyed hash alone, with no per-probe state. The
+//! scan and `mpscan trace` share it: what differs (one sequence number per probe, or one per TTL)
+//! is a [`Validation`], a type parameter compiled separately for each. The scan's ([`KeyedSeq`]):
 //!
 //! * a SYN-ACK counts only if it comes from a target and port we could have probed, to the
 //!   source port the hash gives for that (target, port, version), and acknowledges our seq + 1;
@@ -90,27 +92,84 @@ pub struct Context {
     pub versions: Vec<ProbeVersion>,
 }
 
-impl Context {
-    /// Finds the probe version whose tag matches a reply from `target:port` to our `sport`
-    /// with the predicate `seq_ok` on the tag.
-    #[inline]
-    fn matching(
-        &self,
-        src: IpAddr,
-        target: IpAddr,
-        port: u16,
-        sport: u16,
-        seq_ok: impl Fn(&ProbeTag) -> bool,
-    ) -> Option<(ProbeVersion, ProbeTag)> {
-        self.versions.iter().find_map(|&v| {
-            let tag = self.validator.tag(src, target, port, v);
-            (tag.sport == sport && seq_ok(&tag)).then_some((v, tag))
-        })
+/// How an answer is tied to the probe it answers, given the keyed hash's tag for the (target,
+/// port, version) it names: the one thing the scan and the trace validate differently. The scan
+/// ([`KeyedSeq`]) sends one probe per tag, with the tag's sequence number; the trace
+/// (`crate::trace::answer::TtlInProbe`) sends one per TTL and recovers the TTL from the sequence
+/// number (and the IPv4 IP ID). [`Context::accept`] is generic over it, so each use is compiled
+/// on its own and the scan's receive path pays nothing for the trace's.
+pub trait Validation {
+    /// What a validated answer says about its probe beyond the tag (the scan: nothing; the
+    /// trace: the probe's TTL).
+    type Probe: Copy;
+    /// A SYN-ACK (`rst` false) or RST acknowledging `ack`: the probe of `tag` it answers, if any.
+    fn answer(&self, tag: &ProbeTag, ack: u32, rst: bool) -> Option<Self::Probe>;
+    /// An ICMP(v6) quote with `tag`'s ports: the probe it quotes, from the quoted sequence number
+    /// and (IPv4 only) the quoted IP ID.
+    fn quote(&self, tag: &ProbeTag, seq: u32, ident: Option<u16>) -> Option<Self::Probe>;
+}
+
+/// The scan's validation: a SYN-ACK acknowledges the tag's sequence number + 1, a RST it or it +
+/// 1 (as zmap accepts), a quote carries it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyedSeq;
+
+impl Validation for KeyedSeq {
+    type Probe = ();
+
+    #[inline(always)]
+    fn answer(&self, tag: &ProbeTag, ack: u32, rst: bool) -> Option<()> {
+        (ack == tag.seq.wrapping_add(1) || (rst && ack == tag.seq)).then_some(())
     }
 
-    /// Validates one Ethernet frame. One path for both families: only reading the IP header
-    /// ([`Self::ip_header`]) differs.
+    #[inline(always)]
+    fn quote(&self, tag: &ProbeTag, seq: u32, _ident: Option<u16>) -> Option<()> {
+        (seq == tag.seq).then_some(())
+    }
+}
+
+/// The datagram an ICMP(v6) error quotes: its IP header and the TCP bytes after it (at least 8,
+/// as many as the router quoted, cut at the quoted datagram's own length).
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted<'a> {
+    /// The quoted IP header (IPv4: 20 bytes or more; IPv6: 40).
+    pub ip_header: &'a [u8],
+    /// The quoted TCP bytes, from the TCP header on.
+    pub tcp: &'a [u8],
+}
+
+/// A validated answer with what its [`Validation`] recovered about the probe, and (ICMP) the
+/// quote.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted<'a, P> {
+    /// The answer, as the scan classifies it.
+    pub response: Response<'a>,
+    /// What the validation recovered.
+    pub probe: P,
+    /// ICMP: the quoted datagram (none for SYN-ACK and RST).
+    pub quoted: Option<Quoted<'a>>,
+}
+
+/// What the outer IP header of an answer says: our address (its destination), its sender, its
+/// TTL / hop limit.
+#[derive(Debug, Clone, Copy)]
+struct Outer {
+    us: IpAddr,
+    from: IpAddr,
+    ttl: u8,
+}
+
+impl Context {
+    /// Validates one Ethernet frame as the scan does ([`KeyedSeq`]).
+    #[inline]
     pub fn parse<'a>(&self, frame: &'a [u8]) -> Result<Response<'a>, Reject> {
+        self.accept(&KeyedSeq, frame).map(|a| a.response)
+    }
+
+    /// Validates one Ethernet frame with `check`. One path for both families: only reading the
+    /// IP header ([`Self::ip_header`]) differs.
+    #[inline]
+    pub fn accept<'a, V: Validation>(&self, check: &V, frame: &'a [u8]) -> Result<Accepted<'a, V::Probe>, Reject> {
         let eth = EthernetFrame::new_checked(frame)?;
         let (us, ip, fragment, payload) = self.ip_header(eth.ethertype(), &frame[ethernet::HEADER_LEN..])?;
         if ip.dst_addr() != us {
@@ -121,8 +180,8 @@ impl Context {
         }
         let (responder, ttl) = (ip.src_addr(), ip.ttl());
         match ip.protocol() {
-            protocol::TCP => self.tcp(us, responder, ttl, payload),
-            p if p == ip.icmp_protocol() => self.icmp(us, responder, ttl, payload),
+            protocol::TCP => self.tcp(check, Outer { us, from: responder, ttl }, payload),
+            p if p == ip.icmp_protocol() => self.icmp(check, Outer { us, from: responder, ttl }, payload),
             _ => Err(Reject("not-tcp-or-icmp")),
         }
     }
@@ -155,7 +214,8 @@ impl Context {
     /// An ICMP or ICMPv6 message (the family is `src`'s): an error that ends a probe becomes a
     /// response if the datagram it quotes is one of our probes; the messages that end nothing
     /// (source quench, redirect, packet too big) are counted under their own reason.
-    fn icmp<'a>(&self, src: IpAddr, responder: IpAddr, ttl: u8, body: &[u8]) -> Result<Response<'a>, Reject> {
+    fn icmp<'a, V: Validation>(&self, check: &V, ip: Outer, body: &'a [u8]) -> Result<Accepted<'a, V::Probe>, Reject> {
+        let Outer { us: src, from: responder, ttl } = ip;
         let msg = IcmpPacket::new_checked(body)?;
         match icmp::effect(src.is_ipv6(), msg.msg_type()) {
             icmp::Effect::EndsProbe => {}
@@ -166,14 +226,16 @@ impl Context {
         // The quoted datagram: its IP header, then at least 8 bytes of TCP.
         let quote = msg.into_payload();
         let bad = |_| Reject("icmp-bad-quote");
-        let (from, target, proto, l4) = match src {
+        let (from, target, proto, ident, hl, l4) = match src {
             IpAddr::V4(_) => {
                 let q = Ipv4Packet::new_quoted(quote).map_err(bad)?;
-                (IpAddr::V4(q.src_addr()), IpAddr::V4(q.dst_addr()), q.protocol(), q.into_payload())
+                let (ident, hl) = (Some(q.ident()), q.header_len());
+                (IpAddr::V4(q.src_addr()), IpAddr::V4(q.dst_addr()), q.protocol(), ident, hl, q.into_payload())
             }
             IpAddr::V6(_) => {
                 let q = Ipv6Packet::new_quoted(quote).map_err(bad)?;
-                (IpAddr::V6(q.src_addr()), IpAddr::V6(q.dst_addr()), q.next_header(), q.into_payload())
+                let hl = crate::wire::ipv6::HEADER_LEN;
+                (IpAddr::V6(q.src_addr()), IpAddr::V6(q.dst_addr()), q.next_header(), None, hl, q.into_payload())
             }
         };
         if from != src || proto != protocol::TCP {
@@ -188,8 +250,11 @@ impl Context {
         for &version in &self.versions {
             let tag = self.validator.tag(src, target, port, version);
             if tag.sport == q.src_port() {
-                if tag.seq == q.seq() {
-                    return Ok(Response { target, port, version, tag, responder, ttl, window: 0, kind, options: &[] });
+                if let Some(probe) = check.quote(&tag, q.seq(), ident) {
+                    let response =
+                        Response { target, port, version, tag, responder, ttl, window: 0, kind, options: &[] };
+                    let quoted = Some(Quoted { ip_header: &quote[..hl], tcp: l4 });
+                    return Ok(Accepted { response, probe, quoted });
                 }
                 seq_differs = true;
             }
@@ -197,24 +262,45 @@ impl Context {
         Err(Reject(if seq_differs { "icmp-quote-seq-mismatch" } else { "icmp-quote-not-ours" }))
     }
 
-    fn tcp<'a>(&self, src: IpAddr, from: IpAddr, ttl: u8, seg: &'a [u8]) -> Result<Response<'a>, Reject> {
+    /// A TCP segment: a SYN-ACK or RST becomes a response if it answers one of our probes.
+    #[inline]
+    fn tcp<'a, V: Validation>(&self, check: &V, ip: Outer, seg: &'a [u8]) -> Result<Accepted<'a, V::Probe>, Reject> {
+        let Outer { us: src, from, ttl } = ip;
         let t = TcpPacket::new_checked(seg)?;
         let flags = t.flags();
-        let (kind, ack) = if flags.rst() {
-            (ResponseKind::Rst, t.ack())
+        let kind = if flags.rst() {
+            ResponseKind::Rst
         } else if flags.syn() && flags.ack() {
-            (ResponseKind::SynAck, t.ack())
+            ResponseKind::SynAck
         } else {
             return Err(Reject("not-syn-ack-or-rst"));
         };
-        let (version, tag) = self
-            .matching(src, from, t.src_port(), t.dst_port(), |tag| match kind {
-                ResponseKind::Rst => ack == tag.seq.wrapping_add(1) || ack == tag.seq,
-                _ => ack == tag.seq.wrapping_add(1),
+        let (ack, rst, port, sport) = (t.ack(), kind == ResponseKind::Rst, t.src_port(), t.dst_port());
+        // The probe version whose tag gives this answer's port and acknowledgment number.
+        let (version, tag, probe) = self
+            .versions
+            .iter()
+            .find_map(|&v| {
+                let tag = self.validator.tag(src, from, port, v);
+                if tag.sport != sport {
+                    return None;
+                }
+                check.answer(&tag, ack, rst).map(|p| (v, tag, p))
             })
             .ok_or(Reject("validation-failed"))?;
-        let (port, window) = (t.src_port(), t.window());
-        Ok(Response { target: from, port, version, tag, responder: from, ttl, window, kind, options: t.into_options() })
+        let window = t.window();
+        let response = Response {
+            target: from,
+            port,
+            version,
+            tag,
+            responder: from,
+            ttl,
+            window,
+            kind,
+            options: t.into_options(),
+        };
+        Ok(Accepted { response, probe, quoted: None })
     }
 }
 
@@ -329,6 +415,34 @@ pub(crate) mod tests {
         let mut other = probe.clone();
         other[24] ^= 0xff;
         assert_eq!(c.parse(&icmp_reply(router, &other[..28])).unwrap_err(), Reject("icmp-quote-seq-mismatch"));
+    }
+
+    /// The generic stage hands a validation the quoted sequence number and IPv4 IP ID, and the
+    /// quote's IP header and TCP bytes back with what it recovered.
+    #[test]
+    fn a_validation_sees_the_quote_and_gets_it_back() {
+        struct Ident;
+        impl Validation for Ident {
+            type Probe = u16;
+            fn answer(&self, _: &ProbeTag, _: u32, _: bool) -> Option<u16> {
+                None
+            }
+            fn quote(&self, tag: &ProbeTag, seq: u32, ident: Option<u16>) -> Option<u16> {
+                (seq == tag.seq).then_some(ident?)
+            }
+        }
+        let c = ctx(&[ProbeVersion::V1]);
+        let mut probe = quoted_probe(&c, TARGET, 443);
+        probe[4..6].copy_from_slice(&0xbeefu16.to_be_bytes());
+        let f = icmp_reply(Ipv4Addr::new(192, 0, 2, 1), &probe[..30]);
+        let a = c.accept(&Ident, &f).unwrap();
+        let q = a.quoted.unwrap();
+        assert_eq!((a.probe, q.ip_header, q.tcp), (0xbeef, &probe[..20], &probe[20..30]));
+        // The scan's validation on the same frame: no quote comes back with a SYN-ACK.
+        let tag = c.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
+        let ok = tcp_reply(TARGET, 443, tag.sport, 0x12, tag.seq.wrapping_add(1), &[]);
+        assert!(c.accept(&KeyedSeq, &ok).unwrap().quoted.is_none());
+        assert_eq!(c.accept(&Ident, &ok).unwrap_err(), Reject("validation-failed"));
     }
 
     #[test]

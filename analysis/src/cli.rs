@@ -18,8 +18,8 @@ use std::sync::Arc;
 /// `mpscan summary`: the headline table of one scan (its shards).
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
-    /// Result CSVs of one scan (pass every shard: they are one scan).
-    #[arg(required = true, value_name = "SCAN.csv")]
+    /// Result CSVs of one scan (pass every shard: they are one scan). Optional with --trace.
+    #[arg(required_unless_present = "trace", value_name = "SCAN.csv")]
     pub csv: Vec<PathBuf>,
     /// The scan's metadata JSON (one per shard; repeat or list several) for "addresses probed".
     #[arg(long, num_args = 1.., value_name = "SCAN.json")]
@@ -50,6 +50,16 @@ pub struct SummaryArgs {
     /// fallback, no-data, refused, unreachable, timeout, error) beside the SYN-ACK classes.
     #[arg(long, num_args = 1.., value_name = "VERIFIED.csv")]
     pub verified: Vec<PathBuf>,
+    /// Verdicts CSVs written by `mpscan trace` (its --verdicts): adds the trace tables, verdicts
+    /// by the class each target had in the scan given, and the routers where MP_CAPABLE was lost.
+    #[arg(long, num_args = 1.., value_name = "VERDICTS.csv")]
+    pub trace: Vec<PathBuf>,
+    /// The trace's hops CSVs (its -o): names the last router that quoted the option intact.
+    #[arg(long, num_args = 1.., value_name = "HOPS.csv", requires = "trace")]
+    pub hops: Vec<PathBuf>,
+    /// The trace's metadata JSON: its verdict counts are checked against the verdicts files.
+    #[arg(long, num_args = 1.., value_name = "TRACE.json", requires = "trace")]
+    pub trace_metadata: Vec<PathBuf>,
 }
 
 /// `mpscan diff`: change between two scans.
@@ -168,9 +178,44 @@ pub fn aggregate(csv: &[PathBuf], opts: &Options, threads: usize) -> Result<Aggr
     Ok(all)
 }
 
+/// The trace tables (`--trace`), and warnings where the trace's metadata disagrees with its files.
+pub fn trace_tables(a: &SummaryArgs, opts: &Options) -> Result<Vec<crate::table::Table>> {
+    use crate::trace;
+    let verdicts = trace::read_verdicts(&a.trace)?;
+    let wanted = trace::keys(&verdicts);
+    let classes = if a.csv.is_empty() { None } else { Some(trace::scan_classes(&a.csv, &wanted, threads(a.threads))?) };
+    let hops = if a.hops.is_empty() { None } else { Some(trace::read_hop_routers(&a.hops, &wanted)?) };
+    if !a.trace_metadata.is_empty() {
+        let m = ScanMeta::read_all(&a.trace_metadata)?;
+        let Some(counts) = m.trace else {
+            bail!(
+                "--trace-metadata: {} is not a trace's metadata (no \"trace\" counts)",
+                a.trace_metadata[0].display()
+            );
+        };
+        for v in mpscan_schema::trace::VERDICTS {
+            let in_files = verdicts.iter().filter(|r| r.verdict == v).count() as u64;
+            if counts.verdict(v) != in_files {
+                eprintln!(
+                    "mpscan: warning: the trace's metadata counts {} {v} verdicts, its files {in_files}",
+                    counts.verdict(v)
+                );
+            }
+        }
+    }
+    Ok(vec![
+        trace::by_class_table(&verdicts, classes.as_ref()),
+        trace::routers_table(&verdicts, hops.as_ref(), opts.pfx2as.as_deref(), opts.top),
+    ])
+}
+
 /// Run `mpscan summary`.
 pub fn summary(a: &SummaryArgs) -> Result<()> {
     let opts = summary_options(a)?;
+    if a.csv.is_empty() {
+        // A trace without its scan: only the trace tables.
+        return print(&render(&trace_tables(a, &opts)?, a.format));
+    }
     let meta = if a.metadata.is_empty() { None } else { Some(ScanMeta::read_all(&a.metadata)?) };
     let agg = aggregate(&a.csv, &opts, threads(a.threads))?;
     if let Some(m) = &meta {
@@ -189,6 +234,9 @@ pub fn summary(a: &SummaryArgs) -> Result<()> {
         // Right after the headline table(s), which it qualifies.
         let at = tables.iter().position(|t| !t.title.starts_with("Headline")).unwrap_or(tables.len());
         tables.insert(at, v.table(in_scan));
+    }
+    if !a.trace.is_empty() {
+        tables.extend(trace_tables(a, &opts)?);
     }
     print(&render(&tables, a.format))?;
     if let Some(dir) = &a.plots {
@@ -243,6 +291,9 @@ mod tests {
             probe: None,
             threads: Some(2),
             verified: vec![],
+            trace: vec![],
+            hops: vec![],
+            trace_metadata: vec![],
         }
     }
 
@@ -339,6 +390,45 @@ mod tests {
             assert!(files.iter().any(|f| f.ends_with(want)), "{want} missing from {files:?}");
         }
         crate::plots::tests::check_all(&files);
+    }
+
+    /// `--trace` with and without the scan: verdicts by the scan's class, and the metadata check.
+    #[test]
+    fn trace_tables_with_and_without_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let scan = dir.path().join("scan.csv");
+        std::fs::write(
+            &scan,
+            format!(
+                "{}\n198.18.0.1,443,v1,tcp,198.18.0.1,,,,,false,false,60,29200,2026-01-01T00:00:00Z,\n",
+                mpscan_schema::COLUMNS.join(",")
+            ),
+        )
+        .unwrap();
+        let verdicts = dir.path().join("v.csv");
+        std::fs::write(
+            &verdicts,
+            format!(
+                "{}\n198.18.0.1,443,v1,removed-at,3,198.19.1.3,2,,,removed\n198.18.0.7,443,v1,intact,,,4,5,mptcp,answered\n",
+                mpscan_schema::trace::VERDICT_COLUMNS.join(",")
+            ),
+        )
+        .unwrap();
+        let mut a = sargs(vec![scan]);
+        a.trace = vec![verdicts];
+        let opts = summary_options(&a).unwrap();
+        let t = trace_tables(&a, &opts).unwrap();
+        assert_eq!((t[0].int("tcp", "removed-at"), t[0].int("not in the scan", "intact")), (Some(1), Some(1)));
+        assert_eq!(t[1].int("removed-at", "targets"), Some(1));
+        summary(&a).unwrap();
+        a.csv.clear();
+        assert_eq!(trace_tables(&a, &opts).unwrap()[0].int("(no scan given)", "traced"), Some(2));
+        summary(&a).unwrap();
+        // A scan's metadata given as the trace's: one line.
+        let md = dir.path().join("scan.json");
+        std::fs::write(&md, r#"{"targets_probed":1}"#).unwrap();
+        a.trace_metadata = vec![md];
+        assert!(trace_tables(&a, &opts).unwrap_err().to_string().contains("is not a trace's metadata"));
     }
 
     #[test]

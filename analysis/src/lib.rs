@@ -16,4 +16,5 @@ pub mod plots;
 pub mod summary;
 pub mod synth;
 pub mod table;
+pub mod trace;
 pub mod verified;

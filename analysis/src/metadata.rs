@@ -31,6 +31,8 @@ pub struct ScanMeta {
     pub stalls: u64,
     /// See `stalls`.
     pub stall_secs: f64,
+    /// `mpscan trace`'s counts, summed over the files that have them.
+    pub trace: Option<mpscan_schema::trace::TraceCounts>,
 }
 
 impl ScanMeta {
@@ -67,6 +69,9 @@ impl ScanMeta {
             }
             m.stalls += md.link.stalls;
             m.stall_secs += md.link.stall_secs;
+            if let Some(t) = &md.trace {
+                m.trace.get_or_insert_with(Default::default).merge(t);
+            }
             m.files += 1;
         }
         m.ports.sort_unstable();
@@ -171,6 +176,18 @@ mod tests {
         assert_eq!(m.send_errors.get("ENETDOWN"), Some(&4));
         assert_eq!((m.stalls, m.stall_secs), (4, 7.0));
         assert!(m.warnings()[0].contains("waited 4 time(s) for its link (7.0 s"), "{:?}", m.warnings());
+    }
+
+    #[test]
+    fn trace_counts_are_summed_over_shards_and_absent_for_a_scan() {
+        let scan = meta(r#"{"targets_probed":10}"#);
+        assert_eq!(ScanMeta::read_all(&[scan.path().into()]).unwrap().trace, None);
+        let t = meta(
+            r#"{"targets_probed":16,"trace":{"max_ttl":8,"verdicts":{"ipv4":{"intact":3,"removed-at":1}},"hop_rows":16,"answers":{"icmp":14,"syn-ack":2},"quotes":{"intact":12,"removed":2},"seq_rewritten":0}}"#,
+        );
+        let m = ScanMeta::read_all(&[t.path().into(), scan.path().into(), t.path().into()]).unwrap();
+        let c = m.trace.unwrap();
+        assert_eq!((c.verdict("intact"), c.verdict("removed-at"), c.hop_rows, c.answers["icmp"]), (6, 2, 32, 28));
     }
 
     #[test]

@@ -468,6 +468,7 @@ pub fn metadata(cfg: &SynthConfig, st: &SynthStats) -> mpscan_schema::Metadata {
         classes,
         rows: st.rows,
         link: LinkReport::default(),
+        trace: None,
         notes: None,
         user_metadata: None,
         vantage: None,

@@ -21,6 +21,7 @@ pub mod records;
 pub mod row;
 pub mod row_ref;
 pub mod sink;
+pub mod trace;
 pub mod verdict;
 
 pub use class::{Class, NCLASS};

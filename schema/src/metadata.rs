@@ -209,6 +209,10 @@ pub struct Metadata {
     /// Rows per probe version and class.
     #[serde(default)]
     pub classes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// `mpscan trace`: verdicts per family, hop rows and answers (absent for a scan, whose
+    /// `classes` count its rows; a trace's `classes` are empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceCounts>,
     /// Rows written.
     #[serde(default)]
     pub rows: u64,
@@ -307,6 +311,7 @@ impl Metadata {
             classes: BTreeMap::new(),
             rows: 0,
             link: LinkReport::default(),
+            trace: None,
             vantage: None,
             end_reason: String::new(),
             ..first.clone()
@@ -358,6 +363,9 @@ impl Metadata {
             }
         }
         self.link.add(&d.link);
+        if let Some(t) = &d.trace {
+            self.trace.get_or_insert_with(Default::default).merge(t);
+        }
     }
 }
 

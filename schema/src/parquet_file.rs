@@ -18,6 +18,7 @@
 use crate::columns::COLUMNS;
 use crate::row::Row;
 use crate::sink::RowSink;
+use crate::trace::{Cell, ColType, HopRow, HopSink, HOP_COLUMNS};
 use anyhow::{bail, Context as _};
 use arrow_array::builder::{BooleanBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt8Builder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -163,12 +164,7 @@ impl ParquetSink {
         let file = File::create(path).with_context(|| {
             format!("cannot write the output file {}: check the path and permissions", path.display())
         })?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_created_by(format!("mpscan {}", env!("CARGO_PKG_VERSION")))
-            .build();
-        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 16, file), schema(), Some(props))
+        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 16, file), schema(), Some(properties()))
             .with_context(|| format!("cannot start the Parquet file {}", path.display()))?;
         Ok(ParquetSink { writer: Some(writer), cols: Columns::new(), path: path.to_path_buf(), rows: 0 })
     }
@@ -232,12 +228,131 @@ impl Drop for ParquetSink {
     }
 }
 
+/// The writer properties of every mpscan Parquet file.
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_created_by(format!("mpscan {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The Arrow schema of a hops file: [`HOP_COLUMNS`], typed.
+pub fn hop_schema() -> SchemaRef {
+    let fields = HOP_COLUMNS.iter().map(|c| {
+        let ty = match c.ty {
+            ColType::Text => DataType::Utf8,
+            ColType::U8 => DataType::UInt8,
+            ColType::U16 => DataType::UInt16,
+            ColType::U32 => DataType::UInt32,
+            ColType::Bool => DataType::Boolean,
+        };
+        Field::new(c.name, ty, c.nullable)
+    });
+    Arc::new(Schema::new(fields.collect::<Vec<_>>()))
+}
+
+/// The hops of a trace as Parquet (`mpscan trace --output-format parquet`): the columns and types
+/// of [`HOP_COLUMNS`], batched and Snappy-compressed like the scan's results; readable once
+/// [`HopSink::finish`] has written the footer.
+pub struct ParquetHops {
+    writer: Option<ArrowWriter<BufWriter<File>>>,
+    rows: Vec<[Cell; 19]>,
+    path: PathBuf,
+}
+
+impl ParquetHops {
+    /// Creates (truncates) `path`.
+    pub fn create(path: &Path) -> anyhow::Result<ParquetHops> {
+        let file = File::create(path).with_context(|| {
+            format!("cannot write the hops file {}: check the path and permissions", path.display())
+        })?;
+        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 16, file), hop_schema(), Some(properties()))
+            .with_context(|| format!("cannot start the Parquet file {}", path.display()))?;
+        Ok(ParquetHops { writer: Some(writer), rows: Vec::new(), path: path.to_path_buf() })
+    }
+
+    /// The collected rows as one batch, column by column from [`HOP_COLUMNS`].
+    fn batch(&mut self) -> anyhow::Result<RecordBatch> {
+        use arrow_array::{BooleanArray, StringArray, UInt16Array, UInt32Array, UInt8Array};
+        let rows = std::mem::take(&mut self.rows);
+        let cols = HOP_COLUMNS.iter().enumerate().map(|(i, c)| -> ArrayRef {
+            let cells = rows.iter().map(|r| &r[i]);
+            match c.ty {
+                ColType::Text => Arc::new(
+                    cells.map(|v| if let Cell::Text(s) = v { Some(s.as_str()) } else { None }).collect::<StringArray>(),
+                ),
+                ColType::U8 => {
+                    Arc::new(cells.map(|v| if let Cell::U8(x) = v { Some(*x) } else { None }).collect::<UInt8Array>())
+                }
+                ColType::U16 => {
+                    Arc::new(cells.map(|v| if let Cell::U16(x) = v { Some(*x) } else { None }).collect::<UInt16Array>())
+                }
+                ColType::U32 => {
+                    Arc::new(cells.map(|v| if let Cell::U32(x) = v { Some(*x) } else { None }).collect::<UInt32Array>())
+                }
+                ColType::Bool => Arc::new(
+                    cells.map(|v| if let Cell::Bool(x) = v { Some(*x) } else { None }).collect::<BooleanArray>(),
+                ),
+            }
+        });
+        Ok(RecordBatch::try_new(hop_schema(), cols.collect())?)
+    }
+
+    fn write_batch(&mut self) -> anyhow::Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let batch = self.batch()?;
+        let path = self.path.display().to_string();
+        match self.writer.as_mut() {
+            Some(w) => w.write(&batch).map_err(|e| anyhow::anyhow!("writing hops to {path} failed: {e}")),
+            None => bail!("{path} is already finished"),
+        }
+    }
+}
+
+impl HopSink for ParquetHops {
+    fn write(&mut self, row: &HopRow) -> anyhow::Result<()> {
+        if self.writer.is_none() {
+            bail!("{} is already finished", self.path.display());
+        }
+        self.rows.push(row.cells());
+        if self.rows.len() >= BATCH_ROWS {
+            self.write_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Parquet cannot append a few rows to a file: this keeps them until a batch is full.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.write_batch()?;
+        let Some(w) = self.writer.take() else { return Ok(()) };
+        w.close().map_err(|e| anyhow::anyhow!("writing hops to {} failed: {e}", self.path.display()))?;
+        Ok(())
+    }
+}
+
 /// Reads a result Parquet file back as records of CSV text ([`COLUMNS`] order, the CSV's
 /// spelling of every value): what the same rows look like in a result CSV. For tests and
 /// for tools that compare the two formats.
 pub fn read_as_csv_records(path: &Path) -> anyhow::Result<Vec<Vec<String>>> {
+    read_records(path, &COLUMNS)
+}
+
+/// [`read_as_csv_records`] for a hops file ([`HOP_COLUMNS`]).
+pub fn read_hops_as_csv_records(path: &Path) -> anyhow::Result<Vec<Vec<String>>> {
+    read_records(path, &HOP_COLUMNS.map(|c| c.name))
+}
+
+/// A Parquet file with the columns `names`, as records of CSV text.
+fn read_records(path: &Path, want: &[&str]) -> anyhow::Result<Vec<Vec<String>>> {
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{TimestampMicrosecondType, UInt16Type, UInt8Type};
+    use arrow_array::types::{TimestampMicrosecondType, UInt16Type, UInt32Type, UInt8Type};
     let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))?
@@ -246,8 +361,8 @@ pub fn read_as_csv_records(path: &Path) -> anyhow::Result<Vec<Vec<String>>> {
     for batch in reader {
         let batch = batch.with_context(|| format!("reading {}", path.display()))?;
         let names: Vec<&str> = batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
-        if names != COLUMNS {
-            bail!("{} does not have the result columns: {names:?}", path.display());
+        if names != want {
+            bail!("{} does not have the expected columns: {names:?}", path.display());
         }
         for i in 0..batch.num_rows() {
             let mut rec = Vec::with_capacity(COLUMNS.len());
@@ -259,6 +374,7 @@ pub fn read_as_csv_records(path: &Path) -> anyhow::Result<Vec<Vec<String>>> {
                         DataType::Utf8 => col.as_string::<i32>().value(i).to_string(),
                         DataType::UInt16 => col.as_primitive::<UInt16Type>().value(i).to_string(),
                         DataType::UInt8 => col.as_primitive::<UInt8Type>().value(i).to_string(),
+                        DataType::UInt32 => col.as_primitive::<UInt32Type>().value(i).to_string(),
                         DataType::Boolean => col.as_boolean().value(i).to_string(),
                         DataType::Timestamp(TimeUnit::Microsecond, _) => {
                             let us = col.as_primitive::<TimestampMicrosecondType>().value(i);
@@ -343,6 +459,77 @@ mod tests {
         // Writing after the end is an error, not a panic.
         assert!(RowSink::write(&mut p, &rows()[0]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn parquet_hops_hold_the_csv_hops() {
+        use crate::trace::CsvHops;
+        let dir = tempfile::tempdir().unwrap();
+        let (pq, csv) = (dir.path().join("h.parquet"), dir.path().join("h.csv"));
+        let mut p = ParquetHops::create(&pq).unwrap();
+        let mut c = CsvHops::new(Box::new(File::create(&csv).unwrap())).unwrap();
+        for i in 0..20_000u32 {
+            let icmp = i % 4 != 0;
+            let row = HopRow {
+                target: std::net::Ipv4Addr::from(0xc612_0000 + i / 32).into(),
+                port: 443,
+                probe: if i % 2 == 0 { ProbeVersion::V1 } else { ProbeVersion::V0 },
+                ttl: (i % 32 + 1) as u8,
+                router: std::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | i as u128).into(),
+                kind: if icmp { "icmp" } else { "syn-ack" },
+                icmp_type: icmp.then_some(11),
+                icmp_code: icmp.then_some(0),
+                reply_ttl: (i % 200) as u8,
+                rtt_ms: (i % 3 == 0).then_some(i * 1000),
+                quoted_bytes: icmp.then_some(28 + (i % 40) as u16),
+                mpc: icmp.then_some(["intact", "removed", "unknown"][i as usize % 3]),
+                mss: icmp.then_some(1460),
+                options: icmp.then_some("same"),
+                window: icmp.then_some(64240),
+                dscp: icmp.then_some((i % 64) as u8),
+                ecn: icmp.then_some((i % 4) as u8),
+                seq_rewritten: i % 7 == 0,
+                class: (!icmp).then_some("mptcp"),
+            };
+            p.write(&row).unwrap();
+            c.write(&row).unwrap();
+        }
+        p.finish().unwrap();
+        c.finish().unwrap();
+        drop(c);
+        let back = read_hops_as_csv_records(&pq).unwrap();
+        let mut rdr = ::csv::Reader::from_path(&csv).unwrap();
+        let want: Vec<Vec<String>> = rdr.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
+        assert_eq!(back.len(), 20_000);
+        assert_eq!(back, want);
+        // A scan's file is not a hops file, and the other way round.
+        assert!(read_as_csv_records(&pq).unwrap_err().to_string().contains("expected columns"));
+        assert!(p.write(&HopRow { kind: "rst", ..any_hop() }).is_err(), "finished");
+    }
+
+    /// Any hop row (for the write-after-finish check).
+    fn any_hop() -> HopRow {
+        HopRow {
+            target: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: 1,
+            probe: ProbeVersion::V1,
+            ttl: 1,
+            router: std::net::Ipv4Addr::LOCALHOST.into(),
+            kind: "icmp",
+            icmp_type: None,
+            icmp_code: None,
+            reply_ttl: 1,
+            rtt_ms: None,
+            quoted_bytes: None,
+            mpc: None,
+            mss: None,
+            options: None,
+            window: None,
+            dscp: None,
+            ecn: None,
+            seq_rewritten: false,
+            class: None,
+        }
     }
 
     #[test]

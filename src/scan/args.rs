@@ -182,6 +182,11 @@ pub struct ScanArgs {
     /// the metadata; set by [`super::definition::apply`], never typed.
     #[arg(skip)]
     pub definition: Option<serde_json::Value>,
+
+    /// `mpscan trace`: probe every target with TTL `1..=MAX` (its `--max-ttl`); set by
+    /// `crate::trace::run`, never typed. Part of the resume identity.
+    #[arg(skip)]
+    pub trace_max_ttl: Option<u8>,
 }
 
 /// `-f`: the columns, in order (a newtype, so clap takes the list as one value).

@@ -155,7 +155,7 @@ impl ScanConfig {
         }
         let record = record_of(a, &space, &versions, seed, &blocklist, (&link, &interface, gateway_mac6));
         let config = ScanConfig {
-            trace_ttls: None,
+            trace_ttls: a.trace_max_ttl,
             space,
             versions,
             probes: a.probes,

@@ -42,7 +42,8 @@ pub fn run_with(config: &ScanConfig, transport: Transport, output: Output, stop:
 
 /// A receive loop in place of the scan's (`mpscan trace` has its own answers and rows): it runs
 /// on the receiver thread until `stop.receiving` and hands back its counts.
-pub type Receiver<'a> = &'a (dyn Fn(&mut (dyn Receive + Send), &Counters, &Stop) -> RecvReport + Sync);
+/// It publishes its flushes in [`Published`] as the scan's does, for the resume checkpoint.
+pub type Receiver<'a> = &'a (dyn Fn(&mut (dyn Receive + Send), &Counters, &Stop, &Published) -> RecvReport + Sync);
 
 /// [`run_with`], with `receiver` (when given) in place of the scan's receive loop; the senders,
 /// pacer, monitor, checkpoint, cooldown and metadata are the scan's.
@@ -199,7 +200,7 @@ impl Shared<'_> {
     /// The receiver thread.
     fn receive(&self, rx: &mut (dyn Receive + Send), sink: &mut (dyn RowSink + Send), carried: Carried) -> RecvReport {
         match self.receiver {
-            Some(r) => r(rx, self.counters, self.stop),
+            Some(r) => r(rx, self.counters, self.stop, &self.published),
             None => recv::recv_loop(rx, &self.ctx, sink, self.counters, self.stop, carried, &self.published),
         }
     }
@@ -261,7 +262,7 @@ fn metadata(
     (interrupted, end_reason): (bool, &str),
 ) -> Metadata {
     let mut classes: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for v in &config.versions {
+    for v in config.versions.iter().filter(|_| report.trace.is_none()) {
         let per = classes.entry(v.label().to_string()).or_default();
         for c in crate::classify::Class::ALL {
             per.insert(c.label().to_string(), report.classes.get(&(*v, c)).copied().unwrap_or(0));
@@ -288,6 +289,7 @@ fn metadata(
         duplicates: report.duplicates,
         kernel_drops: report.kernel_drops,
         classes,
+        trace: report.trace.clone(),
         rows: Counters::get(&counters.rows),
         link: counters.link.report(),
         notes: config.notes.clone(),

@@ -31,6 +31,8 @@ pub struct RecvReport {
     pub kernel_drops: u64,
     /// The first output error, which stopped the scan.
     pub error: Option<String>,
+    /// `mpscan trace`'s counts (its receiver's; none for a scan).
+    pub trace: Option<mpscan_schema::trace::TraceCounts>,
 }
 
 /// How often the receiver pushes buffered rows to the file.
@@ -62,6 +64,18 @@ pub struct Snapshot {
 /// The receiver's published snapshot.
 pub type Published = Mutex<Snapshot>;
 
+/// Publishes the receiver's counts for the resume checkpoint, and `flushed`, when the results
+/// were last flushed successfully (every answer received before is in the file).
+pub fn publish(published: &Published, invalid: &HashMap<String, u64>, dups: u64, flushed: Option<Instant>) {
+    if let Ok(mut p) = published.lock() {
+        p.invalid = invalid.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        p.duplicates = dups;
+        if flushed.is_some() {
+            p.durable_at = flushed;
+        }
+    }
+}
+
 /// Runs until `stop.receiving` is set; an output or receive error stops the senders.
 pub fn recv_loop(
     rx: &mut dyn Receive,
@@ -84,13 +98,7 @@ pub fn recv_loop(
     }
     Counters::add(&counters.rows, carried.rows.len() as u64);
     let publish = |invalid: &HashMap<String, u64>, dups: u64, flushed: Option<Instant>| {
-        if let Ok(mut p) = published.lock() {
-            p.invalid = invalid.iter().map(|(k, v)| (k.clone(), *v)).collect();
-            p.duplicates = dups;
-            if flushed.is_some() {
-                p.durable_at = flushed;
-            }
-        }
+        publish(published, invalid, dups, flushed)
     };
     publish(&invalid, report.duplicates, Some(Instant::now()));
     let mut last_flush = Instant::now();

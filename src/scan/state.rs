@@ -42,6 +42,9 @@ pub struct Identity {
     pub ports: Vec<u16>,
     /// Target limit.
     pub max_targets: Option<u64>,
+    /// `mpscan trace`'s `--max-ttl` (absent for a scan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl: Option<u8>,
 }
 
 /// One saved state.
@@ -173,6 +176,11 @@ fn fnv(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// How a resume error names the TTL range: a scan has none.
+fn ttls(max_ttl: Option<u8>) -> String {
+    max_ttl.map_or("none (a scan, not a trace)".to_string(), |m| m.to_string())
+}
+
 /// Checks that a saved scan is the one the arguments describe; the error names what differs.
 pub fn check_identity(saved: &Identity, now: &Identity, path: &Path) -> anyhow::Result<()> {
     let diffs: Vec<String> = [
@@ -185,6 +193,7 @@ pub fn check_identity(saved: &Identity, now: &Identity, path: &Path) -> anyhow::
         ("--probes", saved.probes.to_string(), now.probes.to_string()),
         ("--port", format!("{:?}", saved.ports), format!("{:?}", now.ports)),
         ("--max-targets", format!("{:?}", saved.max_targets), format!("{:?}", now.max_targets)),
+        ("--max-ttl", ttls(saved.max_ttl), ttls(now.max_ttl)),
     ]
     .into_iter()
     .filter(|(_, a, b)| a != b)
@@ -218,6 +227,7 @@ mod tests {
                 probes: 1,
                 ports: vec![443],
                 max_targets: None,
+                max_ttl: None,
             },
             positions: vec![10],
             targets_done: vec![9],
@@ -285,5 +295,13 @@ mod tests {
         b.ports = vec![80];
         let e = check_identity(&a, &b, Path::new("s")).unwrap_err().to_string();
         assert!(e.contains("--seed was 1, now 2") && e.contains("--port"), "{e}");
+        // A trace's state is not a scan's, nor one of another --max-ttl; a scan's state keeps
+        // its old form (no max_ttl field).
+        let trace = Identity { max_ttl: Some(8), ..a.clone() };
+        let e = check_identity(&a, &trace, Path::new("s")).unwrap_err().to_string();
+        assert!(e.contains("--max-ttl was none (a scan, not a trace), now 8"), "{e}");
+        let e = check_identity(&trace, &Identity { max_ttl: Some(9), ..a.clone() }, Path::new("s")).unwrap_err();
+        assert!(e.to_string().contains("--max-ttl was 8, now 9"), "{e}");
+        assert!(!serde_json::to_string(&a).unwrap().contains("max_ttl"));
     }
 }

@@ -99,6 +99,7 @@ impl ScanConfig {
             probes: self.probes,
             ports: self.space.ports().to_vec(),
             max_targets: self.max_targets,
+            max_ttl: self.trace_ttls,
         }
     }
 

@@ -1,6 +1,7 @@
-//! From a captured frame to a validated trace answer, or a counted rejection: the trace's
-//! counterpart of `crate::accept`, with the TTL recovered from what comes back
-//! ([`super::encode`]) instead of a fixed sequence number.
+//! From a captured frame to a validated trace answer, or a counted rejection. The frame goes
+//! through the scan's own receive stage (`crate::accept::Context::accept`: headers, ICMP quote,
+//! the keyed hash's ports), with [`TtlInProbe`] as the validation: the TTL is recovered from what
+//! comes back ([`super::encode`]) instead of checking one fixed sequence number.
 //!
 //! * ICMP(v6) destination unreachable, time exceeded or parameter problem: the quote must be of
 //!   our probe (our address, a probed (target, port) whose hash gives the quoted source port) and
@@ -9,14 +10,13 @@
 //! * SYN-ACK: acknowledges our sequence number + 1, which gives the TTL.
 //! * RST: acknowledges the sequence number or it + 1 (as zmap accepts).
 //!
-//! Rejections reuse the scan's reason names (docs/ERRORS.md) where the cause is the same.
+//! Rejections are the scan's (docs/ERRORS.md), from the same code.
 
 use super::encode;
 use super::quote::{self, QuoteReport};
-use crate::accept::{Context, Reject, Response, ResponseKind as Kind};
+use crate::accept::{Context, Reject, ResponseKind as Kind, Validation};
 use crate::classify::{classify, Class};
 use crate::probe::{ProbeTag, ProbeVersion};
-use crate::wire::{icmp, ipv4::protocol, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket};
 use crate::wire::{TcpOption, TcpOptions};
 use std::net::IpAddr;
 
@@ -48,7 +48,38 @@ pub struct Answer {
     pub class: Option<Class>,
 }
 
-/// The trace's receive context: the scan's, plus the TTL range and the clock.
+/// The trace's [`Validation`]: the probe's TTL, `1..=max_ttl`, from the sequence number an answer
+/// acknowledges or a quote carries, or (IPv4 quotes) from the IP ID when the sequence number was
+/// rewritten. Its `Probe` is (TTL, sequence number rewritten).
+#[derive(Debug, Clone, Copy)]
+pub struct TtlInProbe {
+    /// Highest TTL sent.
+    pub max_ttl: u8,
+}
+
+impl Validation for TtlInProbe {
+    type Probe = (u8, bool);
+
+    #[inline]
+    fn answer(&self, tag: &ProbeTag, ack: u32, rst: bool) -> Option<(u8, bool)> {
+        encode::ttl_from_ack(tag, ack, rst, self.max_ttl).map(|t| (t, false))
+    }
+
+    #[inline]
+    fn quote(&self, tag: &ProbeTag, seq: u32, ident: Option<u16>) -> Option<(u8, bool)> {
+        let by_seq = encode::ttl_from_seq(tag, seq, self.max_ttl);
+        let by_ident = ident.and_then(|i| encode::ttl_from_ident(tag, i, self.max_ttl));
+        match (by_seq, by_ident) {
+            // IPv4: both copies must agree when both are ours.
+            (Some(a), Some(b)) if a != b => None,
+            (Some(t), _) => Some((t, false)),
+            (None, Some(t)) => Some((t, true)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The trace's receive context: the scan's, plus the TTL range.
 #[derive(Debug, Clone)]
 pub struct TraceContext {
     /// Our addresses, the secret, the versions.
@@ -60,168 +91,42 @@ pub struct TraceContext {
 impl TraceContext {
     /// Validates one Ethernet frame received at `now_ms` on the trace's clock.
     pub fn parse(&self, frame: &[u8], now_ms: u32) -> Result<Answer, Reject> {
-        let eth = EthernetFrame::new_checked(frame)?;
-        let l3 = &frame[crate::wire::ethernet::HEADER_LEN..];
-        let (src, responder, reply_ttl, proto, payload) = match eth.ethertype() {
-            EtherType::Ipv4 => {
-                let us = self.ctx.src_v4.ok_or(Reject("no-ipv4-source"))?;
-                let ip = Ipv4Packet::new_checked(l3)?;
-                if ip.dst_addr() != us {
-                    return Err(Reject("not-to-us"));
-                }
-                if ip.frag_offset() != 0 || ip.more_frags() {
-                    return Err(Reject("fragment"));
-                }
-                (IpAddr::V4(us), IpAddr::V4(ip.src_addr()), ip.ttl(), ip.protocol(), ip.into_payload())
-            }
-            EtherType::Ipv6 => {
-                let us = self.ctx.src_v6.ok_or(Reject("no-ipv6-source"))?;
-                let ip = Ipv6Packet::new_checked(l3)?;
-                if ip.dst_addr() != us {
-                    return Err(Reject("not-to-us"));
-                }
-                (IpAddr::V6(us), IpAddr::V6(ip.src_addr()), ip.hop_limit(), ip.next_header(), ip.into_payload())
-            }
-            _ => return Err(Reject("not-ip")),
+        let a = self.ctx.accept(&TtlInProbe { max_ttl: self.max_ttl }, frame)?;
+        let (r, (probe_ttl, seq_rewritten)) = (a.response, a.probe);
+        let mut answer = Answer {
+            target: r.target,
+            port: r.port,
+            version: r.version,
+            probe_ttl,
+            responder: r.responder,
+            kind: r.kind,
+            reply_ttl: r.ttl,
+            rtt_ms: None,
+            quote: None,
+            seq_rewritten,
+            class: None,
         };
-        let mut a = match proto {
-            protocol::TCP => self.tcp(src, responder, payload, now_ms),
-            protocol::ICMP | protocol::ICMPV6 if (proto == protocol::ICMPV6) == src.is_ipv6() => {
-                self.icmp(src, responder, payload, now_ms)
+        match a.quoted {
+            Some(q) => {
+                let report = quote::compare(q.ip_header, q.tcp, r.version, r.tag.key);
+                answer.rtt_ms = report.tsval.map(|t| now_ms.wrapping_sub(t)).filter(|&ms| ms < MAX_RTT_MS);
+                answer.quote = Some(report);
             }
-            _ => Err(Reject("not-tcp-or-icmp")),
-        }?;
-        a.reply_ttl = reply_ttl;
-        Ok(a)
-    }
-
-    fn icmp(&self, src: IpAddr, responder: IpAddr, body: &[u8], now_ms: u32) -> Result<Answer, Reject> {
-        let msg = IcmpPacket::new_checked(body)?;
-        match icmp::effect(src.is_ipv6(), msg.msg_type()) {
-            icmp::Effect::EndsProbe => {}
-            icmp::Effect::NoEffect(reason) => return Err(Reject(reason)),
-            icmp::Effect::NotAnError => return Err(Reject("icmp-other-type")),
-        }
-        let kind = Kind::Icmp { icmp_type: msg.msg_type(), code: msg.code() };
-        let quoted = msg.into_payload();
-        let bad = |_| Reject("icmp-bad-quote");
-        let (from, target, proto, hl, ident) = match src {
-            IpAddr::V4(_) => {
-                let q = Ipv4Packet::new_quoted(quoted).map_err(bad)?;
-                (IpAddr::V4(q.src_addr()), IpAddr::V4(q.dst_addr()), q.protocol(), q.header_len(), Some(q.ident()))
+            None => {
+                // Our send time: a TCP stack echoes it in TSecr, a box copying our options keeps
+                // it in TSval (with our TSecr of 0).
+                let sent = TcpOptions::new(r.options).find_map(|o| match o {
+                    Ok(TcpOption::Timestamps { tsval, tsecr }) => Some(if tsecr != 0 { tsecr } else { tsval }),
+                    _ => None,
+                });
+                answer.rtt_ms = sent.map(|s| now_ms.wrapping_sub(s)).filter(|&ms| ms < MAX_RTT_MS);
+                // Classify as `scan` would: with the probe's actual sequence number and TSval.
+                let tag =
+                    ProbeTag { seq: encode::seq_for(&r.tag, probe_ttl), tsval: sent.unwrap_or(r.tag.tsval), ..r.tag };
+                answer.class = Some(classify(&crate::accept::Response { tag, ..r }).class);
             }
-            IpAddr::V6(_) => {
-                let q = Ipv6Packet::new_quoted(quoted).map_err(bad)?;
-                let hl = crate::wire::ipv6::HEADER_LEN;
-                (IpAddr::V6(q.src_addr()), IpAddr::V6(q.dst_addr()), q.next_header(), hl, None)
-            }
-        };
-        if from != src || proto != protocol::TCP {
-            return Err(Reject("icmp-quote-not-ours"));
         }
-        let tcp = &quoted[hl..];
-        if tcp.len() < 8 {
-            return Err(Reject("icmp-bad-quote"));
-        }
-        let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
-        let port = u16::from_be_bytes([tcp[2], tcp[3]]);
-        let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
-        let mut seq_differs = false;
-        for &version in &self.ctx.versions {
-            let tag = self.ctx.validator.tag(src, target, port, version);
-            if tag.sport != sport {
-                continue;
-            }
-            let by_seq = encode::ttl_from_seq(&tag, seq, self.max_ttl);
-            let by_ident = ident.and_then(|i| encode::ttl_from_ident(&tag, i, self.max_ttl));
-            let (probe_ttl, seq_rewritten) = match (by_seq, by_ident) {
-                // IPv4: both copies must agree when both are ours.
-                (Some(a), Some(b)) if a != b => {
-                    seq_differs = true;
-                    continue;
-                }
-                (Some(t), _) => (t, false),
-                (None, Some(t)) => (t, true),
-                (None, None) => {
-                    seq_differs = true;
-                    continue;
-                }
-            };
-            let q = quote::compare(&quoted[..hl], tcp, version, tag.key);
-            let rtt_ms = q.tsval.map(|t| now_ms.wrapping_sub(t)).filter(|&r| r < MAX_RTT_MS);
-            return Ok(Answer {
-                target,
-                port,
-                version,
-                probe_ttl,
-                responder,
-                kind,
-                reply_ttl: 0,
-                rtt_ms,
-                quote: Some(q),
-                seq_rewritten,
-                class: None,
-            });
-        }
-        Err(Reject(if seq_differs { "icmp-quote-seq-mismatch" } else { "icmp-quote-not-ours" }))
-    }
-
-    fn tcp(&self, src: IpAddr, from: IpAddr, seg: &[u8], now_ms: u32) -> Result<Answer, Reject> {
-        let t = TcpPacket::new_checked(seg)?;
-        let flags = t.flags();
-        let kind = if flags.rst() {
-            Kind::Rst
-        } else if flags.syn() && flags.ack() {
-            Kind::SynAck
-        } else {
-            return Err(Reject("not-syn-ack-or-rst"));
-        };
-        let ack = t.ack();
-        let (port, sport) = (t.src_port(), t.dst_port());
-        for &version in &self.ctx.versions {
-            let tag = self.ctx.validator.tag(src, from, port, version);
-            if tag.sport != sport {
-                continue;
-            }
-            let ttl = encode::ttl_from_ack(&tag, ack, kind == Kind::Rst, self.max_ttl);
-            let Some(probe_ttl) = ttl else { continue };
-            let options = t.options();
-            // Our send time: a TCP stack echoes it in TSecr, a box copying our options keeps it
-            // in TSval (with our TSecr of 0).
-            let sent = TcpOptions::new(options).find_map(|o| match o {
-                Ok(TcpOption::Timestamps { tsval, tsecr }) => Some(if tsecr != 0 { tsecr } else { tsval }),
-                _ => None,
-            });
-            let rtt_ms = sent.map(|s| now_ms.wrapping_sub(s)).filter(|&r| r < MAX_RTT_MS);
-            // Classify as `scan` would: with the probe's actual sequence number and TSval.
-            let probe_tag = ProbeTag { seq: encode::seq_for(&tag, probe_ttl), tsval: sent.unwrap_or(tag.tsval), ..tag };
-            let r = Response {
-                target: from,
-                port,
-                version,
-                tag: probe_tag,
-                responder: from,
-                ttl: 0,
-                window: t.window(),
-                kind,
-                options,
-            };
-            let class = Some(classify(&r).class);
-            return Ok(Answer {
-                target: from,
-                port,
-                version,
-                probe_ttl,
-                responder: from,
-                kind,
-                reply_ttl: 0,
-                rtt_ms,
-                quote: None,
-                seq_rewritten: false,
-                class,
-            });
-        }
-        Err(Reject("validation-failed"))
+        Ok(answer)
     }
 }
 
@@ -234,7 +139,7 @@ mod tests {
     use crate::keyed_hash::Validator;
     use crate::probe::SynOption;
     use crate::probe::{Link, ProbeBuilder, MAX_FRAME_LEN};
-    use crate::wire::EthernetFrame;
+    use crate::wire::{ipv4::protocol, EtherType, EthernetFrame, IcmpPacket, Ipv4Packet, Ipv6Packet};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const US4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);

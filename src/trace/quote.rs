@@ -41,6 +41,13 @@ impl MpcState {
             MpcState::Unknown => "unknown",
         }
     }
+
+    /// The state a CSV label names.
+    pub fn parse(s: &str) -> Option<MpcState> {
+        [MpcState::Intact, MpcState::Removed, MpcState::Modified, MpcState::Unknown]
+            .into_iter()
+            .find(|m| m.label() == s)
+    }
 }
 
 /// How the quoted option list compares with ours, MP_CAPABLE aside (its own column says that).
@@ -69,6 +76,12 @@ impl OptionsChange {
             OptionsChange::Changed => "changed",
             OptionsChange::Unknown => "unknown",
         }
+    }
+
+    /// The change a CSV label names.
+    pub fn parse(s: &str) -> Option<OptionsChange> {
+        use OptionsChange::*;
+        [Same, Removed, Reordered, Changed, Unknown].into_iter().find(|o| o.label() == s)
     }
 }
 
