@@ -330,7 +330,7 @@ mod tests {
             format!("{}\n198.18.0.1,443,v1,removed-at,3,198.19.1.3,2,,,removed\n198.18.0.3,443,v1,intact,,,4,5,mptcp,answered\n", VERDICT_COLUMNS.join(",")),
         )
         .unwrap();
-        let vs = read_verdicts(&[p.clone()]).unwrap();
+        let vs = read_verdicts(std::slice::from_ref(&p)).unwrap();
         assert_eq!(vs.len(), 2);
         assert_eq!((vs[0].hop, vs[0].last_intact, vs[1].router), (Some(3), Some(2), None));
         let h = dir.path().join("h.csv");
@@ -348,7 +348,7 @@ mod tests {
         // A scan result given as verdicts, and a bad verdict: one error naming the file and row.
         let bad = dir.path().join("scan.csv");
         std::fs::write(&bad, "ip,port,probe,class\n").unwrap();
-        let e = format!("{:#}", read_verdicts(&[bad.clone()]).unwrap_err());
+        let e = format!("{:#}", read_verdicts(std::slice::from_ref(&bad)).unwrap_err());
         assert!(e.contains("scan.csv: not the verdicts of an mpscan trace"), "{e}");
         std::fs::write(&p, format!("{}\n198.18.0.1,443,v1,lost,,,,,,\n", VERDICT_COLUMNS.join(","))).unwrap();
         let e = format!("{:#}", read_verdicts(&[p]).unwrap_err());

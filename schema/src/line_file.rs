@@ -165,7 +165,7 @@ impl Write for Guarded {
 
 /// The buffered output: through a CSV writer, or straight for JSON lines.
 enum Out {
-    Csv(csv::Writer<BufWriter<Box<dyn Write + Send>>>),
+    Csv(Box<csv::Writer<BufWriter<Box<dyn Write + Send>>>>),
     Json(BufWriter<Box<dyn Write + Send>>),
 }
 
@@ -175,7 +175,7 @@ impl Out {
         if json {
             Out::Json(b)
         } else {
-            Out::Csv(csv::WriterBuilder::new().has_headers(false).from_writer(b))
+            Out::Csv(Box::new(csv::WriterBuilder::new().has_headers(false).from_writer(b)))
         }
     }
 

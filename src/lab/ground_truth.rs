@@ -319,7 +319,8 @@ fn expectations(kind: RangeKind, ns_addrs: Option<(Ipv4Addr, Ipv6Addr)>, v6: boo
             // Probes leave with TTL 64 (crate::probe::TTL): the router forwards the even TTLs,
             // the loop namespace the odd ones, and so sees TTL 1 and sends the time exceeded
             // (ICMP 11/0, ICMPv6 3/0) from its end of the transit link.
-            const _: () = assert!(crate::probe::TTL % 2 == 0, "the loop namespace answers only for an even TTL");
+            const _: () =
+                assert!(crate::probe::TTL.is_multiple_of(2), "the loop namespace answers only for an even TTL");
             let (a4, a6) = ns_addrs.expect("a population lives in a namespace of the plan");
             let e = ByVersion::same(Some(Expected {
                 responder: Some(a4),

@@ -521,7 +521,7 @@ fn router_settings(rtr: &str) -> anyhow::Result<()> {
 
 /// The scanner's link to the router, both families.
 fn scanner_link(scan: &str, rtr: &str) -> anyhow::Result<()> {
-    netns::veth(scan, SCANNER_IF, &rtr, "v-scan")?;
+    netns::veth(scan, SCANNER_IF, rtr, "v-scan")?;
     netns::ip(scan, &["addr", "add", &format!("{SCANNER_ADDR}/30"), "dev", SCANNER_IF])?;
     netns::ip(rtr, &["addr", "add", &format!("{ROUTER_ADDR}/30"), "dev", "v-scan"])?;
     netns::ip(scan, &["link", "set", SCANNER_IF, "up"])?;

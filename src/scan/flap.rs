@@ -425,10 +425,10 @@ mod tests {
             assert_eq!(Cause::of(&io::Error::from_raw_os_error(errno)), want, "errno {errno}");
         }
         // Wrapped by a back end with what it was doing, the number survives.
-        let wrapped = io::Error::new(
-            io::ErrorKind::Other,
-            crate::net::OsError { errno: libc::ENETDOWN, message: "send(PACKET_TX_RING): Network is down".into() },
-        );
+        let wrapped = io::Error::other(crate::net::OsError {
+            errno: libc::ENETDOWN,
+            message: "send(PACKET_TX_RING): Network is down".into(),
+        });
         assert_eq!(Cause::of(&wrapped), Some(Cause::NetDown));
         assert_eq!(Cause::of(&io::Error::new(io::ErrorKind::TimedOut, "ring stuck")), Some(Cause::RingStuck));
         assert_eq!(Cause::of(&io::Error::other("bad")), None);
