@@ -100,6 +100,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn classes_argument() {
+        assert_eq!(
+            Class::parse_list("mptcp,echo,malformed").unwrap(),
+            vec![Class::Mptcp, Class::Echo, Class::Malformed]
+        );
+        assert_eq!(Class::parse_list("all").unwrap().len(), 6);
+        assert_eq!(Class::parse_list("mptcp,mptcp").unwrap(), vec![Class::Mptcp]);
+        assert!(Class::parse_list("mptcp,bogus").unwrap_err().contains("bogus"));
+        assert!(Class::parse_list("").is_err());
+    }
+
+    #[test]
     fn labels_parse_back_and_index_in_order() {
         for (i, c) in Class::ALL.into_iter().enumerate() {
             assert_eq!(Class::parse(c.label().as_bytes()), Some(c));

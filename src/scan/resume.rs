@@ -46,7 +46,7 @@ impl Resume {
                     out.display()
                 );
             }
-            appendable(a, a.dry_run)?;
+            appendable(a)?;
             if !a.quiet {
                 eprintln!(
                     "mpscan: --resume {}: no saved state yet; starting the scan and keeping its state there",
@@ -74,7 +74,7 @@ impl Resume {
             "--resume {}: that scan already finished; nothing to resume",
             self.path.display()
         );
-        appendable(a, a.dry_run)
+        appendable(a)
     }
 
     /// Puts the saved counters and each sender's position back, so that the scan goes on where
@@ -96,7 +96,7 @@ impl Resume {
 
 /// A scan run with `--resume` must be able to append to its results on the next run: a
 /// streamed format (CSV or JSON lines) whose rows carry their key, not a dry run.
-fn appendable(a: &ScanArgs, dry_run: bool) -> anyhow::Result<()> {
+fn appendable(a: &ScanArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         a.output_format.appendable(),
         "--resume works with CSV or JSON-lines output only (a Parquet file is written whole at the end): drop --output-format parquet"
@@ -107,7 +107,7 @@ fn appendable(a: &ScanArgs, dry_run: bool) -> anyhow::Result<()> {
         "--resume needs the fields ip, port, probe and class in -f: a resumed scan reads them back"
     );
     anyhow::ensure!(
-        !dry_run,
+        !a.dry_run,
         "--resume with --dry-run: a dry run would overwrite the results in -o with probes; drop --dry-run"
     );
     Ok(())

@@ -17,7 +17,7 @@ use crate::scan::workers::Output;
 use crate::scan::{Outcome, ScanArgs, EXIT_INTERRUPTED};
 use mpscan_schema::parquet_file::ParquetHops;
 use mpscan_schema::trace::{read_hops_csv, CsvHops, HopSink, TraceCounts, VERDICTS};
-use mpscan_schema::RowSink;
+use mpscan_schema::{Class, RowSink};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,18 +63,14 @@ impl TraceArgs {
 
 /// The addresses of the rows of the scan result `path` whose class is one of `classes`, each
 /// once, in file order.
-pub fn from_scan(path: &Path, classes: &[String]) -> anyhow::Result<Vec<std::net::IpAddr>> {
-    let known: Vec<&str> = crate::classify::Class::ALL.iter().map(|c| c.label()).collect();
-    if let Some(c) = classes.iter().find(|c| !known.contains(&c.as_str())) {
-        anyhow::bail!("--classes \"{c}\": no such class (use {})", known.join(", "));
-    }
+pub fn from_scan(path: &Path, classes: &[Class]) -> anyhow::Result<Vec<std::net::IpAddr>> {
     let mut file = mpscan_schema::records::ResultFile::open(path, &[mpscan_schema::Col::Ip, mpscan_schema::Col::Class])
         .map_err(|e| anyhow::anyhow!("{}: cannot read --from as a scan result: {e:#}", path.display()))?;
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     let mut bad = None;
     file.for_each_row(|line, r| match r {
-        Ok(r) if classes.iter().any(|c| c == r.class.label()) => {
+        Ok(r) if classes.contains(&r.class) => {
             let a: std::net::IpAddr = r.ip.into();
             if seen.insert(a) {
                 out.push(a);
@@ -88,7 +84,8 @@ pub fn from_scan(path: &Path, classes: &[String]) -> anyhow::Result<Vec<std::net
     if let Some(e) = bad {
         anyhow::bail!(e);
     }
-    anyhow::ensure!(!out.is_empty(), "{}: no row of class {}", path.display(), classes.join(", "));
+    let names: Vec<&str> = classes.iter().map(|c| c.label()).collect();
+    anyhow::ensure!(!out.is_empty(), "{}: no row of class {}", path.display(), names.join(", "));
     Ok(out)
 }
 
@@ -103,9 +100,9 @@ pub fn resolve_on(args: &mut TraceArgs, net: &Network) -> anyhow::Result<ScanCon
     let list = match &args.from {
         Some(p) => {
             // `--classes` (the scan's option) picks the rows; by default those that lost MPTCP.
-            let classes: Vec<String> = match &args.scan.classes {
-                Some(c) => c.0.iter().map(|c| c.label().to_string()).collect(),
-                None => ["tcp", "echo", "malformed"].map(String::from).to_vec(),
+            let classes = match &args.scan.classes {
+                Some(c) => c.0.clone(),
+                None => vec![Class::Tcp, Class::Echo, Class::Malformed],
             };
             let addrs = from_scan(p, &classes)?;
             let list = std::env::temp_dir().join(format!("mpscan-trace-from-{}.txt", std::process::id()));

@@ -53,20 +53,6 @@ pub struct Input {
     pub first_rejection: Option<String>,
 }
 
-/// The `--classes` argument: the scan classes to verify.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClassList(pub Vec<Class>);
-
-/// Parses `--classes` (see [`parse_classes`]).
-pub fn parse_class_list(s: &str) -> Result<ClassList, String> {
-    parse_classes(s).map(ClassList)
-}
-
-/// Parses a comma-separated list of scan classes, or `all` (the schema's [`Class::parse_list`]).
-pub fn parse_classes(s: &str) -> Result<Vec<Class>, String> {
-    Class::parse_list(s)
-}
-
 /// The columns verify reads (`mptcp_version` too when the file has it).
 const NEEDED: &[Col] = &[Col::Ip, Col::Port, Col::Probe, Col::Class, Col::MpcFlags];
 
@@ -151,15 +137,6 @@ not-an-ip,80,v1,mptcp,,,,,,,,,,,
         assert_eq!(all.targets.len(), 4);
         assert_eq!(all.rows[0].target, all.rows[1].target);
         assert_eq!(all.rows[1].c_flag(), None);
-    }
-
-    #[test]
-    fn classes_argument() {
-        assert_eq!(parse_classes("mptcp,echo,malformed").unwrap(), vec![Class::Mptcp, Class::Echo, Class::Malformed]);
-        assert_eq!(parse_classes("all").unwrap().len(), 6);
-        assert_eq!(parse_classes("mptcp,mptcp").unwrap(), vec![Class::Mptcp]);
-        assert!(parse_classes("mptcp,bogus").unwrap_err().contains("bogus"));
-        assert!(parse_classes("").is_err());
     }
 
     #[test]

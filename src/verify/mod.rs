@@ -28,10 +28,12 @@ pub mod output;
 pub mod sys;
 pub mod verdict;
 
+use crate::scan::args::Classes;
 use anyhow::{bail, Context};
 use app::{App, AppArg};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mpscan_schema::Class;
 use rand::RngCore;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -59,8 +61,8 @@ pub struct VerifyArgs {
     pub output: Option<PathBuf>,
 
     /// Scan classes to verify, comma-separated (mptcp, echo, malformed, tcp, closed, unreachable) or `all`.
-    #[arg(long, default_value = "mptcp,echo,malformed", value_parser = input::parse_class_list)]
-    pub classes: input::ClassList,
+    #[arg(long, default_value = "mptcp,echo,malformed", value_parser = |s: &str| Class::parse_list(s).map(Classes))]
+    pub classes: Classes,
 
     /// Connections in flight at most.
     #[arg(long, default_value_t = 100, value_name = "N")]
