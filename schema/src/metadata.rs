@@ -251,6 +251,16 @@ impl Metadata {
             .map_err(|e| anyhow::anyhow!("cannot write the metadata file {}: {e}", path.display()))
     }
 
+    /// Writes the document through a file opened beforehand by [`MetadataFile::open`].
+    pub fn write_to(&self, out: &mut MetadataFile) -> anyhow::Result<()> {
+        use std::io::{Seek, Write};
+        let text = serde_json::to_string_pretty(self)? + "\n";
+        let fail = |e: std::io::Error| anyhow::anyhow!("cannot write the metadata file {}: {e}", out.path.display());
+        out.file.set_len(0).map_err(fail)?;
+        out.file.rewind().map_err(fail)?;
+        out.file.write_all(text.as_bytes()).map_err(fail)
+    }
+
     /// Merges the metadata of a sharded scan's shards (each with the name errors give it) into
     /// one document. The shards must be of one scan (same seed, shard count, ports, versions,
     /// targets and target count) and each given once, or merging is refused. Counters are
@@ -369,6 +379,29 @@ impl Metadata {
     }
 }
 
+/// A metadata file opened when the scan starts and written when it ends. Opening it up front
+/// makes a path that cannot be written fail before the first probe, not after days of scanning,
+/// and lets a scan that dropped root's powers once its files were open still write it. An
+/// existing file is left as it is until then (a resumed scan's old document stays readable).
+#[derive(Debug)]
+pub struct MetadataFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+}
+
+impl MetadataFile {
+    /// Opens (creating, not truncating) `path` for writing.
+    pub fn open(path: &Path) -> anyhow::Result<MetadataFile> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("cannot write the metadata file {}: {e}", path.display()))?;
+        Ok(MetadataFile { path: path.to_path_buf(), file })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +495,27 @@ mod tests {
         let not_a_scan: Metadata = serde_json::from_str(r#"{"targets_probed": 1}"#).unwrap();
         let e = Metadata::merge(&[("x.json".into(), not_a_scan)]).unwrap_err();
         assert!(e.to_string().contains("x.json is not an mpscan"), "{e}");
+    }
+
+    #[test]
+    fn a_file_opened_up_front_keeps_the_old_document_until_written_and_then_holds_only_the_new() {
+        let path = std::env::temp_dir().join(format!("mpscan-metafile-{}.json", std::process::id()));
+        let (_, long) = meta(0, 1, 30, 20);
+        let mut short = long.clone();
+        short.notes = None;
+        short.classes.clear();
+        long.write(&path).unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        let mut f = MetadataFile::open(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "opening must not truncate");
+        short.write_to(&mut f).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert!(after.len() < before.len());
+        assert_eq!(json_of(&Metadata::read(&path).unwrap()), json_of(&short), "no tail of the old document");
+        std::fs::remove_file(&path).unwrap();
+        let dir = path.with_extension("missing-dir").join("m.json");
+        let e = MetadataFile::open(&dir).unwrap_err().to_string();
+        assert!(e.contains("cannot write the metadata file") && !e.contains('\n'), "{e}");
     }
 
     #[test]

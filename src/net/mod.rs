@@ -21,6 +21,7 @@
 //! The crate denies `unsafe` (`#![deny(unsafe_code)]` in `lib.rs`); these files, and only these,
 //! allow it, because they make system calls or map memory, and each block says why it is sound:
 //!
+//! * `src/net/caps.rs`: `prctl` and `capset`, which drop what a scan does not need;
 //! * `src/net/packet_socket.rs`, `tx_ring.rs`, `tx_mmsg.rs`, `rx_ring.rs`: AF_PACKET sockets,
 //!   their memory-mapped rings and `sendmmsg`;
 //! * `src/net/ifaddrs.rs`: `getifaddrs`, the interfaces' addresses;

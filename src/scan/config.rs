@@ -268,7 +268,7 @@ fn check_families(a: &ScanArgs, space: &TargetSpace) -> anyhow::Result<()> {
 
 /// The link of the probes from this machine's routes: addresses, MACs, the interface, and the
 /// IPv6 router's MAC when it is another machine than the IPv4 one. A dry run without a route
-/// uses placeholders; a real scan needs root.
+/// uses placeholders; a real scan needs CAP_NET_RAW (root, or the capability on the binary).
 fn resolve_link(
     a: &ScanArgs,
     space: &TargetSpace,
@@ -291,8 +291,8 @@ fn resolve_link(
             Err(e) => Err(e.into()),
         }
     };
-    if !a.dry_run && !crate::net::caps::is_root() {
-        bail!("sending raw packets needs root (or CAP_NET_RAW): run as root, or use --dry-run to print the probes");
+    if !a.dry_run {
+        crate::net::caps::require_cap_net_raw()?;
     }
     let r4 = if has_v4 { route_for(true)? } else { None };
     let r6 = if has_v6 { route_for(false)? } else { None };

@@ -44,6 +44,14 @@ use stop::Stop;
 /// Exit code of a scan stopped by a signal (its results and metadata are complete up to then).
 pub const EXIT_INTERRUPTED: u8 = 3;
 
+/// Once a scan's (or trace's) sockets and files are open, keeps only CAP_NET_RAW
+/// (`crate::net::caps::keep_only_net_raw`, silently); a failure to drop is a warning, not a stop.
+pub fn shed_privileges() {
+    if let Err(e) = crate::net::caps::keep_only_net_raw() {
+        eprintln!("mpscan: warning: could not drop root's other capabilities ({e}); scanning with them");
+    }
+}
+
 /// Runs `mpscan scan`.
 pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let config = ScanConfig::resolve(args)?;
@@ -54,6 +62,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     // Open everything that can fail before the first probe: the output, the state, the sockets.
     let output = config.output()?;
     let transport = config.transport()?;
+    shed_privileges();
     let stop = Arc::new(Stop::with_max_rows(config.max_results));
     let signals = stop.on_signals()?;
     let outcome = pipeline::run_with(&config, transport, output, &stop);

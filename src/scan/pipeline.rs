@@ -72,7 +72,7 @@ pub fn run_receiving(
         published: Published::default(),
         receiver,
     };
-    let Output { mut sink, carried, mut checkpoint } = output;
+    let Output { mut sink, carried, mut checkpoint, metadata: metadata_file } = output;
     // The state exists from the first probe on, so a scan killed at once can still resume.
     if let Some(c) = checkpoint.as_mut() {
         c.save(&counters, &shared.published, progress(&counters), false)?;
@@ -106,8 +106,8 @@ pub fn run_receiving(
         (true, None) => "signal",
     };
     let md = metadata(config, &counters, &ended.report, start, (interrupted, end_reason));
-    if let Some(p) = &config.metadata {
-        md.write(p)?;
+    if let Some(mut f) = metadata_file {
+        md.write_to(&mut f)?;
     }
     let resume_hint = if interrupted { config.resume_hint() } else { String::new() };
     let report_error = ended.report.error.iter();

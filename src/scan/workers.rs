@@ -16,6 +16,7 @@ use crate::output::sink;
 use crate::probe::ProbeBuilder;
 use crate::targets::Permutation;
 use mpscan_schema::line_file::LineSink;
+use mpscan_schema::metadata::MetadataFile;
 use mpscan_schema::RowSink;
 
 /// Where probes go and answers come from: one transmit back end per sender thread, one receive
@@ -37,6 +38,8 @@ pub struct Output {
     pub carried: Carried,
     /// Saves the resume state.
     pub checkpoint: Option<Checkpointer>,
+    /// The metadata file (`--metadata`), opened before the first probe.
+    pub metadata: Option<MetadataFile>,
 }
 
 /// The stateless parts every thread shares: the hash, the frame templates, the permutation.
@@ -181,6 +184,11 @@ impl ScanConfig {
         Ok(Transport { rx: Box::new(rx), txs })
     }
 
+    /// Opens the metadata file (`--metadata`) for the end of the scan.
+    pub fn open_metadata(&self) -> anyhow::Result<Option<MetadataFile>> {
+        self.metadata.as_deref().map(MetadataFile::open).transpose()
+    }
+
     /// `sink`, writing only the rows of `--classes` when given.
     fn only_classes(&self, sink: Box<dyn RowSink + Send>) -> Box<dyn RowSink + Send> {
         match &self.classes {
@@ -199,7 +207,8 @@ impl ScanConfig {
             let carried = Carried { rows, invalid: r.saved.invalid.clone(), duplicates: r.saved.duplicates };
             let file = StateFile::reopen(path, &r.saved)?;
             let checkpoint = Checkpointer::new(file, self.identity(), self.cooldown);
-            return Ok(Output { sink: self.only_classes(Box::new(sink)), carried, checkpoint: Some(checkpoint) });
+            let (sink, checkpoint) = (self.only_classes(Box::new(sink)), Some(checkpoint));
+            return Ok(Output { sink, carried, checkpoint, metadata: self.open_metadata()? });
         }
         let sink = self.only_classes(sink::create(self.output.as_deref(), self.output_format, &self.columns)?);
         // Only a streamed format whose rows carry their key can be resumed: a Parquet file is
@@ -207,6 +216,6 @@ impl ScanConfig {
         let resumable = self.output_format.appendable() && self.output_format.layout(&self.columns).resumable();
         let file = self.state_file.as_deref().filter(|_| resumable).map(StateFile::create).transpose()?;
         let checkpoint = file.map(|f| Checkpointer::new(f, self.identity(), self.cooldown));
-        Ok(Output { sink, carried: Carried::default(), checkpoint })
+        Ok(Output { sink, carried: Carried::default(), checkpoint, metadata: self.open_metadata()? })
     }
 }

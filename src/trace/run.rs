@@ -15,6 +15,7 @@ use crate::scan::state::StateFile;
 use crate::scan::stop::Stop;
 use crate::scan::workers::Output;
 use crate::scan::{Outcome, ScanArgs, EXIT_INTERRUPTED};
+use mpscan_schema::metadata::MetadataFile;
 use mpscan_schema::parquet_file::ParquetHops;
 use mpscan_schema::trace::{read_hops_csv, CsvHops, HopSink, TraceCounts, VERDICTS};
 use mpscan_schema::{Class, RowSink};
@@ -132,6 +133,7 @@ pub fn run(args: &mut TraceArgs) -> anyhow::Result<ExitCode> {
     // Open everything that can fail before the first probe: the outputs, the state, the sockets.
     let output = open_output(&config, args.verdicts_path(config.output.as_deref()).as_deref())?;
     let transport = config.transport()?;
+    crate::scan::shed_privileges();
     let stop = Arc::new(Stop::default());
     let signals = stop.on_signals()?;
     let (outcome, counts) = run_on(&config, transport, output, &stop);
@@ -172,6 +174,8 @@ pub struct TraceOutput {
     pub carried: Carried,
     /// Saves the resume state.
     pub checkpoint: Option<Checkpointer>,
+    /// The metadata file, opened before the first probe.
+    pub metadata: Option<MetadataFile>,
 }
 
 /// Opens the hops (`-o`, standard output without it; CSV or Parquet), the verdicts CSV (discarded
@@ -209,7 +213,8 @@ pub fn open_output(config: &ScanConfig, verdicts: Option<&Path>) -> anyhow::Resu
         let carried = Carried { answers, invalid: r.saved.invalid.clone(), duplicates: r.saved.duplicates };
         let file = StateFile::reopen(state, &r.saved)?;
         let checkpoint = Some(Checkpointer::new(file, config.identity(), config.cooldown));
-        return Ok(TraceOutput { sinks: TraceSinks { hops, verdicts }, carried, checkpoint });
+        let metadata = config.open_metadata()?;
+        return Ok(TraceOutput { sinks: TraceSinks { hops, verdicts }, carried, checkpoint, metadata });
     }
     let hops: Box<dyn HopSink> = match (config.output_format, hops_path) {
         (OutputFormat::Csv, Some(p)) => Box::new(CsvHops::new(create(p)?)?),
@@ -226,7 +231,8 @@ pub fn open_output(config: &ScanConfig, verdicts: Option<&Path>) -> anyhow::Resu
     let resumable = config.output_format == OutputFormat::Csv;
     let file = config.state_file.as_deref().filter(|_| resumable).map(StateFile::create).transpose()?;
     let checkpoint = file.map(|f| Checkpointer::new(f, config.identity(), config.cooldown));
-    Ok(TraceOutput { sinks: TraceSinks { hops, verdicts }, carried: Carried::default(), checkpoint })
+    let metadata = config.open_metadata()?;
+    Ok(TraceOutput { sinks: TraceSinks { hops, verdicts }, carried: Carried::default(), checkpoint, metadata })
 }
 
 /// Runs a prepared trace over `transport` (AF_PACKET rings, or the memory back ends in tests):
@@ -243,7 +249,7 @@ pub fn run_on(
         ctx: config.receive_context(&probing_validator),
         max_ttl: config.trace_ttls.unwrap_or(DEFAULT_MAX_TTL),
     };
-    let TraceOutput { sinks, carried, checkpoint } = output;
+    let TraceOutput { sinks, carried, checkpoint, metadata } = output;
     let state = Mutex::new((sinks, Some(carried), TraceCounts::default()));
     let receiver = |rx: &mut (dyn Receive + Send), counters: &Counters, stop: &Stop, published: &Published| {
         let mut g = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -252,7 +258,7 @@ pub fn run_on(
         *counts = report.trace.clone().unwrap_or_default();
         report
     };
-    let output = Output { sink: Box::new(NoRows), carried: ScanCarried::default(), checkpoint };
+    let output = Output { sink: Box::new(NoRows), carried: ScanCarried::default(), checkpoint, metadata };
     let outcome = crate::scan::run_receiving(config, transport, output, stop, Some(&receiver));
     let counts = state.into_inner().map(|s| s.2).unwrap_or_default();
     (outcome, counts)
