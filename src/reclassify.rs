@@ -79,9 +79,10 @@ pub fn context_of(record: &ConfigRecord) -> anyhow::Result<Context> {
 pub fn run(a: &ReclassifyArgs) -> anyhow::Result<()> {
     let output = a.output.as_deref().filter(|p| p.as_os_str() != "-");
     let md = Metadata::read(&a.metadata)?;
+    let existed = output.is_some_and(|o| o.exists());
     let done = reclassify(a, &md, output);
-    if done.is_err() {
-        // No row was written (or the file is not to be trusted): leave no output behind.
+    if done.is_err() && !existed {
+        // No row was written (or the file is not to be trusted): leave no output of ours behind.
         if let Some(o) = output {
             let _ = std::fs::remove_file(o);
         }
