@@ -14,22 +14,12 @@
 //! test fails.
 
 mod common;
-use common::{lab_possible, lab_scan, scratch_dir};
+use common::{lab_possible, lab_scan, scratch_dir, sorted_lines};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
-
-/// The data lines of a result file, sorted, and its header.
-fn sorted_lines(path: &Path) -> (String, Vec<String>) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines().map(str::to_string);
-    let header = lines.next().unwrap_or_default();
-    let mut rows: Vec<String> = lines.collect();
-    rows.sort();
-    (header, rows)
-}
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

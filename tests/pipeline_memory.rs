@@ -19,10 +19,16 @@
 //! position, and its resumption sends exactly the remaining probes and ends with the rows of an
 //! uninterrupted scan.
 //!
+//! And raw evidence: `--pcap` + `mpscan reclassify` give the scan's rows and counters again (also
+//! across a resume, which appends to the recording), another seed's metadata is refused; and the
+//! `--status-updates-file` lines follow the scan.
+//!
 //! Nothing is sent on any network (the targets are in 127.0.0.0/8 all the same), so these tests
 //! need neither root nor namespaces and run in plain `cargo test`.
 
+mod common;
 use clap::{CommandFactory, FromArgMatches, Parser};
+use common::sorted_lines;
 use mpscan::net::memory::{Answer, MemoryWire};
 use mpscan::probe::Link;
 use mpscan::scan::config::{Network, ScanConfig};
@@ -379,16 +385,6 @@ fn fields_and_classes_select_what_is_written_and_the_metadata_counts_everything(
     let c = config(&["-p", "443", "--no-blocklist", "-o", "-", TARGETS]);
     assert_eq!((c.output.clone(), c.state_file.clone()), (None, None));
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// The result file's data lines, sorted (the header apart): rows compared byte for byte.
-fn sorted_lines(path: &Path) -> (String, Vec<String>) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines().map(str::to_string);
-    let header = lines.next().unwrap_or_default();
-    let mut rows: Vec<String> = lines.collect();
-    rows.sort();
-    (header, rows)
 }
 
 /// `mpscan reclassify` of `dir`'s recording into `reclassified.csv`, with its counts.
