@@ -29,6 +29,7 @@ pub mod lab;
 pub mod net;
 pub mod output;
 pub mod probe;
+pub mod reclassify;
 pub mod scan;
 pub mod targets;
 pub mod trace;

@@ -32,6 +32,8 @@ enum Command {
     Diff(mpscan_analysis::cli::DiffArgs),
     /// Write a synthetic result CSV with the class mix of the 2018 study.
     Synth(mpscan_analysis::cli::SynthArgs),
+    /// Rebuild a scan's rows from its --pcap recording with this mpscan's classifier (sends nothing).
+    Reclassify(mpscan::reclassify::ReclassifyArgs),
     /// Join the result files of a sharded scan into one, adding up the shards' metadata.
     Merge(mpscan::output::merge::MergeArgs),
 }
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Summary(a) => mpscan_analysis::cli::summary(a).map(|()| ExitCode::SUCCESS),
         Command::Diff(a) => mpscan_analysis::cli::diff(a).map(|()| ExitCode::SUCCESS),
         Command::Synth(a) => mpscan_analysis::cli::synth(a).map(|()| ExitCode::SUCCESS),
+        Command::Reclassify(a) => mpscan::reclassify::run(a).map(|()| ExitCode::SUCCESS),
         Command::Merge(a) => mpscan::output::merge::run(a).map(|()| ExitCode::SUCCESS),
     };
     match result {

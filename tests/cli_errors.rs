@@ -90,6 +90,18 @@ fn parse_doc(text: &str) -> (Vec<Row>, Vec<(String, String)>) {
     (rows, files)
 }
 
+/// The bytes of a file of the table: its content, or for `hex:...` (a binary file such as a
+/// pcap recording) the bytes its hex digits spell.
+fn file_bytes(content: &str) -> Vec<u8> {
+    match content.strip_prefix("hex:") {
+        None => content.as_bytes().to_vec(),
+        Some(h) => (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or_else(|_| panic!("bad hex in {content}")))
+            .collect(),
+    }
+}
+
 fn workdir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("mpscan-cli-errors-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -146,7 +158,7 @@ fn every_row_of_the_error_table() {
     assert!(files.len() >= 8, "only {} files parsed", files.len());
     let dir = workdir();
     for (name, content) in &files {
-        std::fs::write(dir.join(name), content).unwrap();
+        std::fs::write(dir.join(name), file_bytes(content)).unwrap();
     }
     let failures: Vec<String> = rows
         .iter()
@@ -168,4 +180,6 @@ fn the_table_parser_reads_what_it_should() {
     assert_eq!(rows[0].args, ["scan", "--dry-run", "-p", "0", "", "x"]);
     assert_eq!(rows[0].message, "port 0 cannot");
     assert_eq!(files, vec![("a.txt".to_string(), "x\ny".to_string())]);
+    assert_eq!(file_bytes("hex:d4c30a"), [0xd4, 0xc3, 0x0a]);
+    assert_eq!(file_bytes("x\ny"), b"x\ny");
 }

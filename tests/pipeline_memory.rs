@@ -19,10 +19,16 @@
 //! position, and its resumption sends exactly the remaining probes and ends with the rows of an
 //! uninterrupted scan.
 //!
+//! And raw evidence: `--pcap` + `mpscan reclassify` give the scan's rows and counters again (also
+//! across a resume, which appends to the recording), another seed's metadata is refused; and the
+//! `--status-updates-file` lines follow the scan.
+//!
 //! Nothing is sent on any network (the targets are in 127.0.0.0/8 all the same), so these tests
 //! need neither root nor namespaces and run in plain `cargo test`.
 
+mod common;
 use clap::{CommandFactory, FromArgMatches, Parser};
+use common::sorted_lines;
 use mpscan::net::memory::{Answer, MemoryWire};
 use mpscan::probe::Link;
 use mpscan::scan::config::{Network, ScanConfig};
@@ -378,5 +384,176 @@ fn fields_and_classes_select_what_is_written_and_the_metadata_counts_everything(
     // `-o -` is standard output: no file named "-", no state.
     let c = config(&["-p", "443", "--no-blocklist", "-o", "-", TARGETS]);
     assert_eq!((c.output.clone(), c.state_file.clone()), (None, None));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `mpscan reclassify` of `dir`'s recording into `reclassified.csv`, with its counts.
+fn reclassify(dir: &Path, metadata: &Path) -> anyhow::Result<()> {
+    mpscan::reclassify::run(&mpscan::reclassify::ReclassifyArgs {
+        pcap: dir.join("scan.pcap"),
+        metadata: metadata.to_path_buf(),
+        output: Some(dir.join("reclassified.csv")),
+        counts: Some(dir.join("counts.json")),
+    })
+}
+
+/// The receive counters of a metadata document (what a re-classification must give again).
+fn receive_counts(md: &serde_json::Value) -> Vec<serde_json::Value> {
+    [
+        "responses_received",
+        "responses_validated",
+        "responses_invalid",
+        "invalid_reasons",
+        "duplicates",
+        "classes",
+        "rows",
+    ]
+    .iter()
+    .map(|k| md[*k].clone())
+    .collect()
+}
+
+/// `--pcap` records every frame the receiver took (the invalid ones too), and `mpscan
+/// reclassify` rebuilds from it and the metadata the scan's rows byte for byte and its counters;
+/// also across a resume, which appends to the recording. tshark reads the file when installed.
+#[test]
+fn pcap_recording_reclassifies_to_the_same_rows_and_counters() {
+    for stop_at in [None, Some(20u64)] {
+        let dir = scratch(&format!("pcap-{stop_at:?}"));
+        let d = dir.to_str().unwrap();
+        let pcap = format!("{d}/scan.pcap");
+        let args = argv(d, &["--pcap", &pcap, "-P", "2"]);
+        let stop = Arc::new(Stop::default());
+        let s = Arc::clone(&stop);
+        let wire = match stop_at {
+            Some(n) => MemoryWire::new(respond).limit(n, move || s.signal()),
+            None => MemoryWire::new(respond),
+        };
+        run(&config(&args.iter().map(String::as_str).collect::<Vec<_>>()), &wire, &stop);
+        if stop_at.is_some() {
+            let state = format!("{d}/out.csv.state");
+            let args = argv(d, &["--pcap", &pcap, "-P", "2", "--resume", &state]);
+            let outcome =
+                run(&config(&args.iter().map(String::as_str).collect::<Vec<_>>()), &wire_again(), &Stop::default());
+            assert_eq!(outcome, Outcome::Finished);
+        }
+        let md = metadata(&dir.join("meta.json"));
+        assert!(md["config"]["seed_note"].as_str().unwrap().contains("forge answers to this scan's probes"));
+        reclassify(&dir, &dir.join("meta.json")).unwrap();
+        let (scan_header, scan_rows) = sorted_lines(&dir.join("out.csv"));
+        let (re_header, re_rows) = sorted_lines(&dir.join("reclassified.csv"));
+        assert_eq!(scan_header, re_header);
+        assert_eq!(scan_rows.len(), 48, "{stop_at:?}");
+        assert_eq!(scan_rows, re_rows, "{stop_at:?}");
+        let counts = metadata(&dir.join("counts.json"));
+        if stop_at.is_none() {
+            // The resumed scan's duplicate count is its state's (answers to probes sent twice
+            // around the interruption are counted once there): compared whole only unresumed.
+            assert_eq!(receive_counts(&counts), receive_counts(&md));
+            assert_eq!(md["responses_received"], 128, "two probes per target, every answer recorded");
+        } else {
+            assert_eq!(counts["rows"], md["rows"]);
+            assert_eq!(counts["classes"], md["classes"]);
+            assert_eq!(counts["responses_received"], md["responses_received"]);
+        }
+        if std::process::Command::new("tshark").arg("--version").output().is_ok() {
+            let out = std::process::Command::new("tshark")
+                .args(["-r", &pcap, "-T", "fields", "-e", "tcp.srcport"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
+            let frames = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
+            assert_eq!(frames, md["responses_received"].as_u64().unwrap());
+            assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l == "443"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// The far end of a resumed scan: the same answers.
+fn wire_again() -> MemoryWire {
+    MemoryWire::new(respond)
+}
+
+/// A recording re-read with another scan's metadata (another seed: another key) is an error in
+/// one line, not an empty result, and leaves no output file.
+#[test]
+fn reclassify_of_another_scans_recording_is_an_error() {
+    let dir = scratch("pcap-other");
+    let d = dir.to_str().unwrap();
+    let pcap = format!("{d}/scan.pcap");
+    let args = argv(d, &["--pcap", &pcap]);
+    run(&config(&args.iter().map(String::as_str).collect::<Vec<_>>()), &MemoryWire::new(respond), &Stop::default());
+    let mut md = metadata(&dir.join("meta.json"));
+    md["config"]["seed"] = 8.into();
+    let other = dir.join("other.json");
+    std::fs::write(&other, md.to_string()).unwrap();
+    let e = format!("{:#}", reclassify(&dir, &other).unwrap_err());
+    assert!(e.contains("none of its 64 frames answers a probe") && !e.contains('\n'), "{e}");
+    assert!(!dir.join("reclassified.csv").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The receive context `mpscan reclassify` builds from the metadata is the scan's own.
+#[test]
+fn reclassify_context_is_the_scans() {
+    let dir = scratch("context");
+    for v in ["0", "1", "both"] {
+        let args = argv(dir.to_str().unwrap(), &["--mptcp-version", v]);
+        let config = config(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let scan = config.receive_context(&config.validator());
+        let re = mpscan::reclassify::context_of(&config.record).unwrap();
+        assert_eq!((scan.src_v4, scan.src_v6, &scan.versions), (re.src_v4, re.src_v6, &re.versions));
+        for port in [22, 443] {
+            for version in &scan.versions {
+                let (a, b) = (
+                    scan.validator.tag(SCANNER.into(), "127.0.1.9".parse().unwrap(), port, *version),
+                    re.validator.tag(SCANNER.into(), "127.0.1.9".parse().unwrap(), port, *version),
+                );
+                assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--status-updates-file`: a header, then about a line a second (at least one per whole second
+/// the scan ran, but one), every line with the header's columns, and a last line whose counts
+/// are the metadata's. No timing is asserted beyond what the scan's own clock says.
+#[test]
+fn status_file_has_a_line_a_second_and_ends_with_the_metadatas_counts() {
+    let dir = scratch("status");
+    let d = dir.to_str().unwrap();
+    let status = format!("{d}/status.csv");
+    let mut args = argv(d, &["--status-updates-file", &status]);
+    // A cooldown of 3 s: the scan lasts a few seconds.
+    let c = args.iter().position(|a| a == "-c").unwrap();
+    args[c + 1] = "3".into();
+    run(&config(&args.iter().map(String::as_str).collect::<Vec<_>>()), &MemoryWire::new(respond), &Stop::default());
+    let md = metadata(&dir.join("meta.json"));
+    let text = std::fs::read_to_string(&status).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.join(","), mpscan::scan::status::HEADER);
+    let rows: Vec<BTreeMap<&str, &str>> =
+        lines.map(|l| header.iter().copied().zip(l.split(',')).collect::<BTreeMap<_, _>>()).collect();
+    assert!(rows.iter().all(|r| r.len() == header.len()), "{text}");
+    let t = |k: &str| humantime::parse_rfc3339(md[k].as_str().unwrap()).unwrap();
+    let secs = t("end_time").duration_since(t("start_time")).unwrap().as_secs();
+    assert!(secs >= 3, "the cooldown alone lasts 3 s");
+    assert!(rows.len() as u64 >= secs - 1, "{} lines for {secs} s: {text}", rows.len());
+    for r in &rows {
+        humantime::parse_rfc3339(r["real-time"]).unwrap();
+        r["hit-rate"].parse::<f64>().unwrap();
+        r["sent-last-one-sec"].parse::<f64>().unwrap();
+    }
+    let last = rows.last().unwrap();
+    let n = |k: &str| last[k].parse::<u64>().unwrap();
+    assert_eq!(n("sent-total"), md["probes_sent"]);
+    assert_eq!(n("received-total"), md["responses_received"]);
+    assert_eq!(n("recv-total"), md["responses_validated"]);
+    assert_eq!(n("recv-success-total"), md["classes"]["v1"]["mptcp"]);
+    assert_eq!(n("pcap-drop-total"), md["kernel_drops"]);
+    assert_eq!(n("sendto-fail-total"), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

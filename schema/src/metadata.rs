@@ -12,6 +12,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// Said in every scan's metadata next to its seed: the seed derives the scan's validation secret
+/// (the keyed hash of its probes), which is what `mpscan reclassify` needs to re-read the scan's
+/// `--pcap` recording, and what would let someone forge answers.
+pub const SEED_NOTE: &str = "The seed derives this scan's validation secret: whoever holds this file can \
+forge answers to this scan's probes, and only to them, after the fact (keep it with the scan's --pcap file: mpscan \
+reclassify needs it)";
+
 /// The configuration as recorded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -30,6 +37,9 @@ pub struct ConfigRecord {
     pub cooldown_secs: f64,
     /// The seed.
     pub seed: u64,
+    /// What the seed gives away ([`SEED_NOTE`]), said plainly beside it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub seed_note: String,
     /// Number of shards (0 in a file that does not say: not a scan's metadata).
     pub shards: u32,
     /// This shard (null in a merged document, which covers them all).

@@ -65,11 +65,78 @@ impl<W: Write> PcapWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+
+    /// Appends one record: `frame`, stamped `at` (to the microsecond). The receive loop's
+    /// `--pcap` recording calls it once per frame; the transmit back end once per probe.
+    pub fn record(&mut self, at: SystemTime, frame: &[u8]) -> io::Result<()> {
+        let now = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let len = frame.len().min(SNAPLEN as usize);
+        let mut rec = [0u8; 16];
+        // pcap's 32-bit seconds run out in 2106; wrap rather than fail.
+        rec[0..4].copy_from_slice(&(now.as_secs() as u32).to_le_bytes());
+        rec[4..8].copy_from_slice(&now.subsec_micros().to_le_bytes());
+        rec[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+        rec[12..16].copy_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.out.write_all(&rec)?;
+        self.out.write_all(&frame[..len])
+    }
+
+    /// Pushes buffered records to the underlying writer.
+    pub fn flush_records(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl PcapWriter<BufWriter<File>> {
+    /// Opens the pcap file of a resumed scan to append to it: checks that its global header is
+    /// one this writer writes (little-endian, microseconds, Ethernet), cuts a record torn by a
+    /// crash (as the result CSV's torn line is cut), and appends after the last whole record.
+    /// A missing or empty file (killed before its header reached the disk) starts afresh.
+    pub fn append(path: impl AsRef<Path>) -> io::Result<Self> {
+        let path = path.as_ref();
+        let ctx = |e: io::Error| io::Error::new(e.kind(), format!("cannot append to {}: {e}", path.display()));
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Self::create(path),
+            Err(e) => return Err(ctx(e)),
+        };
+        if bytes.len() < 24 {
+            return Self::create(path);
+        }
+        let whole = whole_records(&bytes).map_err(ctx)?;
+        let f = std::fs::OpenOptions::new().write(true).open(path).map_err(ctx)?;
+        f.set_len(whole as u64).map_err(ctx)?;
+        let mut f = f;
+        std::io::Seek::seek(&mut f, io::SeekFrom::End(0)).map_err(ctx)?;
+        Ok(PcapWriter {
+            out: BufWriter::with_capacity(1 << 20, f),
+            slot: vec![0; SNAPLEN as usize],
+            stats: TxStats::default(),
+        })
+    }
+}
+
+/// The length of `bytes` (a pcap file this writer wrote, at least its 24-byte header) up to the
+/// end of its last whole record; an error if the header is not this writer's.
+fn whole_records(bytes: &[u8]) -> io::Result<usize> {
+    let header = PcapWriter::new(Vec::new())?.into_inner()?;
+    if bytes[..24] != header[..] {
+        return Err(invalid("not a pcap file written by mpscan --pcap (little-endian, microseconds, Ethernet)".into()));
+    }
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        if incl > SNAPLEN as usize || at + 16 + incl > bytes.len() {
+            break;
+        }
+        at += 16 + incl;
+    }
+    Ok(at)
 }
 
 impl<W: Write> Transmit for PcapWriter<W> {
     fn send_batch(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> io::Result<usize> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now();
         let mut queued = 0;
         for _ in 0..n {
             let len = fill(&mut self.slot);
@@ -80,14 +147,10 @@ impl<W: Write> Transmit for PcapWriter<W> {
                 self.stats.failed += 1;
                 continue;
             }
-            let mut rec = [0u8; 16];
-            // pcap's 32-bit seconds run out in 2106; wrap rather than fail.
-            rec[0..4].copy_from_slice(&(now.as_secs() as u32).to_le_bytes());
-            rec[4..8].copy_from_slice(&now.subsec_micros().to_le_bytes());
-            rec[8..12].copy_from_slice(&(len as u32).to_le_bytes());
-            rec[12..16].copy_from_slice(&(len as u32).to_le_bytes());
-            self.out.write_all(&rec)?;
-            self.out.write_all(&self.slot[..len])?;
+            let frame = std::mem::take(&mut self.slot);
+            let r = self.record(now, &frame[..len]);
+            self.slot = frame;
+            r?;
             queued += 1;
         }
         self.stats.queued += queued as u64;
@@ -112,6 +175,8 @@ pub struct PcapReader<R: Read> {
     big_endian: bool,
     nanos: bool,
     buf: Vec<u8>,
+    /// The timestamp of the record in `buf`.
+    at: SystemTime,
     done: bool,
     stats: RxStats,
 }
@@ -157,6 +222,7 @@ impl<R: Read> PcapReader<R> {
             big_endian,
             nanos,
             buf: Vec::with_capacity(2048),
+            at: UNIX_EPOCH,
             done: false,
             stats: RxStats::default(),
         })
@@ -165,6 +231,18 @@ impl<R: Read> PcapReader<R> {
     /// True if the file's timestamps are in nanoseconds.
     pub fn is_nanosecond(&self) -> bool {
         self.nanos
+    }
+
+    /// The next frame and the time it was recorded, `None` at a clean end of the file
+    /// (`mpscan reclassify` reads a scan's `--pcap` recording with it).
+    pub fn next_frame(&mut self) -> io::Result<Option<(SystemTime, &[u8])>> {
+        if self.done || !self.next_record()? {
+            self.done = true;
+            return Ok(None);
+        }
+        self.stats.received += 1;
+        self.stats.handled += 1;
+        Ok(Some((self.at, &self.buf)))
     }
 
     /// Reads the next record into `self.buf`; `Ok(false)` at a clean end of file.
@@ -180,8 +258,18 @@ impl<R: Read> PcapReader<R> {
                 Err(e) => return Err(e),
             }
         }
-        let b = [rec[8], rec[9], rec[10], rec[11]];
-        let incl = if self.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+        let u32_at = |o: usize| {
+            let b = [rec[o], rec[o + 1], rec[o + 2], rec[o + 3]];
+            if self.big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        let incl = u32_at(8);
+        let sub = u64::from(u32_at(4));
+        let sub = if self.nanos { Duration::from_nanos(sub) } else { Duration::from_micros(sub) };
+        self.at = UNIX_EPOCH + Duration::from_secs(u64::from(u32_at(0))) + sub;
         if incl > SNAPLEN * 4 {
             return Err(invalid(format!("pcap record of {incl} bytes is implausible (corrupt file?)")));
         }
@@ -266,6 +354,50 @@ mod tests {
         assert_eq!(seen, frames);
         assert_eq!(r.recv_batch(Duration::ZERO, &mut |_| panic!("eof")).unwrap(), 0);
         assert_eq!(r.stats().handled, 3);
+    }
+
+    #[test]
+    fn recorded_times_come_back_to_the_microsecond() {
+        let at = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        w.record(at, &frame(4, 60)).unwrap();
+        let bytes = w.into_inner().unwrap();
+        let mut r = PcapReader::new(&bytes[..]).unwrap();
+        let (t, f) = r.next_frame().unwrap().unwrap();
+        assert_eq!(t, UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_000));
+        assert_eq!(f, &frame(4, 60)[..]);
+        assert!(r.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn append_cuts_a_torn_record_and_refuses_other_files() {
+        let dir = std::env::temp_dir().join(format!("mpscan-pcap-append-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("rec.pcap");
+        let mut w = PcapWriter::create(&p).unwrap();
+        w.record(SystemTime::now(), &frame(1, 60)).unwrap();
+        drop(w.into_inner().unwrap());
+        // A crash in the middle of the second record.
+        let mut torn = std::fs::read(&p).unwrap();
+        torn.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 60, 0, 0, 0, 60, 0, 0, 0, 9, 9]);
+        std::fs::write(&p, &torn).unwrap();
+        let mut w = PcapWriter::append(&p).unwrap();
+        w.record(SystemTime::now(), &frame(2, 54)).unwrap();
+        drop(w.into_inner().unwrap());
+        let mut r = PcapReader::open(&p).unwrap();
+        let mut seen = Vec::new();
+        while let Some((_, f)) = r.next_frame().unwrap() {
+            seen.push(f.to_vec());
+        }
+        assert_eq!(seen, vec![frame(1, 60), frame(2, 54)]);
+        // A missing file starts afresh; a file of another writer is refused in one line.
+        let fresh = dir.join("fresh.pcap");
+        drop(PcapWriter::append(&fresh).unwrap().into_inner().unwrap());
+        assert_eq!(std::fs::read(&fresh).unwrap().len(), 24);
+        std::fs::write(&p, [0u8; 40]).unwrap();
+        let e = PcapWriter::append(&p).unwrap_err().to_string();
+        assert!(e.contains("not a pcap file written by mpscan") && !e.contains('\n'), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

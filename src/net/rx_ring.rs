@@ -68,12 +68,27 @@ impl RxConfig {
     /// The default ring, shrunk for a scan that can receive at most `answers` answers (its
     /// probes, counting every version and repeat): a ring never needs more than room for every
     /// answer the scan can get, so a /16 scan keeps its resident memory low (the ring's pages
-    /// are resident from `mmap` on) while a large scan keeps the full 64 MiB. At least 4 blocks.
+    /// are resident from `mmap` on) while a large scan keeps the full 64 MiB; at least 4 MiB.
+    ///
+    /// A small ring keeps the default's 64 blocks and shrinks the blocks instead: the kernel
+    /// retires a block that is not full after `retire_ms`, so a trickle of answers uses one
+    /// block per 10 ms, and 4 big blocks were a 40 ms window in which a receiver kept off the
+    /// CPU (three lab scans and Ansible on two cores) lost answers although the ring was all
+    /// but empty. 64 blocks make it 640 ms.
     pub fn for_answers(answers: u64) -> RxConfig {
         let d = RxConfig::default();
-        let bytes = answers.saturating_mul(Self::BYTES_PER_ANSWER as u64);
-        let blocks = bytes.div_ceil(d.block_size as u64).clamp(4, d.block_count as u64);
-        RxConfig { block_count: blocks as usize, ..d }
+        let page = 4096u64;
+        let bytes = answers.saturating_mul(Self::BYTES_PER_ANSWER as u64).clamp(Self::MIN_BYTES, d.bytes() as u64);
+        let block = bytes.div_ceil(d.block_count as u64).div_ceil(page) * page;
+        RxConfig { block_size: block as usize, ..d }
+    }
+
+    /// The smallest ring [`RxConfig::for_answers`] makes.
+    pub const MIN_BYTES: u64 = 4 << 20;
+
+    /// The ring's size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.block_size * self.block_count
     }
 }
 
@@ -335,10 +350,18 @@ mod tests {
     #[test]
     fn ring_fits_the_scan() {
         // A /16 single-port scan: 65,536 answers at most, 10 MiB; a full scan: the default.
-        assert_eq!(RxConfig::for_answers(65_536).block_count, 10);
-        assert_eq!(RxConfig::for_answers(1).block_count, 4);
-        assert_eq!(RxConfig::for_answers(1 << 32), RxConfig::default());
-        assert_eq!(RxConfig::for_answers(u64::MAX), RxConfig::default());
+        let d = RxConfig::default();
+        assert_eq!(RxConfig::for_answers(65_536).bytes(), 64 * 163_840);
+        assert_eq!(RxConfig::for_answers(65_536).block_size, 163_840);
+        // A tiny scan: 4 MiB, still in 64 blocks (a 640 ms window at 10 ms per block).
+        assert_eq!(RxConfig::for_answers(1).bytes(), 4 << 20);
+        assert_eq!(RxConfig::for_answers(800), RxConfig { block_size: 64 << 10, ..d });
+        assert_eq!(RxConfig::for_answers(1 << 32), d);
+        assert_eq!(RxConfig::for_answers(u64::MAX), d);
+        for n in [1, 799, 800, 65_536, 1 << 20, 1 << 32] {
+            let c = RxConfig::for_answers(n);
+            assert!(c.block_size % 4096 == 0 && c.block_size >= c.frame_size && c.block_count == 64, "{n}: {c:?}");
+        }
     }
 
     #[test]

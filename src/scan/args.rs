@@ -154,6 +154,18 @@ pub struct ScanArgs {
     #[arg(long = "output-format", value_enum, default_value = "csv")]
     pub output_format: OutputFormat,
 
+    /// One CSV line a second with the scan's progress (zmap's `--status-updates-file`: sent,
+    /// send rate, received, validated, hit rate, kernel drops, send errors); a resumed scan
+    /// appends. The columns are in the README ("Status file").
+    #[arg(long = "status-updates-file", value_name = "FILE")]
+    pub status_updates_file: Option<PathBuf>,
+
+    /// Record every frame the receiver takes, validated or not, with its arrival time, as a
+    /// standard pcap file (tcpdump, tshark); a resumed scan appends. `mpscan reclassify` rebuilds
+    /// the rows from it and the metadata.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+
     /// Metadata JSON file.
     #[arg(short = 'm', long, value_name = "FILE")]
     pub metadata: Option<PathBuf>,

@@ -66,6 +66,10 @@ pub struct ScanConfig {
     pub output_format: OutputFormat,
     /// Metadata JSON.
     pub metadata: Option<PathBuf>,
+    /// `--status-updates-file`: the monitor's one line a second.
+    pub status_updates: Option<PathBuf>,
+    /// `--pcap`: the recording of every frame received.
+    pub pcap: Option<PathBuf>,
     /// The state file to write (and, with `resume`, to continue from); none for a dry run or
     /// standard output.
     pub state_file: Option<PathBuf>,
@@ -143,6 +147,7 @@ impl ScanConfig {
             check_writable(m, a.dry_run)
                 .with_context(|| format!("-m {}: cannot write the metadata file; give a writable path", m.display()))?;
         }
+        check_recordings(a)?;
         let (link, interface, gateway_mac6) = match net {
             Network::System => resolve_link(a, &space, gw_mac)?,
             Network::Given { link, interface } => (*link, interface.clone(), None),
@@ -176,6 +181,8 @@ impl ScanConfig {
             classes: a.classes.clone().map(|c| c.0),
             output_format: a.output_format,
             metadata: a.metadata.clone(),
+            status_updates: a.status_updates_file.clone(),
+            pcap: a.pcap.clone(),
             state_file: state_file_of(a),
             resume,
             dry_run: a.dry_run,
@@ -192,6 +199,20 @@ impl ScanConfig {
         }
         Ok(config)
     }
+}
+
+/// `--status-updates-file` and `--pcap` must be writable before the first probe (opened, not
+/// truncated: the scan creates or appends to them when it starts).
+fn check_recordings(a: &ScanArgs) -> anyhow::Result<()> {
+    for (flag, path, what) in
+        [("--status-updates-file", &a.status_updates_file, "status file"), ("--pcap", &a.pcap, "pcap file")]
+    {
+        if let Some(p) = path {
+            check_writable(p, a.dry_run)
+                .with_context(|| format!("{flag} {}: cannot write the {what}; give a writable path", p.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The counts and limits that must make sense on their own.
@@ -351,6 +372,7 @@ fn record_of(
         cooldown_secs: a.cooldown,
         send_error_grace_secs: a.send_error_grace,
         seed,
+        seed_note: mpscan_schema::metadata::SEED_NOTE.to_string(),
         shards: a.shards,
         shard: Some(a.shard),
         sender_threads: a.sender_threads,

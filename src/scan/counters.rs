@@ -32,6 +32,10 @@ pub struct Counters {
     pub rows: AtomicU64,
     /// Rows whose class is `mptcp`.
     pub hits: AtomicU64,
+    /// Frames the kernel dropped because the receive ring was full: read from the receive socket
+    /// by the receive loop about once a second (with its flush) and at the end, for the status
+    /// file (`--status-updates-file`).
+    pub kernel_drops: AtomicU64,
     /// Send errors and stalls (written only off the hot path).
     pub link: super::flap::LinkCounters,
 }

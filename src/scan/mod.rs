@@ -5,7 +5,7 @@
 //! ```text
 //!  permutation cursor ─► send loop(s) ─► Transmit (AF_PACKET TX ring)       (one thread per sender)
 //!  Receive (AF_PACKET RX ring) ─► validate ─► dedup ─► classify ─► sink    (one receiver thread)
-//!  atomic counters ─► monitor (progress on stderr)                           (one thread)
+//!  atomic counters ─► monitor (progress on stderr, --status-updates-file)    (one thread)
 //!  atomic counters + receiver's flushes ─► checkpoint (resume state)         (one thread)
 //! ```
 //!
@@ -30,6 +30,7 @@ pub mod recv;
 pub mod resume;
 pub mod send;
 pub mod state;
+pub mod status;
 pub mod stop;
 pub mod workers;
 

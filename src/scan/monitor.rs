@@ -1,17 +1,30 @@
 //! Progress on stderr: an indicatif bar when stderr is a terminal, a plain status line every few
-//! seconds otherwise, nothing with `--quiet`. It only reads the atomic counters.
+//! seconds otherwise, nothing with `--quiet`; and the `--status-updates-file` lines, one a second
+//! and a last one at the end ([`super::status`]). It only reads the atomic counters.
 
 use super::counters::Counters;
+use super::status::StatusFile;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// Reports progress until `done` is set. `total` is the number of targets this shard sends to.
-pub fn monitor(counters: &Counters, total: u64, done: &AtomicBool) {
+/// With `quiet`, only the status file (if any) is written.
+pub fn monitor(counters: &Counters, total: u64, done: &AtomicBool, quiet: bool, mut status: Option<StatusFile>) {
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal();
-    let bar = tty.then(|| {
+    let status_line = |status: &mut Option<StatusFile>, last: bool| {
+        let Some(f) = status.as_mut() else { return };
+        if !last && !f.due() {
+            return;
+        }
+        if let Err(e) = f.line(counters) {
+            eprintln!("mpscan: warning: cannot write the status file ({e}); no more status lines");
+            *status = None;
+        }
+    };
+    let bar = (tty && !quiet).then(|| {
         let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         b.set_style(
             ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} targets, {msg}, ETA {eta}")
@@ -26,6 +39,10 @@ pub fn monitor(counters: &Counters, total: u64, done: &AtomicBool) {
     let mut was_waiting = false;
     while !done.load(Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
+        status_line(&mut status, false);
+        if quiet {
+            continue;
+        }
         let sent = Counters::get(&counters.sent);
         let now = Instant::now();
         let rate = (sent - last_sent) as f64 / now.duration_since(last_t).as_secs_f64().max(1e-6);
@@ -64,6 +81,8 @@ pub fn monitor(counters: &Counters, total: u64, done: &AtomicBool) {
         }
         was_waiting = waiting.is_some();
     }
+    // The last line, after the receiver stopped: its counts are the metadata's.
+    status_line(&mut status, true);
     if let Some(b) = bar {
         b.finish_and_clear();
     }

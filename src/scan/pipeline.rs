@@ -73,11 +73,12 @@ pub fn run_receiving(
         receiver,
     };
     let Output { mut sink, carried, mut checkpoint, metadata: metadata_file } = output;
+    let mut recording = Recording::open(config, receiver.is_some())?;
     // The state exists from the first probe on, so a scan killed at once can still resume.
     if let Some(c) = checkpoint.as_mut() {
         c.save(&counters, &shared.published, progress(&counters), false)?;
     }
-    let ended = shared.run_threads(transport, sink.as_mut(), carried, checkpoint.as_mut());
+    let ended = shared.run_threads(transport, sink.as_mut(), carried, checkpoint.as_mut(), &mut recording);
     // Parquet: the last row group and the footer (CSV: a last flush).
     let finish_error = if ended.report.error.is_none() { sink.finish().err().map(|e| format!("{e:#}")) } else { None };
     let failed = ended.report.error.is_some() || !ended.send_errors.is_empty();
@@ -124,6 +125,38 @@ pub fn run_receiving(
     })
 }
 
+/// What a scan records besides its rows: the `--status-updates-file` (written by the monitor)
+/// and the `--pcap` recording (by the receiver). Opened before the first probe; a resumed scan
+/// appends to both.
+struct Recording {
+    status: Option<super::status::StatusFile>,
+    pcap: Option<recv::Recording>,
+}
+
+impl Recording {
+    /// Opens what `config` asks for. `--pcap` records the scan's receive loop, so a run with
+    /// its own receiver (`mpscan trace`) refuses it rather than write an empty file.
+    fn open(config: &ScanConfig, own_receiver: bool) -> anyhow::Result<Recording> {
+        let append = config.resume.is_some();
+        let status =
+            config.status_updates.as_deref().map(|p| super::status::StatusFile::open(p, append)).transpose()?;
+        let pcap = match &config.pcap {
+            None => None,
+            Some(_) if own_receiver => {
+                anyhow::bail!("--pcap records the answers of mpscan scan; mpscan trace does not take it: drop --pcap")
+            }
+            Some(p) => Some(open_pcap(p, append)?),
+        };
+        Ok(Recording { status, pcap })
+    }
+}
+
+/// Creates the `--pcap` file, or appends to a resumed scan's.
+fn open_pcap(p: &std::path::Path, append: bool) -> anyhow::Result<recv::Recording> {
+    let r = if append { crate::net::PcapWriter::append(p) } else { crate::net::PcapWriter::create(p) };
+    r.map_err(|e| anyhow::anyhow!("--pcap {}: cannot write the pcap file ({e}); give a writable path", p.display()))
+}
+
 /// What the threads of one scan share.
 struct Shared<'a> {
     config: &'a ScanConfig,
@@ -156,14 +189,18 @@ impl Shared<'_> {
         sink: &mut (dyn RowSink + Send),
         carried: Carried,
         checkpoint: Option<&mut Checkpointer>,
+        recording: &mut Recording,
     ) -> Ended {
         let Transport { mut rx, mut txs } = transport;
+        let (status, pcap) = (recording.status.take(), recording.pcap.as_mut());
         let background_done = AtomicBool::new(false);
         let senders_done = &AtomicBool::new(false);
         let (c, total, done) = (self.counters, self.config.expected_targets(), &background_done);
         std::thread::scope(|s| {
-            let recv = s.spawn(|| self.receive(rx.as_mut(), sink, carried));
-            let monitor = (!self.config.quiet).then(|| s.spawn(move || monitor::monitor(c, total, done)));
+            let recv = s.spawn(|| self.receive(rx.as_mut(), sink, carried, pcap));
+            let quiet = self.config.quiet;
+            let monitor =
+                (!quiet || status.is_some()).then(|| s.spawn(move || monitor::monitor(c, total, done, quiet, status)));
             let saver = checkpoint.map(|cp| s.spawn(move || cp.run(c, &self.published, done)));
             if let Some(d) = self.config.max_runtime {
                 s.spawn(move || self.stop_after(d, senders_done));
@@ -198,10 +235,16 @@ impl Shared<'_> {
     }
 
     /// The receiver thread.
-    fn receive(&self, rx: &mut (dyn Receive + Send), sink: &mut (dyn RowSink + Send), carried: Carried) -> RecvReport {
+    fn receive(
+        &self,
+        rx: &mut (dyn Receive + Send),
+        sink: &mut (dyn RowSink + Send),
+        carried: Carried,
+        pcap: Option<&mut recv::Recording>,
+    ) -> RecvReport {
         match self.receiver {
             Some(r) => r(rx, self.counters, self.stop, &self.published),
-            None => recv::recv_loop(rx, &self.ctx, sink, self.counters, self.stop, carried, &self.published),
+            None => recv::recv_loop(rx, &self.ctx, sink, self.counters, self.stop, carried, &self.published, pcap),
         }
     }
 

@@ -61,6 +61,17 @@ pub fn row_keys(csv: &Path) -> Vec<(String, String, String, String)> {
         .collect()
 }
 
+/// The header and the data lines of a result file, the lines sorted: two files' rows compared
+/// byte for byte whatever their order (a scan and its re-classification).
+pub fn sorted_lines(path: &Path) -> (String, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines().map(str::to_string);
+    let header = lines.next().unwrap_or_default();
+    let mut rows: Vec<String> = lines.collect();
+    rows.sort();
+    (header, rows)
+}
+
 /// One CSV row, as a map from column to value.
 pub type Row = BTreeMap<String, String>;
 
