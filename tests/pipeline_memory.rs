@@ -547,6 +547,10 @@ fn status_file_has_a_line_a_second_and_ends_with_the_metadatas_counts() {
         r["hit-rate"].parse::<f64>().unwrap();
         r["sent-last-one-sec"].parse::<f64>().unwrap();
     }
+    // Every probe leaves within the first second: the first line's rates count them.
+    assert_eq!(rows[0]["sent-total"], "64", "{text}");
+    assert!(rows[0]["sent-last-one-sec"].parse::<f64>().unwrap() > 0.0, "{text}");
+    assert!(rows[0]["sent-avg-per-sec"].parse::<f64>().unwrap() > 0.0, "{text}");
     let last = rows.last().unwrap();
     let n = |k: &str| last[k].parse::<u64>().unwrap();
     assert_eq!(n("sent-total"), md["probes_sent"]);

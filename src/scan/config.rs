@@ -202,8 +202,11 @@ impl ScanConfig {
 }
 
 /// `--status-updates-file` and `--pcap` must be writable before the first probe (opened, not
-/// truncated: the scan creates or appends to them when it starts).
+/// truncated: the scan creates or appends to them when it starts); a trace records no `--pcap`.
 fn check_recordings(a: &ScanArgs) -> anyhow::Result<()> {
+    if a.trace_max_ttl.is_some() && a.pcap.is_some() {
+        bail!("--pcap records the answers of mpscan scan; mpscan trace does not take it: drop --pcap");
+    }
     for (flag, path, what) in
         [("--status-updates-file", &a.status_updates_file, "status file"), ("--pcap", &a.pcap, "pcap file")]
     {

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 /// With `quiet`, only the status file (if any) is written.
 pub fn monitor(counters: &Counters, total: u64, done: &AtomicBool, quiet: bool, mut status: Option<StatusFile>) {
     let start = Instant::now();
+    if let Some(f) = status.as_mut() {
+        f.begin(counters);
+    }
     let tty = std::io::stderr().is_terminal();
     let status_line = |status: &mut Option<StatusFile>, last: bool| {
         let Some(f) = status.as_mut() else { return };

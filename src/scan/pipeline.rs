@@ -73,7 +73,7 @@ pub fn run_receiving(
         receiver,
     };
     let Output { mut sink, carried, mut checkpoint, metadata: metadata_file } = output;
-    let mut recording = Recording::open(config, receiver.is_some())?;
+    let mut recording = Recordings::open(config, receiver.is_some())?;
     // The state exists from the first probe on, so a scan killed at once can still resume.
     if let Some(c) = checkpoint.as_mut() {
         c.save(&counters, &shared.published, progress(&counters), false)?;
@@ -128,15 +128,15 @@ pub fn run_receiving(
 /// What a scan records besides its rows: the `--status-updates-file` (written by the monitor)
 /// and the `--pcap` recording (by the receiver). Opened before the first probe; a resumed scan
 /// appends to both.
-struct Recording {
+struct Recordings {
     status: Option<super::status::StatusFile>,
     pcap: Option<recv::Recording>,
 }
 
-impl Recording {
+impl Recordings {
     /// Opens what `config` asks for. `--pcap` records the scan's receive loop, so a run with
     /// its own receiver (`mpscan trace`) refuses it rather than write an empty file.
-    fn open(config: &ScanConfig, own_receiver: bool) -> anyhow::Result<Recording> {
+    fn open(config: &ScanConfig, own_receiver: bool) -> anyhow::Result<Recordings> {
         let append = config.resume.is_some();
         let status =
             config.status_updates.as_deref().map(|p| super::status::StatusFile::open(p, append)).transpose()?;
@@ -147,7 +147,7 @@ impl Recording {
             }
             Some(p) => Some(open_pcap(p, append)?),
         };
-        Ok(Recording { status, pcap })
+        Ok(Recordings { status, pcap })
     }
 }
 
@@ -189,7 +189,7 @@ impl Shared<'_> {
         sink: &mut (dyn RowSink + Send),
         carried: Carried,
         checkpoint: Option<&mut Checkpointer>,
-        recording: &mut Recording,
+        recording: &mut Recordings,
     ) -> Ended {
         let Transport { mut rx, mut txs } = transport;
         let (status, pcap) = (recording.status.take(), recording.pcap.as_mut());

@@ -66,14 +66,20 @@ impl StatusFile {
         Ok(StatusFile { out, start, sent_at_start: 0, last: None, due: start + Duration::from_secs(1) })
     }
 
+    /// Starts the clock when the scan starts: rates count from here and from the probes already
+    /// sent (a resumed scan's), and the first line is due a second later.
+    pub fn begin(&mut self, counters: &Counters) {
+        self.start = Instant::now();
+        self.due = self.start + Duration::from_secs(1);
+        self.sent_at_start = Counters::get(&counters.sent);
+        self.last = Some((self.start, self.sent_at_start));
+    }
+
     /// Writes one line from `counters` and flushes it.
     pub fn line(&mut self, counters: &Counters) -> std::io::Result<()> {
         let now = Instant::now();
         let sent = Counters::get(&counters.sent);
-        let (last_t, last_sent) = *self.last.get_or_insert_with(|| {
-            self.sent_at_start = sent;
-            (self.start, sent)
-        });
+        let (last_t, last_sent) = self.last.unwrap_or((self.start, self.sent_at_start));
         let per_sec = |n: u64, since: Instant| n as f64 / now.duration_since(since).as_secs_f64().max(1e-3);
         let hits = Counters::get(&counters.hits);
         let hit_rate = if sent == 0 { 0.0 } else { hits as f64 * 100.0 / sent as f64 };
@@ -121,10 +127,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("status.csv");
         let c = Counters::new(1);
+        let mut s = StatusFile::open(&p, false).unwrap();
+        s.begin(&c);
         Counters::add(&c.sent, 200);
         Counters::add(&c.hits, 5);
-        let mut s = StatusFile::open(&p, false).unwrap();
         s.line(&c).unwrap();
+        // The probes since the start count in the rates (not only those since a first line).
+        let first = std::fs::read_to_string(&p).unwrap();
+        let f: Vec<&str> = first.lines().nth(1).unwrap().split(',').collect();
+        assert!(f[3].parse::<f64>().unwrap() > 0.0 && f[4].parse::<f64>().unwrap() > 0.0, "{first}");
         drop(s);
         std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"2026-01-01T00:00:00Z,3,2").unwrap();
         let mut s = StatusFile::open(&p, true).unwrap();
