@@ -407,6 +407,49 @@ mod tests {
     }
 
     #[test]
+    fn json_lines_read_back_as_the_csvs_records() {
+        use crate::records::ResultFile;
+        let rows = [row(), Row { mptcp_version: None, mpc_flags: None, mpc_key: None, mirrored: true, ..row() }];
+        let dir = std::env::temp_dir().join(format!("mpscan-lines-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut read = Vec::new();
+        for (name, json) in [("out.csv", false), ("out.jsonl", true)] {
+            let p = dir.join(name);
+            let mut s = LineSink::create(Some(&p), Layout { json, columns: Col::ALL.to_vec() }).unwrap();
+            rows.iter().for_each(|r| s.write(r).unwrap());
+            s.flush().unwrap();
+            drop(s);
+            let mut f = ResultFile::open(&p, Col::KEY_CLASS).unwrap();
+            assert_eq!(f.header, csv::ByteRecord::from(crate::COLUMNS.to_vec()), "{name}");
+            let (mut recs, mut rec) = (Vec::new(), csv::ByteRecord::new());
+            while f.next_record(&mut rec).unwrap() {
+                recs.push((f.line(), rec.clone()));
+            }
+            read.push(recs);
+        }
+        assert_eq!(read[0].len(), 2);
+        let records = |r: &Vec<(u64, csv::ByteRecord)>| r.iter().map(|x| x.1.clone()).collect::<Vec<_>>();
+        assert_eq!(records(&read[0]), records(&read[1]), "the same records from CSV and JSON lines");
+        assert_eq!(read[1].iter().map(|x| x.0).collect::<Vec<_>>(), [1, 2], "JSON lines are numbered from 1");
+        // A line that is not JSON is an error naming the file and line.
+        let p = dir.join("bad.jsonl");
+        std::fs::write(
+            &p,
+            format!(
+                "{}\n{{\"ip\": \n",
+                std::fs::read_to_string(dir.join("out.jsonl")).unwrap().lines().next().unwrap()
+            ),
+        )
+        .unwrap();
+        let mut f = ResultFile::open(&p, Col::KEY_CLASS).unwrap();
+        let mut rec = csv::ByteRecord::new();
+        assert!(f.next_record(&mut rec).unwrap());
+        let e = format!("{:#}", f.next_record(&mut rec).unwrap_err());
+        assert!(e.contains("bad.jsonl:2") && e.contains("not a JSON object"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_selection_writes_the_whole_rows_text_and_json_lines_resume() {
         // The per-column text is what the whole-row writer writes.
         for r in [row(), Row { mptcp_version: None, mpc_flags: None, mpc_key: None, mirrored: true, ..row() }] {

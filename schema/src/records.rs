@@ -1,8 +1,9 @@
 //! One result file read in order, record by record: the sequential reader that every reader of
 //! one file shares (resuming a scan's CSV, `mpscan merge`, verify's input, the lab check). The
 //! analysis's parallel reader ([`crate::reader`]) is for whole scans; this one keeps file order
-//! and line numbers, reads from any `Read` (a pipe, a test's bytes) and, with the `parquet`
-//! feature, reads Parquet result files as the same CSV text records.
+//! and line numbers, reads from any `Read` (a pipe, a test's bytes), takes JSON lines
+//! (`--output-format jsonl`) as well as CSV, and, with the `parquet` feature, reads Parquet
+//! result files as the same CSV text records.
 //!
 //! A record is a `csv::ByteRecord` in the file's own column order; [`RowRef::parse`] with
 //! [`ResultFile::cols`] reads the columns a caller needs, and the record itself can be copied
@@ -29,6 +30,8 @@ pub struct ResultFile {
 
 enum Source {
     Csv(csv::Reader<Box<dyn Read>>),
+    /// JSON lines, and the header's names (the order the records are given in).
+    Jsonl(std::io::BufReader<Box<dyn Read>>, Vec<String>),
     #[cfg(feature = "parquet")]
     Parquet(std::vec::IntoIter<Vec<String>>),
 }
@@ -45,8 +48,14 @@ impl ResultFile {
         Self::from_reader(std::io::BufReader::new(f), name, needed)
     }
 
-    /// Reads a result CSV from `r` (named `name` in errors).
+    /// Reads a result CSV, or JSON lines (the first byte is `{`), from `r` (named `name` in
+    /// errors).
     pub fn from_reader(r: impl Read + 'static, name: String, needed: &[Col]) -> anyhow::Result<ResultFile> {
+        use std::io::BufRead;
+        let mut r = std::io::BufReader::new(Box::new(r) as Box<dyn Read>);
+        if r.fill_buf().with_context(|| format!("cannot read {name}"))?.first() == Some(&b'{') {
+            return Self::from_json_lines(r, name, needed);
+        }
         let mut rdr =
             csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(Box::new(r) as Box<dyn Read>);
         let mut header = csv::ByteRecord::new();
@@ -55,6 +64,31 @@ impl ResultFile {
         }
         let cols = Columns::resolve(&header, needed).map_err(|e| anyhow::anyhow!("{name}:1: {e}"))?;
         Ok(ResultFile { name, header, cols, source: Source::Csv(rdr), line: 1 })
+    }
+
+    /// JSON lines: the first object's keys make the header (in the schema's column order, then
+    /// any other key), and every line becomes a record of those columns' CSV text (a string as
+    /// it is, null as empty, a number or boolean as JSON writes it: what the CSV writer writes).
+    fn from_json_lines(
+        mut r: std::io::BufReader<Box<dyn Read>>,
+        name: String,
+        needed: &[Col],
+    ) -> anyhow::Result<ResultFile> {
+        use std::io::BufRead;
+        let mut first = String::new();
+        r.read_line(&mut first).with_context(|| format!("{name}:1: cannot read"))?;
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&first).with_context(|| format!("{name}:1: not a JSON object"))?;
+        let mut names: Vec<String> =
+            Col::ALL.iter().map(|c| c.name().to_string()).filter(|n| object.contains_key(n)).collect();
+        names.extend(object.keys().filter(|k| Col::named(k).is_none()).cloned());
+        let header = csv::ByteRecord::from(names.clone());
+        let cols = Columns::resolve(&header, needed).map_err(|e| anyhow::anyhow!("{name}:1: {e}"))?;
+        // The first line is a record too: read it again from the text kept.
+        let rest: Box<dyn Read> = Box::new(std::io::Cursor::new(first.into_bytes()).chain(r));
+        let source = Source::Jsonl(std::io::BufReader::new(rest), names);
+        // No header line: the first record is line 1.
+        Ok(ResultFile { name, header, cols, source, line: 0 })
     }
 
     #[cfg(feature = "parquet")]
@@ -78,6 +112,21 @@ impl ResultFile {
             Source::Csv(r) => {
                 let line = self.line + 1;
                 r.read_byte_record(rec).with_context(|| format!("{}:{line}", self.name))?
+            }
+            Source::Jsonl(r, names) => {
+                use std::io::BufRead;
+                let line = self.line + 1;
+                let mut text = String::new();
+                loop {
+                    text.clear();
+                    if r.read_line(&mut text).with_context(|| format!("{}:{line}", self.name))? == 0 {
+                        break false;
+                    }
+                    if !text.trim().is_empty() {
+                        *rec = json_record(&text, names).map_err(|e| anyhow::anyhow!("{}:{line}: {e}", self.name))?;
+                        break true;
+                    }
+                }
             }
             #[cfg(feature = "parquet")]
             Source::Parquet(it) => match it.next() {
@@ -109,6 +158,18 @@ impl ResultFile {
         }
         Ok(())
     }
+}
+
+/// One JSON line as a record of the `names` columns' CSV text (absent keys empty).
+fn json_record(text: &str, names: &[String]) -> Result<csv::ByteRecord, String> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+    let field = |n: &String| match object.get(n) {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    };
+    Ok(csv::ByteRecord::from(names.iter().map(field).collect::<Vec<_>>()))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Reading the scan's result CSV: the rows of the chosen classes, and the distinct (address,
+//! Reading the scan's result CSV (or JSON lines, from a file or a pipe): the rows of the chosen classes, and the distinct (address,
 //! port) targets they name (a target probed with v0 and v1 is connected to once; both rows get
 //! its result).
 
@@ -56,7 +56,7 @@ pub struct Input {
 /// The columns verify reads (`mptcp_version` too when the file has it).
 const NEEDED: &[Col] = &[Col::Ip, Col::Port, Col::Probe, Col::Class, Col::MpcFlags];
 
-/// Reads scan rows from `r` (a result CSV with a header, named `name` in errors), keeping those
+/// Reads scan rows from `r` (a result CSV with a header, or JSON lines; named `name` in errors), keeping those
 /// whose class is in `classes`. Rows are parsed by the result schema's reader; a row it cannot
 /// parse is counted, not fatal.
 pub fn read(r: impl std::io::Read + 'static, name: &str, classes: &[Class]) -> anyhow::Result<Input> {
@@ -95,10 +95,15 @@ pub fn read(r: impl std::io::Read + 'static, name: &str, classes: &[Class]) -> a
     Ok(input)
 }
 
-/// Reads the scan CSV at `path` (see [`read`]).
+/// Reads the scan's rows at `path`, or from standard input for `-` (a pipe from
+/// `mpscan scan -o -`); CSV or JSON lines (see [`read`]).
 pub fn read_path(path: &Path, classes: &[Class]) -> anyhow::Result<Input> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let input = read(std::io::BufReader::new(f), &path.display().to_string(), classes)?;
+    let input = if path == Path::new("-") {
+        read(std::io::stdin(), "standard input", classes)?
+    } else {
+        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        read(std::io::BufReader::new(f), &path.display().to_string(), classes)?
+    };
     if input.read > 0 && input.rejected == input.read {
         bail!("{}: no row could be read ({})", path.display(), input.first_rejection.as_deref().unwrap_or("?"));
     }

@@ -52,7 +52,8 @@ use std::time::Duration;
     mpscan verify scan.csv -o verified.csv\n  \
     mpscan verify scan.csv --classes all --app none --concurrency 500 --rate 200")]
 pub struct VerifyArgs {
-    /// The scan's result CSV (`mpscan scan -o`).
+    /// The scan's result CSV or JSON lines (`mpscan scan -o`); `-` reads them from standard
+    /// input (`mpscan scan -o - ... | mpscan verify -`).
     #[arg(value_name = "SCAN.csv")]
     pub input: PathBuf,
 
