@@ -1,6 +1,6 @@
-//! Tables as data, rendered four ways: aligned text for the terminal, Markdown for papers, CSV for
-//! spreadsheets and JSON for scripts. Every command builds `Table`s and never formats by hand, so
-//! the four outputs always agree.
+//! Tables as data, rendered five ways: aligned text for the terminal, Markdown and LaTeX
+//! (booktabs) for papers, CSV for spreadsheets and JSON for scripts. Every command builds
+//! `Table`s and never formats by hand, so the five outputs always agree.
 
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
@@ -130,6 +130,8 @@ pub enum Format {
     Csv,
     /// `{"tables": [{"title", "columns", "rows": [{column: value}], "note"}]}`.
     Json,
+    /// One LaTeX `table` per table, with booktabs rules (`\usepackage{booktabs}`), for papers.
+    Latex,
 }
 
 /// Render tables in the chosen format.
@@ -138,6 +140,7 @@ pub fn render(tables: &[Table], format: Format) -> String {
         Format::Text => tables.iter().map(render_text).collect::<Vec<_>>().join("\n"),
         Format::Markdown => tables.iter().map(render_markdown).collect::<Vec<_>>().join("\n"),
         Format::Csv => tables.iter().map(render_csv).collect::<Vec<_>>().join("\n"),
+        Format::Latex => tables.iter().map(render_latex).collect::<Vec<_>>().join("\n"),
         Format::Json => {
             let arr: Vec<Value> = tables
                 .iter()
@@ -258,6 +261,57 @@ fn render_csv(t: &Table) -> String {
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
+/// `s` with LaTeX's special characters escaped for text mode.
+fn tex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\textbackslash{}"),
+            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '~' => out.push_str("\\textasciitilde{}"),
+            '^' => out.push_str("\\textasciicircum{}"),
+            '|' => out.push_str("\\textbar{}"),
+            '<' => out.push_str("\\textless{}"),
+            '>' => out.push_str("\\textgreater{}"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A cell as LaTeX: the terminal's text escaped, its indentation as `\quad`s (two spaces each),
+/// and an unknown value as an en dash.
+fn tex_cell(c: &Cell) -> String {
+    if matches!(c, Cell::Pct(None) | Cell::Empty) {
+        return "--".into();
+    }
+    let h = c.human();
+    let n = h.len() - h.trim_start_matches(' ').len();
+    format!("{}{}", "\\quad ".repeat(n.div_ceil(2)), tex_escape(&h[n..]))
+}
+
+fn render_latex(t: &Table) -> String {
+    let right = right_cols(t);
+    let spec: String = right.iter().map(|r| if *r { 'r' } else { 'l' }).collect();
+    let mut out = String::new();
+    let _ = writeln!(out, "\\begin{{table}}[htbp]\n\\centering\n\\caption{{{}}}", tex_escape(&t.title));
+    let _ = writeln!(out, "\\begin{{tabular}}{{{spec}}}\n\\toprule");
+    let _ =
+        writeln!(out, "{} \\\\\n\\midrule", t.columns.iter().map(|c| tex_escape(c)).collect::<Vec<_>>().join(" & "));
+    for r in &t.rows {
+        let _ = writeln!(out, "{} \\\\", r.iter().map(tex_cell).collect::<Vec<_>>().join(" & "));
+    }
+    let _ = writeln!(out, "\\bottomrule\n\\end{{tabular}}");
+    if let Some(n) = &t.note {
+        let _ = writeln!(out, "\\par\\smallskip{{\\footnotesize {}}}", tex_escape(n));
+    }
+    let _ = writeln!(out, "\\end{{table}}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +340,20 @@ mod tests {
         assert_eq!(lines[3], "mptcp         11,100  12.54%");
         assert_eq!(lines[4], "  echo | box  77,384       -");
         assert_eq!(lines[5], "note");
+    }
+
+    #[test]
+    fn latex_is_booktabs_with_everything_escaped() {
+        let mut t = sample();
+        t.push(vec![Cell::text("50% of AS#3_{x} & ~^\\"), Cell::Empty, Cell::pct(1, 4)]);
+        let tex = render(&[t], Format::Latex);
+        let want = "\\begin{table}[htbp]\n\\centering\n\\caption{Classes}\n\\begin{tabular}{lrr}\n\\toprule\n\
+                    class & count & share \\\\\n\\midrule\n\
+                    mptcp & 11,100 & 12.54\\% \\\\\n\
+                    \\quad echo \\textbar{} box & 77,384 & -- \\\\\n\
+                    50\\% of AS\\#3\\_\\{x\\} \\& \\textasciitilde{}\\textasciicircum{}\\textbackslash{} & -- & 25.00\\% \\\\\n\
+                    \\bottomrule\n\\end{tabular}\n\\par\\smallskip{\\footnotesize note}\n\\end{table}\n";
+        assert_eq!(tex, want);
     }
 
     #[test]
