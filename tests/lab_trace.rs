@@ -202,3 +202,83 @@ fn hop_addresses_agree_with_traceroute() {
         }
     }
 }
+
+/// Takes a path brought up with `mpscan lab paths up` down again, also when the test fails.
+struct CliPath(String);
+
+impl Drop for CliPath {
+    fn drop(&mut self) {
+        let _ = Command::new(EXE).args(["lab", "paths", "down", "--name", &self.0]).output();
+    }
+}
+
+/// `mpscan lab paths up --targets 1000` over the echoing box's path: the server namespace
+/// answers for 1,000 addresses per family and the box answers for all of them; a trace of the
+/// 2,000 targets gives every one the ground truth's verdict (`up` wrote it as JSON), the box
+/// answering as the target itself. Then `lab paths down` removes the 8 namespaces and kills the
+/// path's processes.
+#[test]
+fn cli_path_with_1000_targets_per_family_matches_its_ground_truth() {
+    if !lab_possible("lab_trace") {
+        return;
+    }
+    let run = random_run_name();
+    let guard = CliPath(run.clone());
+    let out = Command::new(EXE)
+        .args(["lab", "paths", "up", "--name", &run, "--path", "echo", "--targets", "1000", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "lab paths up: {}", String::from_utf8_lossy(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = |k: &str| info[k].as_str().unwrap_or_else(|| panic!("no {k} in {info}")).to_string();
+    let namespaces: Vec<String> =
+        info["namespaces"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+    assert_eq!(namespaces.len(), usize::from(ROUTERS) + 2);
+    assert!(namespaces.iter().all(|n| n.starts_with(&format!("mps-{run}-t"))), "{namespaces:?}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("/run/mpscan-lab/{run}/state.json")).unwrap()).unwrap();
+    let pids: Vec<u64> =
+        state["processes"].as_array().unwrap().iter().map(|p| p["proc"]["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 1, "the echoing box's responder: {state}");
+    let truth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s("ground_truth")).unwrap()).unwrap();
+
+    let dir = std::env::temp_dir().join(format!("mpscan-lab-trace-cli-{run}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (hops, verdicts) = (dir.join("hops.csv"), dir.join("verdicts.csv"));
+    let out = Command::new("ip")
+        .args(["netns", "exec", &s("scanner_ns"), EXE, "trace", "-i", &s("interface"), "-G", &s("gateway_mac")])
+        .args(["-p", "443", "--no-blocklist", "--max-ttl", "8", "-r", "5000", "-c", "2", "-q"])
+        .args(["-o", hops.to_str().unwrap(), "--verdicts", verdicts.to_str().unwrap()])
+        .args([format!("@{}", s("targets4")), format!("@{}", s("targets6"))])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mpscan trace failed: {}", String::from_utf8_lossy(&out.stderr));
+    let rows = read(&verdicts);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(rows.len(), 2000, "one verdict per target");
+    for row in &rows {
+        let v6 = row["target"].contains(':');
+        let t = &truth[if v6 { "ipv6_v1" } else { "ipv4_v1" }]["verdict"];
+        let field = |k: &str| match &t[k] {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(x) => x.clone(),
+            x => x.to_string(),
+        };
+        let want = [field("verdict"), field("hop"), row["target"].clone(), field("answer_ttl"), field("answer_class")];
+        let got = ["verdict", "hop", "router", "answer_ttl", "answer_class"].map(|c| row[c].clone());
+        assert_eq!(got, want, "{row:?}");
+    }
+
+    let out = Command::new(EXE).args(["lab", "paths", "down", "--name", &run]).output().unwrap();
+    assert!(out.status.success(), "lab paths down: {}", String::from_utf8_lossy(&out.stderr));
+    let left =
+        String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).to_string();
+    for ns in &namespaces {
+        assert!(!left.lines().any(|l| l.split_whitespace().next() == Some(ns.as_str())), "{ns} is left");
+    }
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(!stat.contains("mpscan") || stat.contains(") Z "), "the responder (pid {pid}) still runs: {stat}");
+    }
+    drop(guard);
+}

@@ -187,12 +187,19 @@ fn verify_gives_each_lab_range_its_verdict() {
                 assert!(!r["ttfb_ms"].is_empty(), "{r:?}");
                 if range.kind == RangeKind::LoadBalancedMptcp {
                     assert_eq!(r["add_addr"], LB_DIRECT_ADDR.to_string(), "announced address joined: {r:?}");
+                    // Issue 16: the path manager's event shows the announcement on every
+                    // connection, joined, with the time it came.
+                    assert_eq!(r["announced"], format!("{LB_DIRECT_ADDR}:{}", r["port"]), "{r:?}");
+                    assert_eq!(r["announced_joined"], "yes", "{r:?}");
+                    let ms: f64 = r["announced_ms"].parse().unwrap_or_else(|_| panic!("announced_ms: {r:?}"));
+                    assert!(ms > 0.0 && ms < 10_000.0, "{r:?}");
                     assert_eq!(r["subflows"], "2", "{r:?}");
                     if r["probe"] == "v1" {
                         assert_eq!(r["c_flag"], "true", "C flag from the scan: {r:?}");
                     }
                 } else {
                     assert_eq!(r["add_addr"], "", "{r:?}");
+                    assert_eq!((r["announced"].as_str(), r["announced_joined"].as_str()), ("", ""), "{r:?}");
                     assert_eq!(r["subflows"], "1", "{r:?}");
                     if r["probe"] == "v1" {
                         assert_eq!(r["c_flag"], "false", "{r:?}");
@@ -278,4 +285,9 @@ fn verify_without_add_addr_limits_says_announced_addresses_are_unseen() {
     assert_eq!(rows[0]["verdict"], "confirmed", "{:?}", rows[0]);
     assert_eq!(rows[0]["c_flag"], "true");
     assert_eq!(rows[0]["add_addr"], "", "the kernel joins nothing with add_addr_accepted 0");
+    // Issue 16: the announcement still shows, from the path manager's event, not joined.
+    assert_eq!(rows[0]["announced"], format!("{LB_DIRECT_ADDR}:443"), "{:?}", rows[0]);
+    assert_eq!(rows[0]["announced_joined"], "no", "{:?}", rows[0]);
+    assert!(!rows[0]["announced_ms"].is_empty(), "{:?}", rows[0]);
+    assert!(stderr.contains("ADD_ADDR (path-manager events): 1 rows received an announcement, 0 joined"), "{stderr}");
 }

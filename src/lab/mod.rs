@@ -16,7 +16,8 @@
 //! * [`probe`]: the project's own SYN probes sent from the scanner namespace (test support).
 //! * [`netns`], [`sys`]: the tools and system calls underneath.
 //!
-//! The CLI is `mpscan lab up|down|status` (see [`LabCommand`]); docs/LAB.md has the diagram.
+//! The CLI is `mpscan lab up|down|status` (see [`LabCommand`]), and `mpscan lab paths up|down|truth`
+//! for the trace paths ([`paths::cli`]); docs/LAB.md has the diagrams.
 
 pub mod check;
 pub mod connect;
@@ -84,6 +85,12 @@ pub enum LabCommand {
         /// The run to show (all if omitted).
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Trace paths (issue 14): a chain of 6 router namespaces with a box, for `mpscan trace`.
+    Paths {
+        /// What to do.
+        #[command(subcommand)]
+        command: paths::cli::PathsCommand,
     },
     /// Compare a scan's CSV with a lab's ground truth, range by range; fails if they differ.
     Check {
@@ -209,6 +216,7 @@ pub fn run(a: &LabArgs) -> anyhow::Result<()> {
             }
         }
         LabCommand::Status { name } => status(name.as_deref()),
+        LabCommand::Paths { command } => paths::cli::run(command),
         LabCommand::Check { name, csv } => {
             let info = LabInfo::load(name)?;
             let truth = GroundTruth::load(&info.ground_truth)?;

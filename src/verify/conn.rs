@@ -12,6 +12,9 @@
 //!    `MPTCP_SUBFLOW_ADDRS` lists the subflows, whose remote addresses other than the target's
 //!    are the announced ones the kernel joined;
 //! 5. `TCP_IS_MPTCP` again: did MPTCP survive the data?
+//! 6. every ADD_ADDR the peer sent, from the path manager's netlink events
+//!    ([`super::pm_events`]), looked up by the connection's token (`mptcpi_token`), each with
+//!    whether a subflow was joined to it and when it came.
 //!
 //! The kernel opens the extra subflow only if its path manager accepts ADD_ADDRs (`ip mptcp
 //! limits set add_addr_accepted 2 subflows 2`); `mptcpi_add_addr_accepted_max` tells us when it
@@ -19,6 +22,7 @@
 
 use super::app::{App, AppResult};
 use super::info::{self, MptcpInfo, SubflowAddrs};
+use super::pm_events::Announcements;
 use super::sys;
 use super::verdict::{Connect, Observation};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -51,7 +55,24 @@ pub struct Attempt {
     /// Remote addresses of subflows other than the target: addresses the peer announced
     /// (ADD_ADDR) and our kernel joined.
     pub announced: Vec<SocketAddr>,
+    /// Every ADD_ADDR the path manager's events reported for this connection (`None`: the
+    /// events were not read, or the connection was not MPTCP).
+    pub announcements: Option<Vec<Announced>>,
 }
+
+/// One ADD_ADDR a connection received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announced {
+    /// The address and port announced.
+    pub addr: SocketAddr,
+    /// Whether our kernel opened a subflow to it (it is among the subflows' remote ends).
+    pub joined: bool,
+    /// Microseconds from the start of the connect to the event's arrival.
+    pub us: u64,
+}
+
+/// How long a lookup waits for the event reader to catch up with what the kernel queued.
+const EVENTS_PATIENCE: Duration = Duration::from_millis(500);
 
 /// Creates the non-blocking IPPROTO_MPTCP socket for `to`.
 pub fn mptcp_socket(to: SocketAddr) -> io::Result<Socket> {
@@ -144,10 +165,18 @@ async fn exchange(s: &TcpStream, app: App, req: &[u8], deadline: Instant) -> Exc
     }
 }
 
-/// Runs one attempt against `to`; `random` seeds the ClientHello.
-pub async fn attempt(to: SocketAddr, app: App, t: Timing, random: [u8; 96]) -> Attempt {
-    let failed =
-        |c| Attempt { app, obs: Observation::failed(c), info: None, subflows: Vec::new(), announced: Vec::new() };
+/// Runs one attempt against `to`; `random` seeds the ClientHello; `events` (if verify could
+/// subscribe to them) has the path manager's announcements.
+pub async fn attempt(to: SocketAddr, app: App, t: Timing, random: [u8; 96], events: Option<&Announcements>) -> Attempt {
+    let failed = |c| Attempt {
+        app,
+        obs: Observation::failed(c),
+        info: None,
+        subflows: Vec::new(),
+        announced: Vec::new(),
+        announcements: None,
+    };
+    let began = std::time::Instant::now();
     let sock = match mptcp_socket(to) {
         Ok(s) => s,
         Err(e) => return failed(Connect::Error(format!("socket(IPPROTO_MPTCP): {e}"))),
@@ -231,12 +260,27 @@ pub async fn attempt(to: SocketAddr, app: App, t: Timing, random: [u8; 96]) -> A
         }
     };
     let announced = announced(to, &subflows);
+    let announcements = match (events, info) {
+        (Some(ev), Some(i)) if is_mptcp => {
+            let got = ev.take(i.token, to, EVENTS_PATIENCE).await;
+            Some(
+                got.into_iter()
+                    .map(|a| Announced {
+                        addr: a.addr,
+                        joined: announced.contains(&a.addr),
+                        us: a.at.saturating_duration_since(began).as_micros() as u64,
+                    })
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
     if !errors.is_empty() {
         obs.error = Some(errors.join("; "));
     }
     // Closing: a plain close (FIN), as any client would.
     drop(stream);
-    Attempt { app, obs, info, subflows, announced }
+    Attempt { app, obs, info, subflows, announced, announcements }
 }
 
 /// The remote ends of subflows that do not go to the target's address, without repeats.
@@ -298,7 +342,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let to = l.local_addr().unwrap();
         let server = std::thread::spawn(move || answer_one_http(l.accept().unwrap().0));
-        let a = rt().block_on(attempt(to, App::Http, timing(), [0; 96]));
+        let a = rt().block_on(attempt(to, App::Http, timing(), [0; 96], None));
         server.join().unwrap();
         assert_eq!(a.obs.mptcp_at_connect, Some(false));
         assert!(a.obs.app_ok, "{a:?}");
@@ -307,7 +351,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let to = closed.local_addr().unwrap();
         drop(closed);
-        let a = rt().block_on(attempt(to, App::Http, timing(), [0; 96]));
+        let a = rt().block_on(attempt(to, App::Http, timing(), [0; 96], None));
         assert_eq!(a.obs.verdict().0, ConfirmVerdict::Refused, "{a:?}");
     }
 
@@ -324,7 +368,7 @@ mod tests {
         l.listen(4).unwrap();
         let to = l.local_addr().unwrap().as_socket().unwrap();
         let server = std::thread::spawn(move || answer_one_http(std::net::TcpStream::from(l.accept().unwrap().0)));
-        let a = rt().block_on(attempt(to, App::Http, timing(), [0; 96]));
+        let a = rt().block_on(attempt(to, App::Http, timing(), [0; 96], None));
         server.join().unwrap();
         assert_eq!((a.obs.mptcp_at_connect, a.obs.mptcp_after), (Some(true), Some(true)), "{a:?}");
         assert!(a.obs.app_ok && a.obs.remote_key, "{a:?}");

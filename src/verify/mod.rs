@@ -16,6 +16,7 @@
 //! * [`input`]: reading the scan CSV and choosing rows.
 //! * [`app`]: the HTTP and TLS exchanges and the recognisers of their answers.
 //! * [`sys`], [`info`]: the MPTCP socket options, and safe readers of what they return.
+//! * [`pm_events`]: every ADD_ADDR, from the kernel's MPTCP path-manager netlink events.
 //! * [`conn`]: one attempt.
 //! * [`verdict`]: what an attempt means.
 //! * [`output`]: the verified CSV and the summary.
@@ -25,6 +26,7 @@ pub mod conn;
 pub mod info;
 pub mod input;
 pub mod output;
+pub mod pm_events;
 pub mod sys;
 pub mod verdict;
 
@@ -144,6 +146,7 @@ async fn run_all(
     cfg: Config,
     progress: Arc<Progress>,
     stop: Arc<AtomicBool>,
+    events: Option<Arc<pm_events::Announcements>>,
 ) -> Vec<Option<conn::Attempt>> {
     let results: Arc<Mutex<Vec<Option<conn::Attempt>>>> = Arc::new(Mutex::new(vec![None; targets.len()]));
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency));
@@ -168,9 +171,9 @@ async fn run_all(
         let mut random = [0u8; 96];
         rng.fill_bytes(&mut random);
         let app = App::choose(cfg.app, to.port());
-        let (results, progress) = (results.clone(), progress.clone());
+        let (results, progress, events) = (results.clone(), progress.clone(), events.clone());
         tokio::spawn(async move {
-            let a = conn::attempt(to, app, cfg.timing, random).await;
+            let a = conn::attempt(to, app, cfg.timing, random, events.as_deref()).await;
             if a.obs.verdict().0 == verdict::ConfirmVerdict::Confirmed {
                 progress.confirmed.fetch_add(1, Relaxed);
             }
@@ -235,13 +238,18 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
             .context("installing the signal handler")?;
         signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
     }
+    // Every ADD_ADDR, from this namespace's path-manager events (before the first connect).
+    let (events, events_error) = match pm_events::start() {
+        Ok(e) => (Some(e), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
     let attempts = rt.block_on(async {
         let reporter =
             (!a.quiet).then(|| tokio::spawn(report(progress.clone(), input.targets.len() as u64, done.clone())));
-        let r = run_all(&input.targets, cfg, progress.clone(), stop.clone()).await;
+        let r = run_all(&input.targets, cfg, progress.clone(), stop.clone(), events.clone()).await;
         done.store(true, Relaxed);
         if let Some(h) = reporter {
             let _ = h.await;
@@ -266,6 +274,8 @@ pub fn run(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         add_addr_ignored: attempts.iter().flatten().any(|a| a.info.is_some_and(|i| i.add_addr_accepted_max == 0)),
         rejected: input.rejected,
         not_tried: attempts.iter().filter(|a| a.is_none()).count(),
+        events_error,
+        events_lost: events.as_ref().map_or(0, |e| e.overruns.load(Relaxed)),
     };
     if !a.quiet {
         eprint!("{}", output::summary(&rows, &notes));

@@ -1,7 +1,7 @@
 //! The verified CSV (one row per selected scan row, joined with its target's attempt) and the
 //! summary table.
 
-use super::conn::Attempt;
+use super::conn::{Announced, Attempt};
 use super::input::ScanRow;
 use super::verdict::ConfirmVerdict;
 use crate::classify::Class;
@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// The CSV columns, in order (docs/VERIFY.md says what each means). Read them by name.
-pub const COLUMNS: [&str; 18] = [
+pub const COLUMNS: [&str; 21] = [
     "ip",
     "port",
     "probe",
@@ -30,6 +30,9 @@ pub const COLUMNS: [&str; 18] = [
     "error",
     "add_addr_accepted",
     "remote_key",
+    "announced",
+    "announced_joined",
+    "announced_ms",
 ];
 
 /// One output row.
@@ -73,6 +76,14 @@ pub struct VerifiedRow {
     pub add_addr_accepted: Option<u8>,
     /// The peer's MP_CAPABLE key arrived (`MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED`).
     pub remote_key: bool,
+    /// Every address the peer announced (ADD_ADDR), `ip:port` (`[ip]:port` for IPv6),
+    /// space-separated, from the path manager's events; empty when none came or the events
+    /// could not be read (the summary says which).
+    pub announced: String,
+    /// For each announced address, in the same order: `yes` if our kernel joined a subflow to it.
+    pub announced_joined: String,
+    /// For each announced address: milliseconds from the start of the connect to its arrival.
+    pub announced_ms: String,
 }
 
 impl VerifiedRow {
@@ -106,8 +117,16 @@ impl VerifiedRow {
             error: a.obs.error.clone().unwrap_or_default(),
             add_addr_accepted: a.info.map(|i| i.add_addr_accepted),
             remote_key: a.obs.remote_key,
+            announced: join(&a.announcements, |x| x.addr.to_string()),
+            announced_joined: join(&a.announcements, |x| if x.joined { "yes" } else { "no" }.to_string()),
+            announced_ms: join(&a.announcements, |x| format!("{:.1}", x.us as f64 / 1000.0)),
         }
     }
+}
+
+/// The announcements' `f` values, space-separated.
+fn join(a: &Option<Vec<Announced>>, f: impl Fn(&Announced) -> String) -> String {
+    a.iter().flatten().map(f).collect::<Vec<_>>().join(" ")
 }
 
 /// Writes the rows as CSV with a header.
@@ -137,6 +156,10 @@ pub struct Notes {
     pub rejected: u64,
     /// The run was interrupted: this many targets were not tried.
     pub not_tried: usize,
+    /// Why the path manager's events could not be read (`None`: they were).
+    pub events_error: Option<String>,
+    /// Event datagrams the kernel dropped because the reader fell behind.
+    pub events_lost: u64,
 }
 
 /// The summary: rows per scan class and verdict, load-balancer signs, and the v1-only caveat.
@@ -178,6 +201,29 @@ pub fn summary(rows: &[VerifiedRow], notes: &Notes) -> String {
         s,
         "load balancers: {c_rows} rows with the C flag in the scan, {announced} with announced addresses (ADD_ADDR), {c_and_announced} with both"
     );
+    match &notes.events_error {
+        None => {
+            let ann = rows.iter().filter(|r| !r.announced.is_empty()).count();
+            let joined = rows.iter().filter(|r| r.announced_joined.split(' ').any(|j| j == "yes")).count();
+            let _ = writeln!(
+                s,
+                "ADD_ADDR (path-manager events): {ann} rows received an announcement, {joined} joined a subflow to one"
+            );
+        }
+        Some(e) => {
+            let _ = writeln!(
+                s,
+                "warning: the MPTCP path-manager events could not be read ({e}): the announced columns are empty"
+            );
+        }
+    }
+    if notes.events_lost > 0 {
+        let _ = writeln!(
+            s,
+            "warning: {} path-manager event messages were lost (the reader fell behind): some announcements may be missing",
+            notes.events_lost
+        );
+    }
     let _ = writeln!(
         s,
         "note: Linux speaks MPTCP v1 only; v0-only servers show as fallback ({} mptcp rows had a v0 MP_CAPABLE in the scan)",
@@ -186,8 +232,9 @@ pub fn summary(rows: &[VerifiedRow], notes: &Notes) -> String {
     if notes.add_addr_ignored {
         let _ = writeln!(
             s,
-            "warning: this host's MPTCP path manager accepts no ADD_ADDR (add_addr_accepted limit 0): announced addresses \
-             cannot be seen; run `ip mptcp limits set subflows 2 add_addr_accepted 2`"
+            "warning: this host's MPTCP path manager accepts no ADD_ADDR (add_addr_accepted limit 0): it joins no announced \
+             address (the announcements still show in `announced`); to join them, run \
+             `ip mptcp limits set subflows 2 add_addr_accepted 2`"
         );
     }
     if notes.rejected > 0 {
@@ -236,6 +283,11 @@ mod tests {
             info: Some(info),
             subflows: Vec::new(),
             announced: vec!["198.51.100.254:443".parse().unwrap(), "198.51.100.253:8443".parse().unwrap()],
+            announcements: Some(vec![
+                Announced { addr: "198.51.100.254:443".parse().unwrap(), joined: true, us: 1500 },
+                Announced { addr: "198.51.100.253:8443".parse().unwrap(), joined: true, us: 1520 },
+                Announced { addr: "[2001:db8::fe]:443".parse().unwrap(), joined: false, us: 1533 },
+            ]),
         }
     }
 
@@ -247,9 +299,9 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "ip,port,probe,class,verdict,mptcp,fallback_reason,kernel_flags,checksum,c_flag,add_addr,subflows,app,app_ok,\
-             ttfb_ms,error,add_addr_accepted,remote_key\n\
+             ttfb_ms,error,add_addr_accepted,remote_key,announced,announced_joined,announced_ms\n\
              203.0.113.130,443,v1,mptcp,confirmed,true,,0x02,false,true,198.51.100.254 198.51.100.253:8443,2,tls,true,\
-             1.234,,1,true\n"
+             1.234,,1,true,198.51.100.254:443 198.51.100.253:8443 [2001:db8::fe]:443,yes yes no,1.5 1.5 1.5\n"
         );
     }
 
@@ -268,6 +320,7 @@ mod tests {
             info: None,
             subflows: Vec::new(),
             announced: Vec::new(),
+            announcements: None,
         };
         let r = VerifiedRow::new(&row(Class::Closed, None), &a);
         assert_eq!((r.verdict, r.mptcp, r.app_ok, r.c_flag, r.subflows), ("refused", None, None, None, None));
@@ -286,6 +339,7 @@ mod tests {
                     info: None,
                     subflows: Vec::new(),
                     announced: Vec::new(),
+                    announcements: None,
                 },
             ),
         ];
@@ -299,5 +353,17 @@ mod tests {
         assert!(s.contains("1 rows with the C flag in the scan, 1 with announced addresses"), "{s}");
         assert!(s.contains("Linux speaks MPTCP v1 only; v0-only servers show as fallback (3 mptcp rows"), "{s}");
         assert!(s.contains("add_addr_accepted 2"), "{s}");
+        assert!(
+            s.contains("ADD_ADDR (path-manager events): 1 rows received an announcement, 1 joined a subflow to one"),
+            "{s}"
+        );
+        let no_events =
+            Notes { events_error: Some("joining mptcp_pm_events: EPERM".into()), events_lost: 2, ..Notes::default() };
+        let s = summary(&rows, &no_events);
+        assert!(
+            s.contains("could not be read (joining mptcp_pm_events: EPERM): the announced columns are empty"),
+            "{s}"
+        );
+        assert!(s.contains("2 path-manager event messages were lost"), "{s}");
     }
 }

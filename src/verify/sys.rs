@@ -1,12 +1,14 @@
-//! The getsockopt calls verify needs that socket2 does not offer: `TCP_IS_MPTCP`, `MPTCP_INFO`
-//! and `MPTCP_SUBFLOW_ADDRS`. Each returns raw bytes (or an int); the layouts are read by the
-//! safe, checked views in [`super::info`], so nothing here knows a struct layout.
+//! The system calls verify needs that socket2 does not offer: the getsockopts `TCP_IS_MPTCP`,
+//! `MPTCP_INFO` and `MPTCP_SUBFLOW_ADDRS`, and a generic netlink socket (for the path manager's
+//! events, [`super::pm_events`]). Each returns raw bytes (or an int); the layouts are read by the
+//! safe, checked views in [`super::info`] and [`super::pm_events`], so nothing here knows a
+//! struct layout.
 //!
 //! This is the only verify file allowed `unsafe`; each block says why it is sound.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// `SOL_MPTCP` (include/linux/socket.h): the socket-option level of MPTCP's own options.
 pub const SOL_MPTCP: libc::c_int = 284;
@@ -56,6 +58,78 @@ pub fn mptcp_info(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// [`super::info::subflow_addrs_request`]); read the answer with [`super::info::parse_subflow_addrs`].
 pub fn mptcp_subflow_addrs(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<usize> {
     getsockopt_bytes(fd, SOL_MPTCP, MPTCP_SUBFLOW_ADDRS, buf)
+}
+
+/// A new `NETLINK_GENERIC` socket (close-on-exec).
+pub fn netlink_generic_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) with constant arguments; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_GENERIC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends `msg` to the kernel (netlink port 0) on netlink socket `fd`.
+pub fn netlink_send(fd: &OwnedFd, msg: &[u8]) -> io::Result<()> {
+    // SAFETY: an all-zero sockaddr_nl is valid (it addresses the kernel once nl_family is set).
+    let mut to: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    to.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: `msg` is readable for its length; `to` is a valid sockaddr_nl of the size given.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (&to as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Receives one datagram into `buf` (`MSG_DONTWAIT` if `nonblocking`), returning its length.
+pub fn recv(fd: &OwnedFd, buf: &mut [u8], nonblocking: bool) -> io::Result<usize> {
+    let flags = if nonblocking { libc::MSG_DONTWAIT } else { 0 };
+    // SAFETY: `buf` is writable for its length for the whole call.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Sets a `u32` socket option.
+pub fn setsockopt_u32(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, v: u32) -> io::Result<()> {
+    // SAFETY: the pointer and size describe `v`, readable for the whole call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&v as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits at most `ms` milliseconds for `fd` to be readable (errors and signals end the wait too).
+pub fn poll_readable(fd: &OwnedFd, ms: i32) {
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid, writable pollfd.
+    unsafe { libc::poll(&mut p, 1, ms) };
 }
 
 #[cfg(test)]

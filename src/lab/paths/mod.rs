@@ -19,10 +19,17 @@
 //!   [`truth::LabPath`] names the paths issue 14 asks for, each with its ground truth.
 //! * [`quote8`]: the RFC 792 router's 8-byte time exceeded (userspace, IPv4).
 //!
-//! Every namespace is named `<run>-t<node>`, created here, deleted by [`TracePath::down`] (and
+//! * [`cli`]: `mpscan lab paths up|down|truth`, a path left up for a person or a benchmark.
+//!
+//! Every namespace is named `mps-<run>-t<node>`, created here, deleted by [`TracePath::down`] (and
 //! on drop), after the processes it started there (`mpscan lab serve`) are killed by PID;
 //! nothing else is touched.
+//!
+//! A path has one target per family (the server's own address) or, with
+//! [`TracePath::up_targets`], `K` targets per family that the server namespace answers for
+//! through local routes ([`TARGETS4`], [`TARGETS6`]), for tracing at scale.
 
+pub mod cli;
 pub mod quote8;
 pub mod truth;
 
@@ -103,6 +110,16 @@ impl PathSpec {
 /// The port the trace lab's server and boxes answer on.
 pub const PORT: u16 = 443;
 
+/// The IPv4 prefix the server answers for (local route) when a path has more than one target
+/// (benchmarking space; the trace lab's namespaces are its own, apart from the scan lab's).
+pub const TARGETS4: &str = "198.18.0.0/16";
+
+/// The IPv6 prefix the server answers for when a path has more than one target.
+pub const TARGETS6: &str = "2001:db8:78::/112";
+
+/// Most targets per family a path can have (the prefixes' addresses but the first).
+pub const MAX_TARGETS: u32 = 65535;
+
 /// A path brought up: its namespaces, addresses and ground truth.
 #[derive(Debug)]
 pub struct TracePath {
@@ -116,15 +133,54 @@ pub struct TracePath {
     pub gateway_mac: String,
     /// What the path has.
     pub spec: PathSpec,
+    /// Targets per family: 1 (the server's own address) or `2..=MAX_TARGETS` (the first
+    /// addresses after [`TARGETS4`]'s and [`TARGETS6`]'s base).
+    pub targets: u32,
     /// The processes started in the path's namespaces (what, the process), killed by PID.
     children: Vec<(String, Child)>,
+    /// Where the processes' standard error goes: a file per process in this directory (a path
+    /// left up outlives the command that made it, whose stderr must not stay open), or ours.
+    log_dir: Option<std::path::PathBuf>,
     up: bool,
 }
 
 impl TracePath {
-    /// The namespace of node `n` (0: scanner, 1..=6: routers, 7: server).
+    /// The namespace of node `n` (0: scanner, 1..=6: routers, 7: server): `mps-RUN-tN`, so that
+    /// `mpscan lab down --name RUN` finds it as it finds the scan lab's.
     pub fn ns(run: &str, n: u8) -> String {
-        format!("{run}-t{n}")
+        super::topology::ns_name(run, &format!("t{n}"))
+    }
+
+    /// The targets of family `v6` of a path with `count` targets per family: the server's own
+    /// address for 1, else the first `count` addresses after the base of [`TARGETS4`] /
+    /// [`TARGETS6`] (`count` is capped at [`MAX_TARGETS`]).
+    pub fn target_addrs(count: u32, v6: bool) -> Vec<IpAddr> {
+        if count <= 1 {
+            return vec![Self::server()[usize::from(v6)]];
+        }
+        let n = count.min(MAX_TARGETS);
+        if v6 {
+            let base: ipnet::Ipv6Net = TARGETS6.parse().expect("constant");
+            let b = u128::from(base.network());
+            (1..=n).map(|i| IpAddr::V6((b + u128::from(i)).into())).collect()
+        } else {
+            let base: ipnet::Ipv4Net = TARGETS4.parse().expect("constant");
+            let b = u32::from(base.network());
+            (1..=n).map(|i| IpAddr::V4((b + i).into())).collect()
+        }
+    }
+
+    /// What the boxes' rules and responders match of family `v6`: the server's address, or the
+    /// whole target prefix.
+    fn target_net(&self, v6: bool) -> String {
+        match (self.targets > 1, v6) {
+            (true, false) => TARGETS4.to_string(),
+            (true, true) => TARGETS6.to_string(),
+            (false, v6) => {
+                let a = Self::server()[usize::from(v6)];
+                format!("{a}/{}", if v6 { 128 } else { 32 })
+            }
+        }
     }
 
     /// The server's addresses (the targets), IPv4 and IPv6.
@@ -151,16 +207,35 @@ impl TracePath {
         ROUTERS + 1
     }
 
-    /// Creates the path `run` as `spec` says; `exe` is the mpscan binary that runs the path's
-    /// processes. Cleans up what it made on failure.
+    /// Creates the path `run` as `spec` says, with one target per family (the server); `exe` is
+    /// the mpscan binary that runs the path's processes. Cleans up what it made on failure.
     pub fn up(run: &str, spec: PathSpec, exe: &Path) -> anyhow::Result<TracePath> {
+        Self::up_targets(run, spec, 1, exe, None)
+    }
+
+    /// [`TracePath::up`] with `targets` targets per family (`1..=MAX_TARGETS`): above 1 the
+    /// server namespace answers for [`TARGETS4`] and [`TARGETS6`] through local routes, and the
+    /// boxes act on the whole prefix. With `log_dir`, each process's standard error goes to
+    /// `serve-tN.log` there instead of ours.
+    pub fn up_targets(
+        run: &str,
+        spec: PathSpec,
+        targets: u32,
+        exe: &Path,
+        log_dir: Option<&Path>,
+    ) -> anyhow::Result<TracePath> {
+        if !(1..=MAX_TARGETS).contains(&targets) {
+            bail!("a trace path has 1 to {MAX_TARGETS} targets per family, not {targets}");
+        }
         let mut p = TracePath {
             run: run.to_string(),
             scanner_ns: Self::ns(run, 0),
             scanner_if: "s0".into(),
             gateway_mac: String::new(),
             spec,
+            targets,
             children: Vec::new(),
+            log_dir: log_dir.map(Path::to_path_buf),
             up: true,
         };
         if let Err(e) = p.build(exe) {
@@ -172,6 +247,11 @@ impl TracePath {
 
     fn build(&mut self, exe: &Path) -> anyhow::Result<()> {
         self.links()?;
+        if self.targets > 1 {
+            let ns = Self::ns(&self.run, ROUTERS + 1);
+            netns::ip(&ns, &["route", "add", "local", TARGETS4, "dev", "lo"])?;
+            netns::ip(&ns, &["-6", "route", "add", "local", TARGETS6, "dev", "lo"])?;
+        }
         if let Some((r, b)) = self.spec.middlebox {
             self.middlebox(r, b, exe)?;
         }
@@ -255,7 +335,7 @@ impl TracePath {
 
     /// Puts box `b` on router `r`: its nftables rules, and its responder for an echo.
     fn middlebox(&mut self, r: u8, b: Middlebox, exe: &Path) -> anyhow::Result<()> {
-        let [s4, s6] = Self::server();
+        let (s4, s6) = (self.target_net(false), self.target_net(true));
         let (pre, fwd) = match b {
             Middlebox::StripMpCapable => (String::new(), "tcp flags syn reset tcp option mptcp".to_string()),
             Middlebox::RewriteMss => (String::new(), "tcp flags syn tcp option maxseg size set 1300".to_string()),
@@ -282,11 +362,11 @@ impl TracePath {
         match b {
             Middlebox::Synproxy => {
                 netns::sysctl(&ns, &["net.netfilter.nf_conntrack_tcp_loose=0"])?;
-                let (iface, p6) = (format!("w{}", r - 1), format!("{s6}/128"));
+                let (iface, p6) = (format!("w{}", r - 1), s6.clone());
                 self.spawn(r, exe, &["--kind", "on-path-plain", "--iface", &iface, "--prefix6", &p6])?;
             }
             Middlebox::Echo => {
-                let (iface, p4, p6) = (format!("w{}", r - 1), format!("{s4}/32"), format!("{s6}/128"));
+                let (iface, p4, p6) = (format!("w{}", r - 1), s4.clone(), s6.clone());
                 let args = ["--kind", "on-path-echo", "--iface", &iface, "--prefix", &p4, "--prefix6", &p6];
                 self.spawn(r, exe, &args)?;
             }
@@ -299,13 +379,13 @@ impl TracePath {
     /// prerouting when their TTL expires there (before the kernel's own time exceeded), and
     /// `lab serve --kind quote8` answers them from the router's address toward the scanner.
     fn short_quotes(&mut self, i: u8, exe: &Path) -> anyhow::Result<()> {
-        let [s4, _] = Self::server();
+        let s4 = self.target_net(false);
         let rules = format!(
             "table ip mpscan_quote8 {{\n  chain pre {{\n    type filter hook prerouting priority raw; policy accept;\n    \
              ip daddr {s4} ip ttl <= 1 drop\n  }}\n}}\n"
         );
         netns::nft(&Self::ns(&self.run, i), &rules)?;
-        let (iface, prefix, source) = (format!("w{}", i - 1), format!("{s4}/32"), Self::router(i, false).to_string());
+        let (iface, prefix, source) = (format!("w{}", i - 1), s4, Self::router(i, false).to_string());
         self.spawn(i, exe, &["--kind", "quote8", "--iface", &iface, "--prefix", &prefix, "--source", &source])
     }
 
@@ -315,16 +395,33 @@ impl TracePath {
         let what = format!("lab serve {} in {ns}", args.join(" "));
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns]).arg(exe).args(["lab", "serve", "--ports", &PORT.to_string()]).args(args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).process_group(0);
+        let stderr = match &self.log_dir {
+            Some(d) => {
+                let log = d.join(format!("serve-t{n}.log"));
+                let f = std::fs::OpenOptions::new().create(true).append(true).open(&log);
+                Stdio::from(f.with_context(|| format!("creating {}", log.display()))?)
+            }
+            None => Stdio::inherit(),
+        };
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).process_group(0);
         let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
         let stdout = child.stdout.take().expect("piped");
         self.children.push((what.clone(), child));
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
         if line.trim() != "ready" {
-            bail!("{what} did not become ready (its errors are above)");
+            bail!("{what} did not become ready (its errors are above, or in serve-t{n}.log of the run directory)");
         }
         Ok(())
+    }
+
+    /// Leaves the path up after this handle is gone, returning the processes it started (what,
+    /// PID) for the caller to record (`cli` writes them to the lab state, which `lab down`
+    /// kills by PID and start time).
+    pub fn detach(mut self) -> Vec<(String, u32)> {
+        self.up = false;
+        // Dropping a `Child` neither kills nor waits for it.
+        self.children.drain(..).map(|(what, c)| (what, c.id())).collect()
     }
 
     /// Stops the processes this path started, then deletes every namespace of this path (those

@@ -16,6 +16,9 @@
 //! | `short-tail`: routers 4-6 quote 8 bytes (IPv4) | `unknown`, last intact 3, `short-quotes-at-end` | `intact` |
 //! | `mptcp`: a kernel MPTCP server, no box | `intact`, class `mptcp` (v1) / `tcp` (v0: Linux is v1 only) | same |
 //!
+//! On a path with many targets ([`TracePath::up_targets`]) every target has the same rows,
+//! the target's own address standing where the server's does ([`LabPath::truth_for`]).
+//!
 //! The server is 7 hops away and answers every TTL from 7 (a RST where it has no listener,
 //! class `closed`); an answering box on router 3 answers every TTL from 4 from 2 routers away.
 
@@ -23,27 +26,34 @@ use super::{Middlebox, PathSpec, Server, TracePath, ROUTERS};
 use crate::probe::ProbeVersion;
 use std::net::IpAddr;
 
-/// A path of the trace lab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A path of the trace lab (`mpscan lab paths up --path NAME` takes the table's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LabPath {
     /// Router 3 strips MP_CAPABLE.
+    #[value(name = "stripper")]
     Stripper,
     /// Router 2 rewrites MSS.
+    #[value(name = "mss")]
     MssRewriter,
     /// Router 3 hides an echoing box.
+    #[value(name = "echo")]
     EchoBox,
     /// Router 3 runs nftables `synproxy`.
+    #[value(name = "synproxy")]
     Synproxy,
     /// Routers 2 to 4 quote 8 bytes (IPv4); router 3 strips MP_CAPABLE.
+    #[value(name = "short-strip")]
     ShortQuotesThenStripper,
     /// Routers 4 to 6 quote 8 bytes (IPv4); nothing changes.
+    #[value(name = "short-tail")]
     ShortQuotesTail,
     /// A clean path to kernel MPTCP listeners.
+    #[value(name = "mptcp")]
     MptcpServer,
 }
 
 /// One expected hop row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HopTruth {
     /// The probe's TTL.
     pub ttl: u8,
@@ -62,7 +72,7 @@ pub struct HopTruth {
 }
 
 /// The expected verdict row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VerdictTruth {
     /// The verdict.
     pub verdict: &'static str,
@@ -81,7 +91,7 @@ pub struct VerdictTruth {
 }
 
 /// What a probe of TTL 1 to 6 (hops) and the whole trace (verdict) give over one path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PathTruth {
     /// TTL 1 to [`ROUTERS`].
     pub hops: Vec<HopTruth>,
@@ -133,8 +143,15 @@ impl LabPath {
     /// What a correct trace of this path's server (`v6`: its IPv6 address) with MP_CAPABLE
     /// `version` reports.
     pub fn truth(self, v6: bool, version: ProbeVersion) -> PathTruth {
+        self.truth_for(TracePath::server()[usize::from(v6)], version)
+    }
+
+    /// What a correct trace of `target` (the server, or one of the addresses it answers for on
+    /// a path with many targets) with MP_CAPABLE `version` reports: an on-path box answers from
+    /// the target's address.
+    pub fn truth_for(self, target: IpAddr, version: ProbeVersion) -> PathTruth {
         let spec = self.spec();
-        let server = TracePath::server()[usize::from(v6)];
+        let (server, v6) = (target, target.is_ipv6());
         let box_class = |b| if b == Middlebox::Echo { "echo" } else { "tcp" };
         let answering = spec.middlebox.filter(|(_, b)| b.answers());
         let hops = (1..=ROUTERS)
@@ -228,6 +245,27 @@ mod tests {
         let mss = LabPath::MssRewriter.truth(false, ProbeVersion::V1);
         assert_eq!(mss.hops.iter().map(|h| h.mss.unwrap()).collect::<Vec<_>>(), [1460, 1460, 1300, 1300, 1300, 1300]);
         assert_eq!(mss.hops[5].from, TracePath::router(6, false));
+    }
+
+    #[test]
+    fn many_targets_answer_as_themselves() {
+        let t: IpAddr = "198.18.0.9".parse().unwrap();
+        let echo = LabPath::EchoBox.truth_for(t, ProbeVersion::V1);
+        assert_eq!(echo.hops[3].from, t);
+        assert_eq!(echo.verdict.router, Some(t));
+        assert_eq!(echo.hops[2].from, TracePath::router(3, false), "routers are the path's");
+        let t6: IpAddr = "2001:db8:78::9".parse().unwrap();
+        let strip = LabPath::Stripper.truth_for(t6, ProbeVersion::V0);
+        assert_eq!(strip.verdict.router, Some(TracePath::router(4, true)));
+        assert_eq!(strip, LabPath::Stripper.truth(true, ProbeVersion::V0), "no row names the target");
+        assert_eq!(TracePath::target_addrs(1, true), vec![TracePath::server()[1]]);
+        let many = TracePath::target_addrs(1000, false);
+        assert_eq!(
+            (many.len(), many[0], many[999]),
+            (1000, "198.18.0.1".parse().unwrap(), "198.18.3.232".parse().unwrap())
+        );
+        let all6 = TracePath::target_addrs(super::super::MAX_TARGETS + 5, true);
+        assert_eq!(all6.last().unwrap(), &"2001:db8:78::ffff".parse::<IpAddr>().unwrap());
     }
 
     #[test]
