@@ -774,6 +774,78 @@ pub(crate) mod tests {
         assert_eq!(c.parse(&arp).unwrap_err(), Reject("not-ip"));
     }
 
+    /// With several sources an answer validates at the source the hash sent its probe from,
+    /// and at no other of ours; an ICMP error quoting the probe likewise; the rebuilt context
+    /// of a scan's metadata validates the same.
+    #[test]
+    fn several_sources_validate_at_the_hashs_source_only() {
+        use crate::sources::{SourceRange, Sources};
+        let items = [SourceRange::parse("192.0.2.10-192.0.2.17").unwrap()];
+        let sources = Sources::expand(&items).unwrap();
+        let c = Context::new(Validator::from_seed(5), sources.clone(), vec![ProbeVersion::V1]);
+        let key = sources.v4[0];
+        let mut picked = std::collections::BTreeSet::new();
+        for i in 0..64u32 {
+            let target = Ipv4Addr::from(u32::from(TARGET) + i);
+            let tag = c.validator.tag(key.into(), target.into(), 443, ProbeVersion::V1);
+            let ours = sources.v4[source_index(&tag, 8)];
+            picked.insert(ours);
+            let reply = |to: Ipv4Addr| {
+                let t = crate::wire::TcpRepr {
+                    src_port: 443,
+                    dst_port: tag.sport,
+                    seq: 1,
+                    ack: tag.seq.wrapping_add(1),
+                    flags: TcpFlags(0x12),
+                    window: 100,
+                    options: &[],
+                    payload: &[],
+                };
+                FrameRepr::tcp(target.into(), to.into(), 60, t).to_vec()
+            };
+            assert_eq!(c.parse(&reply(ours)).unwrap().target, IpAddr::V4(target));
+            for other in sources.v4.iter().filter(|a| **a != ours) {
+                assert_eq!(c.parse(&reply(*other)).unwrap_err(), Reject("source-mismatch"), "{target} to {other}");
+            }
+            assert_eq!(c.parse(&reply(Ipv4Addr::new(192, 0, 2, 18))).unwrap_err(), Reject("not-to-us"));
+            // An ICMP error quoting the probe as sent from its source, then as if from another.
+            let link = crate::probe::Link { src_mac: [0; 6], dst_mac: [0; 6], src_v4: Some(key), src_v6: None };
+            let b = crate::probe::ProbeBuilder::with_sources(&link, &sources, &[ProbeVersion::V1]);
+            let mut buf = [0u8; crate::probe::MAX_FRAME_LEN];
+            let n = b.write_from(&mut buf, source_index(&tag, 8), target.into(), 443, ProbeVersion::V1, &tag);
+            let probe = buf[14..n].to_vec();
+            let icmp = |to: Ipv4Addr, quote: &[u8]| {
+                let m = IcmpRepr { msg_type: 3, code: 13, rest_of_header: [0; 4], payload: quote };
+                FrameRepr::icmp(Ipv4Addr::new(192, 0, 2, 1).into(), to.into(), 63, m).to_vec()
+            };
+            assert!(c.parse(&icmp(ours, &probe[..28])).is_ok());
+            let mut moved = probe.clone();
+            let other = *sources.v4.iter().find(|a| **a != ours).unwrap();
+            moved[12..16].copy_from_slice(&other.octets());
+            assert_eq!(c.parse(&icmp(other, &moved[..28])).unwrap_err(), Reject("source-mismatch"));
+        }
+        assert_eq!(picked.len(), 8, "64 targets reach all 8 sources");
+        // The metadata's record of the scan rebuilds a context that decides the same.
+        let record = mpscan_schema::metadata::ConfigRecord {
+            seed: 5,
+            source_ip: sources.strings(),
+            source_ports: Some([32768, 65535]),
+            probe_versions: vec!["v1".into()],
+            ..Default::default()
+        };
+        let rebuilt = Context::from_record(&record).unwrap();
+        assert_eq!(rebuilt.sources(), c.sources());
+        let tag = c.validator.tag(key.into(), TARGET.into(), 443, ProbeVersion::V1);
+        assert_eq!(rebuilt.validator.tag(key.into(), TARGET.into(), 443, ProbeVersion::V1), tag);
+        // An older file: one source, no port range.
+        let old =
+            mpscan_schema::metadata::ConfigRecord { source_ip: vec![US.to_string()], source_ports: None, ..record };
+        let ctx_old = Context::from_record(&old).unwrap();
+        let t = ctx_old.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
+        assert!(ctx_old.parse(&tcp_reply(TARGET, 443, t.sport, 0x12, t.seq.wrapping_add(1), &[])).is_ok());
+        assert_eq!(t, ctx(&[ProbeVersion::V1]).validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1));
+    }
+
     #[test]
     fn ipv6_answers_without_an_ipv6_source_are_rejected() {
         // A scan of IPv4 targets only has no IPv6 source: any IPv6 frame is not ours.

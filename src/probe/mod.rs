@@ -518,6 +518,49 @@ mod tests {
         }
     }
 
+    /// A probe from any source of several carries that source and right checksums (the
+    /// per-source sums replace the template source's), and from the first source it is the
+    /// template's probe byte for byte.
+    #[test]
+    fn every_source_gets_its_address_and_right_checksums() {
+        let sources = crate::sources::Sources {
+            v4: (0..5).map(|i| Ipv4Addr::new(192, 0, 2, 2 + 37 * i)).collect(),
+            v6: (0..3).map(|i| Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_fff0u128 + i * 0x1_0001)).collect(),
+        };
+        let versions = [ProbeVersion::V0, ProbeVersion::V1];
+        let b = ProbeBuilder::with_sources(&link(), &sources, &versions);
+        assert_eq!((b.source_count(true), b.source_count(false)), (5, 3));
+        let v = Validator::from_seed(3);
+        let mut buf = [0u8; MAX_FRAME_LEN];
+        let mut first = [0u8; MAX_FRAME_LEN];
+        for i in 0..300u32 {
+            for ver in versions {
+                let d4 = Ipv4Addr::from(0xc612_0000 + i * 7919);
+                let tag = v.tag(sources.v4[0].into(), d4.into(), 443, ver);
+                for (k, s) in sources.v4.iter().enumerate() {
+                    let n = b.write_v4_from(&mut buf, k, d4, 443, ver, &tag);
+                    let ip = Ipv4Packet::new_checked(&buf[14..n]).unwrap();
+                    assert_eq!(ip.src_addr(), *s);
+                    assert!(ip.verify_checksum());
+                    assert!(TcpPacket::new_checked(ip.payload()).unwrap().verify_checksum_v4(*s, d4));
+                    assert_eq!(n, b.write_from(&mut first, k, d4.into(), 443, ver, &tag));
+                    assert_eq!(buf[..n], first[..n]);
+                }
+                let n = b.write_v4(&mut first, d4, 443, ver, &tag);
+                b.write_v4_from(&mut buf, 0, d4, 443, ver, &tag);
+                assert_eq!(buf[..n], first[..n], "source 0 is the template's");
+                let d6 = Ipv6Addr::from(0x2001_0db8_0001_0000_0000_0000_0000_0000u128 + i as u128 * 104729);
+                for (k, s) in sources.v6.iter().enumerate() {
+                    let n = b.write_from(&mut buf, k, d6.into(), 443, ver, &tag);
+                    let ip = Ipv6Packet::new_checked(&buf[14..n]).unwrap();
+                    assert_eq!(ip.src_addr(), *s);
+                    assert!(TcpPacket::new_checked(ip.payload()).unwrap().verify_checksum_v6(*s, d6));
+                }
+                assert_eq!(b.write_from(&mut buf, 3, d6.into(), 443, ver, &tag), 0, "no fourth IPv6 source");
+            }
+        }
+    }
+
     #[test]
     fn no_template_for_a_family_without_source() {
         let mut l = link();
