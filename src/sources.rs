@@ -64,6 +64,11 @@ impl SourceRange {
         Ok(SourceRange { first: a, last: a })
     }
 
+    /// Parses one `-S` value: items separated by commas. An empty item is an error.
+    pub fn parse_list(s: &str) -> Result<Vec<SourceRange>, String> {
+        s.split(',').map(SourceRange::parse).collect()
+    }
+
     /// How many addresses the range holds.
     pub fn len(&self) -> u128 {
         wide(self.last) - wide(self.first) + 1
@@ -358,7 +363,7 @@ mod tests {
     }
 
     fn expand(items: &[&str]) -> Sources {
-        let r: Vec<SourceRange> = items.iter().map(|s| SourceRange::parse(s).unwrap()).collect();
+        let r: Vec<SourceRange> = items.iter().flat_map(|s| SourceRange::parse_list(s).unwrap()).collect();
         Sources::expand(&r).unwrap()
     }
 
@@ -398,7 +403,9 @@ mod tests {
 
     #[test]
     fn expansion_keeps_order_drops_repeats_and_splits_families() {
-        let s = expand(&["192.0.2.9", "2001:db8::2", "192.0.2.1-192.0.2.3", "192.0.2.2/31", "2001:db8::2"]);
+        let s = expand(&["192.0.2.9,2001:db8::2", "192.0.2.1-192.0.2.3", "192.0.2.2/31,2001:db8::2"]);
+        assert!(SourceRange::parse_list("192.0.2.1,,192.0.2.2").unwrap_err().contains("empty source"));
+        assert!(SourceRange::parse_list("192.0.2.1,").unwrap_err().contains("empty source"));
         let want: Vec<Ipv4Addr> =
             ["192.0.2.9", "192.0.2.1", "192.0.2.2", "192.0.2.3"].iter().map(|a| a.parse().unwrap()).collect();
         assert_eq!(s.v4, want);

@@ -57,8 +57,8 @@ pub struct ScanArgs {
     /// Source address(es): addresses, ranges (192.0.2.1-192.0.2.8) and prefixes (192.0.2.0/29),
     /// comma-separated or repeated, IPv4 and IPv6 (default: the interface's address the kernel
     /// would use). Each probe leaves from the one the keyed hash picks.
-    #[arg(short = 'S', long = "source-ip", value_name = "ADDRS", value_delimiter = ',', value_parser = SourceRange::parse)]
-    pub source_ip: Vec<SourceRange>,
+    #[arg(short = 'S', long = "source-ip", value_name = "ADDRS", value_parser = |s: &str| SourceRange::parse_list(s).map(SourceList))]
+    pub source_ip: Vec<SourceList>,
 
     /// Source ports of the probes, LOW-HIGH (default: 32768-65535). A warning says when the
     /// range overlaps the kernel's local port range (README, "Source ports").
@@ -201,11 +201,21 @@ pub struct ScanArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields(pub Vec<Col>);
 
+/// One `-S` value: its comma-separated addresses, ranges and prefixes (a newtype, so clap takes
+/// the list as one value and an error names it whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceList(pub Vec<SourceRange>);
+
 /// `--classes`: the classes (a newtype, so clap takes the list as one value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classes(pub Vec<Class>);
 
 impl ScanArgs {
+    /// Every item of every `-S`, in order.
+    pub fn source_items(&self) -> Vec<SourceRange> {
+        self.source_ip.iter().flat_map(|l| l.0.iter().copied()).collect()
+    }
+
     /// The output file, if any: `-o -` is standard output, as no `-o` is.
     pub fn output_file(&self) -> Option<&std::path::Path> {
         self.output.as_deref().filter(|p| p.as_os_str() != "-")

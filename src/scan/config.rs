@@ -144,7 +144,7 @@ impl ScanConfig {
             }
             None => None,
         };
-        let given = Sources::expand(&a.source_ip).map_err(anyhow::Error::msg)?;
+        let given = Sources::expand(&a.source_items()).map_err(anyhow::Error::msg)?;
         check_families(a, &space, &given)?;
         if let Some(m) = &a.metadata {
             check_writable(m, a.dry_run)
