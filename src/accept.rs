@@ -6,12 +6,14 @@
 //! is a [`Validation`], a type parameter compiled separately for each. The scan's ([`KeyedSeq`]):
 //!
 //! * a SYN-ACK counts only if it comes from a target and port we could have probed, to the
-//!   source port the hash gives for that (target, port, version), and acknowledges our seq + 1;
+//!   source address and port the hash gives for that (target, port, version) (with several
+//!   sources, `-S`: the one [`source_index`] picks; an answer at another of ours is a
+//!   `source-mismatch`, at an address not ours `not-to-us`), and acknowledges our seq + 1;
 //! * a RST likewise, with an acknowledgment of seq or seq + 1 (as zmap accepts);
 //! * an ICMP(v6) error that ends a probe (destination unreachable with any code, time exceeded,
 //!   parameter problem) only if the datagram it quotes (IP header + first 8 bytes of TCP, all
-//!   that some routers quote) is one of our probes: our address, a (target, port) whose hash
-//!   gives the quoted source port, and the hash's sequence number.
+//!   that some routers quote) is one of our probes: from the source the hash picked, a
+//!   (target, port) whose hash gives the quoted source port, and the hash's sequence number.
 //!
 //! Everything else is a [`Reject`] with a stable reason, counted in the metadata (docs/ERRORS.md
 //! lists them all): source quench, redirect and packet too big end nothing and are counted under

@@ -114,8 +114,8 @@ impl Validator {
     /// The tag of an IPv4 probe (addresses as network-order octets): the same value as
     /// [`Validator::tag`], computed by a SipHash-1-3 specialised to the 11-byte message
     /// `src | dst | port | version` (one message word and the tail), without the generic
-    /// streaming hasher's buffering. This is the send loop's hot path.
-    #[inline]
+    /// streaming hasher's buffering. This is the send loop's hot path (inlined into it).
+    #[inline(always)]
     pub fn tag_v4(&self, src: [u8; 4], dst: [u8; 4], port: u16, v: ProbeVersion) -> ProbeTag {
         let (h1, h2) = self.hash_v4(src, dst, port, v);
         self.tag_of(h1, h2)

@@ -194,14 +194,6 @@ impl Sources {
         }
     }
 
-    /// The index of `a` among the sources of its family, if it is one of ours.
-    pub fn index_of(&self, a: IpAddr) -> Option<usize> {
-        match a {
-            IpAddr::V4(a) => self.v4.iter().position(|s| *s == a),
-            IpAddr::V6(a) => self.v6.iter().position(|s| *s == a),
-        }
-    }
-
     /// Whether the scan has any source address (a scan needs one of each family it probes).
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()

@@ -213,7 +213,7 @@ impl<'a> ProbeStream<'a> {
         match (dst, self.src_v4) {
             // The common case, without the generic hash and template search.
             (IpAddr::V4(d), Some(IpAddr::V4(s))) => {
-                let n = if SPREAD {
+                if SPREAD {
                     // The hash over the key source; the source the probe leaves from is picked
                     // from it (the receiver does the same).
                     let tag = self.validator.tag_v4(s.octets(), d.octets(), port, version);
@@ -229,8 +229,7 @@ impl<'a> ProbeStream<'a> {
                         self.trace_patch(&mut buf[..n], &tag);
                     }
                     n
-                };
-                n
+                }
             }
             _ => self.write_any(buf, dst, port, version),
         }
