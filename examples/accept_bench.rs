@@ -14,12 +14,7 @@ fn main() {
     let n: u64 = std::env::args().nth(1).unwrap().parse().unwrap();
     let us = Ipv4Addr::new(192, 0, 2, 2);
     let t = Ipv4Addr::new(198, 18, 0, 1);
-    let c = Context {
-        validator: Validator::from_seed(5),
-        src_v4: Some(us),
-        src_v6: None,
-        versions: vec![ProbeVersion::V1],
-    };
+    let c = Context::one_source(Validator::from_seed(5), Some(us), None, vec![ProbeVersion::V1]);
     let tag = c.validator.tag(us.into(), t.into(), 443, ProbeVersion::V1);
     let tcp = TcpRepr {
         src_port: 443,

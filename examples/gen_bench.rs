@@ -3,9 +3,12 @@
 //! that discards every frame. No socket, no root.
 //!
 //! ```text
-//! cargo run --release --example gen_bench -- [PROBES] [TARGET] [PORTS] [REPEAT]
-//! # defaults: 20000000 0.0.0.0/0 443 3   (the default blocklist applies)
+//! cargo run --release --example gen_bench -- [PROBES] [TARGET] [PORTS] [REPEAT] [SOURCES]
+//! # defaults: 20000000 0.0.0.0/0 443 3 1   (the default blocklist applies)
 //! ```
+//!
+//! `SOURCES` > 1 sends from that many IPv4 sources (192.0.2.2 upwards, as `-S` would), the send
+//! loop's spreading path.
 //!
 //! Prints, per repetition, probes, wall seconds and probes per second. `scripts/bench` runs it for
 //! wall time and under `valgrind --tool=callgrind` (with two probe counts, so that the set-up cost
@@ -16,6 +19,7 @@ use mpscan::net::{Transmit, TxStats};
 use mpscan::probe::{Link, ProbeBuilder, ProbeVersion, MAX_FRAME_LEN};
 use mpscan::scan::counters::Counters;
 use mpscan::scan::send::{send_loop, ProbeStream};
+use mpscan::sources::Sources;
 use mpscan::targets::{BlockSource, TargetSpace, TargetSpec};
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
@@ -69,6 +73,7 @@ fn main() {
     let target = args.get(1).cloned().unwrap_or_else(|| "0.0.0.0/0".into());
     let ports = args.get(2).cloned().unwrap_or_else(|| "443".into());
     let repeat: u32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let n_sources: u32 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1).clamp(1, 4096);
     let targets = [target.clone()];
     let spec = TargetSpec {
         targets: &targets,
@@ -91,7 +96,8 @@ fn main() {
         src_v6: None,
     };
     let versions = [ProbeVersion::V1];
-    let builder = ProbeBuilder::new(&link, &versions);
+    let sources = Sources { v4: (0..n_sources).map(|i| Ipv4Addr::from(0xc000_0202 + i)).collect(), v6: Vec::new() };
+    let builder = ProbeBuilder::with_sources(&link, &sources, &versions);
     let validator = Validator::from_seed(42);
     let perm = space.permutation(42);
     const { assert!(MAX_FRAME_LEN <= 256) };

@@ -6,12 +6,14 @@
 //! is a [`Validation`], a type parameter compiled separately for each. The scan's ([`KeyedSeq`]):
 //!
 //! * a SYN-ACK counts only if it comes from a target and port we could have probed, to the
-//!   source port the hash gives for that (target, port, version), and acknowledges our seq + 1;
+//!   source address and port the hash gives for that (target, port, version) (with several
+//!   sources, `-S`: the one [`source_index`] picks; an answer at another of ours is a
+//!   `source-mismatch`, at an address not ours `not-to-us`), and acknowledges our seq + 1;
 //! * a RST likewise, with an acknowledgment of seq or seq + 1 (as zmap accepts);
 //! * an ICMP(v6) error that ends a probe (destination unreachable with any code, time exceeded,
 //!   parameter problem) only if the datagram it quotes (IP header + first 8 bytes of TCP, all
-//!   that some routers quote) is one of our probes: our address, a (target, port) whose hash
-//!   gives the quoted source port, and the hash's sequence number.
+//!   that some routers quote) is one of our probes: from the source the hash picked, a
+//!   (target, port) whose hash gives the quoted source port, and the hash's sequence number.
 //!
 //! Everything else is a [`Reject`] with a stable reason, counted in the metadata (docs/ERRORS.md
 //! lists them all): source quench, redirect and packet too big end nothing and are counted under
@@ -19,9 +21,10 @@
 //! (`icmp-quote-seq-mismatch`) is told apart from a quote of someone else's datagram
 //! (`icmp-quote-not-ours`).
 
-use crate::keyed_hash::Validator;
+use crate::keyed_hash::{source_index, Validator};
 use crate::probe::ProbeTag;
 use crate::probe::ProbeVersion;
+use crate::sources::{SourcePorts, SourceSet, Sources};
 use crate::wire::tcp::TcpQuote;
 use crate::wire::{
     ethernet, icmp, ipv4::protocol, EtherType, EthernetFrame, IcmpPacket, IpRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet,
@@ -79,17 +82,19 @@ impl From<crate::wire::Error> for Reject {
     }
 }
 
-/// What the receiver knows: our addresses, the secret and the versions probed.
+/// What the receiver knows: our addresses, the secret (and source-port range) and the versions
+/// probed.
 #[derive(Debug, Clone)]
 pub struct Context {
     /// The validation hash.
     pub validator: Validator,
-    /// Our IPv4 source, if any.
-    pub src_v4: Option<Ipv4Addr>,
-    /// Our IPv6 source, if any.
-    pub src_v6: Option<Ipv6Addr>,
     /// The probe versions this scan sends.
     pub versions: Vec<ProbeVersion>,
+    /// Our source addresses (the hash is over each family's first; [`source_index`] says which
+    /// one a probe left from).
+    sources: Sources,
+    /// The same addresses, for the test of an answer's destination.
+    ours: SourceSet,
 }
 
 /// How an answer is tied to the probe it answers, given the keyed hash's tag for the (target,
@@ -160,6 +165,56 @@ struct Outer {
 }
 
 impl Context {
+    /// The receive context of a scan with `validator` (its seed and source-port range), its
+    /// `sources` and its probe `versions`.
+    pub fn new(validator: Validator, sources: Sources, versions: Vec<ProbeVersion>) -> Context {
+        let ours = SourceSet::new(&sources);
+        Context { validator, versions, sources, ours }
+    }
+
+    /// The context with one source per family (as every scan had before `-S` took several).
+    pub fn one_source(
+        validator: Validator,
+        src_v4: Option<Ipv4Addr>,
+        src_v6: Option<Ipv6Addr>,
+        versions: Vec<ProbeVersion>,
+    ) -> Context {
+        Context::new(validator, Sources::one(src_v4, src_v6), versions)
+    }
+
+    /// Rebuilds the receive context of a scan from its metadata's configuration: the seed,
+    /// `source_ip` (every source, in index order), `source_ports` (absent: the default range)
+    /// and `probe_versions`. What `mpscan scan` validated with, so answers recorded during a
+    /// scan can be validated again later.
+    pub fn from_record(record: &mpscan_schema::metadata::ConfigRecord) -> anyhow::Result<Context> {
+        let sources = Sources::from_strings(&record.source_ip).map_err(|e| anyhow::anyhow!("metadata: {e}"))?;
+        anyhow::ensure!(!sources.is_empty(), "metadata: no source address (config.source_ip is empty)");
+        let ports = SourcePorts::from_pair(record.source_ports).map_err(|e| anyhow::anyhow!("metadata: {e}"))?;
+        let versions = record
+            .probe_versions
+            .iter()
+            .map(|v| match v.as_str() {
+                "v0" => Ok(ProbeVersion::V0),
+                "v1" => Ok(ProbeVersion::V1),
+                o => Err(anyhow::anyhow!("metadata: unknown probe version {o:?}")),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Context::new(Validator::from_seed(record.seed).with_ports(ports), sources, versions))
+    }
+
+    /// Our source addresses.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Whether the probe with `tag` to a target of `us`'s family left from `us` (always, with
+    /// one source of the family).
+    #[inline]
+    fn sent_from(&self, tag: &ProbeTag, us: IpAddr) -> bool {
+        let n = self.sources.count(us.is_ipv4());
+        n == 1 || self.sources.nth(us.is_ipv4(), source_index(tag, n)) == us
+    }
+
     /// Validates one Ethernet frame as the scan does ([`KeyedSeq`]).
     #[inline]
     pub fn parse<'a>(&self, frame: &'a [u8]) -> Result<Response<'a>, Reject> {
@@ -171,8 +226,9 @@ impl Context {
     #[inline]
     pub fn accept<'a, V: Validation>(&self, check: &V, frame: &'a [u8]) -> Result<Accepted<'a, V::Probe>, Reject> {
         let eth = EthernetFrame::new_checked(frame)?;
-        let (us, ip, fragment, payload) = self.ip_header(eth.ethertype(), &frame[ethernet::HEADER_LEN..])?;
-        if ip.dst_addr() != us {
+        let (ip, fragment, payload) = self.ip_header(eth.ethertype(), &frame[ethernet::HEADER_LEN..])?;
+        let us = ip.dst_addr();
+        if !self.ours.contains(us) {
             return Err(Reject("not-to-us"));
         }
         if fragment {
@@ -186,26 +242,26 @@ impl Context {
         }
     }
 
-    /// Our source address of the frame's family, its IP header, whether it is an IPv4 fragment
+    /// The frame's IP header (of a family we have a source of), whether it is an IPv4 fragment
     /// (IPv6 fragments carry a next header of their own, and fail the protocol check), and the
     /// IP payload.
     #[inline]
-    fn ip_header<'a>(
-        &self,
-        ethertype: EtherType,
-        packet: &'a [u8],
-    ) -> Result<(IpAddr, IpRepr, bool, &'a [u8]), Reject> {
+    fn ip_header<'a>(&self, ethertype: EtherType, packet: &'a [u8]) -> Result<(IpRepr, bool, &'a [u8]), Reject> {
         match ethertype {
             EtherType::Ipv4 => {
-                let us = self.src_v4.ok_or(Reject("no-ipv4-source"))?;
+                if self.sources.v4.is_empty() {
+                    return Err(Reject("no-ipv4-source"));
+                }
                 let ip = Ipv4Packet::new_checked(packet)?;
                 let fragment = ip.frag_offset() != 0 || ip.more_frags();
-                Ok((us.into(), IpRepr::V4(Ipv4Repr::parse(&ip)), fragment, ip.into_payload()))
+                Ok((IpRepr::V4(Ipv4Repr::parse(&ip)), fragment, ip.into_payload()))
             }
             EtherType::Ipv6 => {
-                let us = self.src_v6.ok_or(Reject("no-ipv6-source"))?;
+                if self.sources.v6.is_empty() {
+                    return Err(Reject("no-ipv6-source"));
+                }
                 let ip = Ipv6Packet::new_checked(packet)?;
-                Ok((us.into(), IpRepr::V6(Ipv6Repr::parse(&ip)), false, ip.into_payload()))
+                Ok((IpRepr::V6(Ipv6Repr::parse(&ip)), false, ip.into_payload()))
             }
             _ => Err(Reject("not-ip")),
         }
@@ -215,9 +271,9 @@ impl Context {
     /// response if the datagram it quotes is one of our probes; the messages that end nothing
     /// (source quench, redirect, packet too big) are counted under their own reason.
     fn icmp<'a, V: Validation>(&self, check: &V, ip: Outer, body: &'a [u8]) -> Result<Accepted<'a, V::Probe>, Reject> {
-        let Outer { us: src, from: responder, ttl } = ip;
+        let Outer { us, from: responder, ttl } = ip;
         let msg = IcmpPacket::new_checked(body)?;
-        match icmp::effect(src.is_ipv6(), msg.msg_type()) {
+        match icmp::effect(us.is_ipv6(), msg.msg_type()) {
             icmp::Effect::EndsProbe => {}
             icmp::Effect::NoEffect(reason) => return Err(Reject(reason)),
             icmp::Effect::NotAnError => return Err(Reject("icmp-other-type")),
@@ -226,7 +282,7 @@ impl Context {
         // The quoted datagram: its IP header, then at least 8 bytes of TCP.
         let quote = msg.into_payload();
         let bad = |_| Reject("icmp-bad-quote");
-        let (from, target, proto, ident, hl, l4) = match src {
+        let (from, target, proto, ident, hl, l4) = match us {
             IpAddr::V4(_) => {
                 let q = Ipv4Packet::new_quoted(quote).map_err(bad)?;
                 let (ident, hl) = (Some(q.ident()), q.header_len());
@@ -238,19 +294,27 @@ impl Context {
                 (IpAddr::V6(q.src_addr()), IpAddr::V6(q.dst_addr()), q.next_header(), None, hl, q.into_payload())
             }
         };
-        if from != src || proto != protocol::TCP {
+        // The quoted datagram came from one of our addresses (any: the ICMP error goes to its
+        // source, and that may be another of ours than the one it reached, if routes differ).
+        let key = self.sources.key_for(us.is_ipv4());
+        if !self.ours.contains(from) || proto != protocol::TCP {
             return Err(Reject("icmp-quote-not-ours"));
         }
+        let Some(key) = key else { return Err(Reject("icmp-quote-not-ours")) };
         let q = TcpQuote::new_checked(l4).map_err(bad)?;
         let port = q.dst_port();
         // Ports that match a probe but a sequence number that does not: a quote of our probe
         // rewritten on the way (some firewalls randomise sequence numbers), or a forgery. Told
         // apart from a quote of someone else's datagram, but not accepted.
-        let mut seq_differs = false;
+        let (mut seq_differs, mut source_differs) = (false, false);
         for &version in &self.versions {
-            let tag = self.validator.tag(src, target, port, version);
+            let tag = self.validator.tag(key, target, port, version);
             if tag.sport == q.src_port() {
                 if let Some(probe) = check.quote(&tag, q.seq(), ident) {
+                    if !self.sent_from(&tag, from) {
+                        source_differs = true;
+                        continue;
+                    }
                     let response =
                         Response { target, port, version, tag, responder, ttl, window: 0, kind, options: &[] };
                     let quoted = Some(Quoted { ip_header: &quote[..hl], tcp: l4 });
@@ -259,13 +323,19 @@ impl Context {
                 seq_differs = true;
             }
         }
-        Err(Reject(if seq_differs { "icmp-quote-seq-mismatch" } else { "icmp-quote-not-ours" }))
+        Err(Reject(if source_differs {
+            "source-mismatch"
+        } else if seq_differs {
+            "icmp-quote-seq-mismatch"
+        } else {
+            "icmp-quote-not-ours"
+        }))
     }
 
     /// A TCP segment: a SYN-ACK or RST becomes a response if it answers one of our probes.
     #[inline]
     fn tcp<'a, V: Validation>(&self, check: &V, ip: Outer, seg: &'a [u8]) -> Result<Accepted<'a, V::Probe>, Reject> {
-        let Outer { us: src, from, ttl } = ip;
+        let Outer { us, from, ttl } = ip;
         let t = TcpPacket::new_checked(seg)?;
         let flags = t.flags();
         let kind = if flags.rst() {
@@ -276,18 +346,27 @@ impl Context {
             return Err(Reject("not-syn-ack-or-rst"));
         };
         let (ack, rst, port, sport) = (t.ack(), kind == ResponseKind::Rst, t.src_port(), t.dst_port());
-        // The probe version whose tag gives this answer's port and acknowledgment number.
+        // The probe version whose tag (over the family's key source) gives this answer's port
+        // and acknowledgment number; the probe must have left from the address the answer came
+        // to.
+        let key = self.sources.key_for(us.is_ipv4()).ok_or(Reject("validation-failed"))?;
+        let mut source_differs = false;
         let (version, tag, probe) = self
             .versions
             .iter()
             .find_map(|&v| {
-                let tag = self.validator.tag(src, from, port, v);
+                let tag = self.validator.tag(key, from, port, v);
                 if tag.sport != sport {
                     return None;
                 }
-                check.answer(&tag, ack, rst).map(|p| (v, tag, p))
+                let p = check.answer(&tag, ack, rst)?;
+                if !self.sent_from(&tag, us) {
+                    source_differs = true;
+                    return None;
+                }
+                Some((v, tag, p))
             })
-            .ok_or(Reject("validation-failed"))?;
+            .ok_or(Reject(if source_differs { "source-mismatch" } else { "validation-failed" }))?;
         let window = t.window();
         let response = Response {
             target: from,
@@ -313,7 +392,7 @@ pub(crate) mod tests {
     pub const TARGET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 
     pub fn ctx(versions: &[ProbeVersion]) -> Context {
-        Context { validator: Validator::from_seed(5), src_v4: Some(US), src_v6: None, versions: versions.to_vec() }
+        Context::one_source(Validator::from_seed(5), Some(US), None, versions.to_vec())
     }
 
     /// Builds an IPv4 TCP reply from `from:sport` to US:dport.
@@ -599,7 +678,7 @@ pub(crate) mod tests {
         let us: Ipv6Addr = "2001:db8::2".parse().unwrap();
         let target: Ipv6Addr = "2001:db8:6::1".parse().unwrap();
         let router: Ipv6Addr = "2001:db8:0:9::2".parse().unwrap();
-        let c = Context { src_v6: Some(us), ..ctx(&[ProbeVersion::V1]) };
+        let c = Context::one_source(Validator::from_seed(5), Some(US), Some(us), vec![ProbeVersion::V1]);
         let tag = c.validator.tag(us.into(), target.into(), 443, ProbeVersion::V1);
         let link = crate::probe::Link { src_mac: [0; 6], dst_mac: [0; 6], src_v4: None, src_v6: Some(us) };
         let mut probe = [0u8; crate::probe::MAX_FRAME_LEN];
@@ -695,6 +774,78 @@ pub(crate) mod tests {
         let mut arp = good.clone();
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         assert_eq!(c.parse(&arp).unwrap_err(), Reject("not-ip"));
+    }
+
+    /// With several sources an answer validates at the source the hash sent its probe from,
+    /// and at no other of ours; an ICMP error quoting the probe likewise; the rebuilt context
+    /// of a scan's metadata validates the same.
+    #[test]
+    fn several_sources_validate_at_the_hashs_source_only() {
+        use crate::sources::{SourceRange, Sources};
+        let items = [SourceRange::parse("192.0.2.10-192.0.2.17").unwrap()];
+        let sources = Sources::expand(&items).unwrap();
+        let c = Context::new(Validator::from_seed(5), sources.clone(), vec![ProbeVersion::V1]);
+        let key = sources.v4[0];
+        let mut picked = std::collections::BTreeSet::new();
+        for i in 0..64u32 {
+            let target = Ipv4Addr::from(u32::from(TARGET) + i);
+            let tag = c.validator.tag(key.into(), target.into(), 443, ProbeVersion::V1);
+            let ours = sources.v4[source_index(&tag, 8)];
+            picked.insert(ours);
+            let reply = |to: Ipv4Addr| {
+                let t = crate::wire::TcpRepr {
+                    src_port: 443,
+                    dst_port: tag.sport,
+                    seq: 1,
+                    ack: tag.seq.wrapping_add(1),
+                    flags: TcpFlags(0x12),
+                    window: 100,
+                    options: &[],
+                    payload: &[],
+                };
+                FrameRepr::tcp(target.into(), to.into(), 60, t).to_vec()
+            };
+            assert_eq!(c.parse(&reply(ours)).unwrap().target, IpAddr::V4(target));
+            for other in sources.v4.iter().filter(|a| **a != ours) {
+                assert_eq!(c.parse(&reply(*other)).unwrap_err(), Reject("source-mismatch"), "{target} to {other}");
+            }
+            assert_eq!(c.parse(&reply(Ipv4Addr::new(192, 0, 2, 18))).unwrap_err(), Reject("not-to-us"));
+            // An ICMP error quoting the probe as sent from its source, then as if from another.
+            let link = crate::probe::Link { src_mac: [0; 6], dst_mac: [0; 6], src_v4: Some(key), src_v6: None };
+            let b = crate::probe::ProbeBuilder::with_sources(&link, &sources, &[ProbeVersion::V1]);
+            let mut buf = [0u8; crate::probe::MAX_FRAME_LEN];
+            let n = b.write_from(&mut buf, source_index(&tag, 8), target.into(), 443, ProbeVersion::V1, &tag);
+            let probe = buf[14..n].to_vec();
+            let icmp = |to: Ipv4Addr, quote: &[u8]| {
+                let m = IcmpRepr { msg_type: 3, code: 13, rest_of_header: [0; 4], payload: quote };
+                FrameRepr::icmp(Ipv4Addr::new(192, 0, 2, 1).into(), to.into(), 63, m).to_vec()
+            };
+            assert!(c.parse(&icmp(ours, &probe[..28])).is_ok());
+            let mut moved = probe.clone();
+            let other = *sources.v4.iter().find(|a| **a != ours).unwrap();
+            moved[12..16].copy_from_slice(&other.octets());
+            assert_eq!(c.parse(&icmp(other, &moved[..28])).unwrap_err(), Reject("source-mismatch"));
+        }
+        assert_eq!(picked.len(), 8, "64 targets reach all 8 sources");
+        // The metadata's record of the scan rebuilds a context that decides the same.
+        let record = mpscan_schema::metadata::ConfigRecord {
+            seed: 5,
+            source_ip: sources.strings(),
+            source_ports: Some([32768, 65535]),
+            probe_versions: vec!["v1".into()],
+            ..Default::default()
+        };
+        let rebuilt = Context::from_record(&record).unwrap();
+        assert_eq!(rebuilt.sources(), c.sources());
+        let tag = c.validator.tag(key.into(), TARGET.into(), 443, ProbeVersion::V1);
+        assert_eq!(rebuilt.validator.tag(key.into(), TARGET.into(), 443, ProbeVersion::V1), tag);
+        // An older file: one source, no port range.
+        let old =
+            mpscan_schema::metadata::ConfigRecord { source_ip: vec![US.to_string()], source_ports: None, ..record };
+        let ctx_old = Context::from_record(&old).unwrap();
+        let t = ctx_old.validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1);
+        assert!(ctx_old.parse(&tcp_reply(TARGET, 443, t.sport, 0x12, t.seq.wrapping_add(1), &[])).is_ok());
+        assert_eq!(t, ctx(&[ProbeVersion::V1]).validator.tag(US.into(), TARGET.into(), 443, ProbeVersion::V1));
     }
 
     #[test]

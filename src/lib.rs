@@ -9,6 +9,8 @@
 //!   that orders (address, port) pairs and splits them into shards.
 //! * [`keyed_hash`]: the per-scan secret and the keyed hash that makes the scan stateless (sequence
 //!   number, source port, v0 key and timestamp of every probe are recomputed, never stored).
+//! * [`sources`]: where probes come from: the source addresses of `-S` (several, ranges, prefixes)
+//!   and the `--source-port` range.
 //! * [`probe`]: the MP_CAPABLE SYN probe: a frame template built once, patched per target.
 //! * [`accept`]: the receive side's acceptance stage: a captured frame becomes a validated response
 //!   to one of our probes (recognised by the keyed hash alone), or a counted rejection.
@@ -31,6 +33,7 @@ pub mod output;
 pub mod probe;
 pub mod reclassify;
 pub mod scan;
+pub mod sources;
 pub mod targets;
 pub mod trace;
 pub mod verify;

@@ -12,10 +12,8 @@
 //! scan's): that is an error, not an empty result (docs/ERRORS.md).
 
 use crate::accept::Context;
-use crate::keyed_hash::Validator;
 use crate::net::PcapReader;
 use crate::output::sink::{self, OutputFormat};
-use crate::probe::ProbeVersion;
 use crate::scan::counters::Counters;
 use crate::scan::recv::{Carried, Stage};
 use crate::scan::stop::Stop;
@@ -24,7 +22,6 @@ use clap::{Args, ValueEnum};
 use mpscan_schema::metadata::ConfigRecord;
 use mpscan_schema::{Class, Col, Metadata, RowSink};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// `mpscan reclassify SCAN.pcap --metadata SCAN.json [-o SCAN.csv] [--counts OUT.json]`
@@ -51,28 +48,14 @@ pub struct ReclassifyArgs {
 }
 
 /// What the receiver of a scan with `record` accepts: its validation secret (from the seed), its
-/// source address(es) and its probe versions. The one place the metadata becomes a receive
-/// context; it must agree with `ScanConfig::receive_context` (a test checks it does).
+/// source addresses and ports and its probe versions ([`Context::from_record`]), once the record
+/// is known to be a scan's. It must agree with `ScanConfig::receive_context` (a test checks it
+/// does).
 pub fn context_of(record: &ConfigRecord) -> anyhow::Result<Context> {
     if record.shards == 0 || record.source_ip.is_empty() || record.probe_versions.is_empty() {
         bail!("the metadata does not record a scan's configuration (seed, sources, probe versions)");
     }
-    let mut ctx =
-        Context { validator: Validator::from_seed(record.seed), src_v4: None, src_v6: None, versions: vec![] };
-    for s in &record.source_ip {
-        match s.parse::<IpAddr>() {
-            Ok(IpAddr::V4(a)) => ctx.src_v4 = Some(a),
-            Ok(IpAddr::V6(a)) => ctx.src_v6 = Some(a),
-            Err(_) => bail!("the metadata's source address {s:?} is not an address"),
-        }
-    }
-    for v in &record.probe_versions {
-        let Some(v) = ProbeVersion::parse(v.as_bytes()) else {
-            bail!("the metadata's probe version {v:?} is not v0 or v1");
-        };
-        ctx.versions.push(v);
-    }
-    Ok(ctx)
+    Context::from_record(record)
 }
 
 /// Runs `mpscan reclassify`.

@@ -503,7 +503,7 @@ fn reclassify_context_is_the_scans() {
         let config = config(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let scan = config.receive_context(&config.validator());
         let re = mpscan::reclassify::context_of(&config.record).unwrap();
-        assert_eq!((scan.src_v4, scan.src_v6, &scan.versions), (re.src_v4, re.src_v6, &re.versions));
+        assert_eq!((scan.sources(), &scan.versions), (re.sources(), &re.versions));
         for port in [22, 443] {
             for version in &scan.versions {
                 let (a, b) = (

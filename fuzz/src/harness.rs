@@ -37,12 +37,12 @@ pub const ROUTER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
 /// The fixed receive context: validator of [`SEED`], both sources, both versions.
 pub fn context() -> Context {
-    Context {
-        validator: Validator::from_seed(SEED),
-        src_v4: Some(SRC_V4),
-        src_v6: Some(SRC_V6),
-        versions: vec![ProbeVersion::V1, ProbeVersion::V0],
-    }
+    Context::one_source(
+        Validator::from_seed(SEED),
+        Some(SRC_V4),
+        Some(SRC_V6),
+        vec![ProbeVersion::V1, ProbeVersion::V0],
+    )
 }
 
 /// What one frame became.
@@ -78,8 +78,8 @@ pub fn frame(ctx: &Context, data: &[u8]) -> Outcome {
 /// A validated response really is the answer to one of our probes.
 fn check_response(ctx: &Context, r: &Response<'_>) {
     let src = match r.target {
-        IpAddr::V4(_) => IpAddr::V4(ctx.src_v4.expect("v4 source")),
-        IpAddr::V6(_) => IpAddr::V6(ctx.src_v6.expect("v6 source")),
+        IpAddr::V4(_) => ctx.sources().key_for(true).expect("v4 source"),
+        IpAddr::V6(_) => ctx.sources().key_for(false).expect("v6 source"),
     };
     assert_eq!(ctx.validator.tag(src, r.target, r.port, r.version), r.tag, "tag not recomputable");
     assert!((SPORT_LO..=SPORT_HI).contains(&r.tag.sport));

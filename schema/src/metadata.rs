@@ -48,8 +48,15 @@ pub struct ConfigRecord {
     pub sender_threads: u32,
     /// Interface.
     pub interface: String,
-    /// Source address(es).
+    /// Source addresses: every one the scan sent from, IPv4 first, each family in the order of
+    /// the index the keyed hash picks a probe's source by (the first of a family is the one the
+    /// hash is computed over). Files of earlier versions hold one per family, which reads the
+    /// same way.
     pub source_ip: Vec<String>,
+    /// The probes' source ports, `[low, high]` (`--source-port`). Absent in files written before
+    /// the option: those scans used 32768-65535.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ports: Option<[u16; 2]>,
     /// Gateway MAC (of IPv6 probes too, unless `gateway_mac6` is given).
     pub gateway_mac: String,
     /// The IPv6 router's MAC, when a scan of both families leaves through two routers.

@@ -42,7 +42,7 @@ proptest! {
         let version = if v0 { ProbeVersion::V0 } else { ProbeVersion::V1 };
         let versions = [ProbeVersion::V1, ProbeVersion::V0];
         let link = Link { src_mac: [2, 0, 0, 0, 0, 2], dst_mac: [2, 0, 0, 0, 0, 1], src_v4: Some(US4), src_v6: Some(US6) };
-        let ctx = Context { validator: Validator::from_seed(seed), src_v4: Some(US4), src_v6: Some(US6), versions: versions.to_vec() };
+        let ctx = Context::one_source(Validator::from_seed(seed), Some(US4), Some(US6), versions.to_vec());
         let src = if dst.is_ipv4() { IpAddr::V4(US4) } else { IpAddr::V6(US6) };
         let tag = ctx.validator.tag(src, dst, port, version);
         let mut buf = [0u8; MAX_FRAME_LEN];
@@ -132,7 +132,7 @@ proptest! {
     /// valid Ethernet/IPv4 header with our address: the same.
     #[test]
     fn any_frame_is_a_response_or_a_reason(bytes in proptest::collection::vec(any::<u8>(), 0..200), v6 in any::<bool>()) {
-        let ctx = Context { validator: Validator::from_seed(1), src_v4: Some(US4), src_v6: Some(US6), versions: vec![ProbeVersion::V1, ProbeVersion::V0] };
+        let ctx = Context::one_source(Validator::from_seed(1), Some(US4), Some(US6), vec![ProbeVersion::V1, ProbeVersion::V0]);
         let _ = ctx.parse(&bytes);
         let mut f = vec![0u8; 14];
         f[12..14].copy_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });

@@ -2,9 +2,10 @@
 //! [`super::config::ScanConfig`]. Like every subcommand's arguments (`verify::VerifyArgs`,
 //! `lab::LabArgs`, `output::merge::MergeArgs`), they live beside the code that runs them.
 use crate::output::sink::OutputFormat;
+use crate::sources::{SourcePorts, SourceRange};
 use clap::{Args, ValueEnum};
 use mpscan_schema::{Class, Col};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 /// Which MP_CAPABLE version(s) to put in the probes.
@@ -53,9 +54,16 @@ pub struct ScanArgs {
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,
 
-    /// Source address (default: the interface's address the kernel would use).
-    #[arg(short = 'S', long = "source-ip", value_name = "ADDR")]
-    pub source_ip: Option<IpAddr>,
+    /// Source address(es): addresses, ranges (192.0.2.1-192.0.2.8) and prefixes (192.0.2.0/29),
+    /// comma-separated or repeated, IPv4 and IPv6 (default: the interface's address the kernel
+    /// would use). Each probe leaves from the one the keyed hash picks.
+    #[arg(short = 'S', long = "source-ip", value_name = "ADDRS", value_parser = |s: &str| SourceRange::parse_list(s).map(SourceList))]
+    pub source_ip: Vec<SourceList>,
+
+    /// Source ports of the probes, LOW-HIGH (default: 32768-65535). A warning says when the
+    /// range overlaps the kernel's local port range (README, "Source ports").
+    #[arg(long = "source-port", value_name = "LOW-HIGH", value_parser = SourcePorts::parse)]
+    pub source_port: Option<SourcePorts>,
 
     /// Gateway MAC address (default: from the neighbour table).
     #[arg(short = 'G', long = "gateway-mac", value_name = "MAC")]
@@ -205,11 +213,21 @@ pub struct ScanArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields(pub Vec<Col>);
 
+/// One `-S` value: its comma-separated addresses, ranges and prefixes (a newtype, so clap takes
+/// the list as one value and an error names it whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceList(pub Vec<SourceRange>);
+
 /// `--classes`: the classes (a newtype, so clap takes the list as one value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classes(pub Vec<Class>);
 
 impl ScanArgs {
+    /// Every item of every `-S`, in order.
+    pub fn source_items(&self) -> Vec<SourceRange> {
+        self.source_ip.iter().flat_map(|l| l.0.iter().copied()).collect()
+    }
+
     /// The output file, if any: `-o -` is standard output, as no `-o` is.
     pub fn output_file(&self) -> Option<&std::path::Path> {
         self.output.as_deref().filter(|p| p.as_os_str() != "-")

@@ -8,6 +8,7 @@ use super::resume::Resume;
 use crate::net::route::{self, Route};
 use crate::output::sink::OutputFormat;
 use crate::probe::{Link, ProbeVersion};
+use crate::sources::{SourcePorts, Sources};
 use crate::targets::{BlockSource, TargetSpace, TargetSpec};
 use anyhow::{bail, Context as _};
 use mpscan_schema::metadata::ConfigRecord;
@@ -81,8 +82,13 @@ pub struct ScanConfig {
     pub quiet: bool,
     /// Interface to send on and read from ("" in a dry run without a route).
     pub interface: String,
-    /// Addresses and MACs of the probes.
+    /// Addresses and MACs of the probes (the addresses: each family's key source, the first of
+    /// `sources`).
     pub link: Link,
+    /// Every source address, per family in index order (`-S`, or the route's one).
+    pub sources: Sources,
+    /// The probes' source ports (`--source-port`, or the default range).
+    pub source_ports: SourcePorts,
     /// The IPv6 router's MAC when it differs from the IPv4 one (`link.dst_mac`).
     pub gateway_mac6: Option<[u8; 6]>,
     /// The configuration as recorded in the metadata.
@@ -142,23 +148,37 @@ impl ScanConfig {
             }
             None => None,
         };
-        check_families(a, &space)?;
+        let given = Sources::expand(&a.source_items()).map_err(anyhow::Error::msg)?;
+        check_families(a, &space, &given)?;
         if let Some(m) = &a.metadata {
             check_writable(m, a.dry_run)
                 .with_context(|| format!("-m {}: cannot write the metadata file; give a writable path", m.display()))?;
         }
         check_recordings(a)?;
-        let (link, interface, gateway_mac6) = match net {
-            Network::System => resolve_link(a, &space, gw_mac)?,
+        let (mut link, interface, gateway_mac6) = match net {
+            Network::System => resolve_link(a, &space, &given, gw_mac)?,
             Network::Given { link, interface } => (*link, interface.clone(), None),
         };
+        let sources = sources_of(&mut link, &given);
+        let source_ports = a.source_port.unwrap_or_default();
+        if let Some(p) = a.source_port.filter(|_| !a.quiet) {
+            warn_local_ports(p);
+        }
         if !a.dry_run && (a.rate == 0 || a.rate > LOUD_RATE) && !a.quiet {
             eprintln!(
                 "mpscan: warning: {} pps is a lot for the networks being scanned; be sure you may, and keep an opt-out list",
                 if a.rate == 0 { "unlimited".to_string() } else { a.rate.to_string() }
             );
         }
-        let record = record_of(a, &space, &versions, seed, &blocklist, (&link, &interface, gateway_mac6));
+        let record = record_of(
+            a,
+            &space,
+            &versions,
+            seed,
+            &blocklist,
+            (&link, &interface, gateway_mac6),
+            (&sources, source_ports),
+        );
         let config = ScanConfig {
             trace_ttls: a.trace_max_ttl,
             space,
@@ -189,6 +209,8 @@ impl ScanConfig {
             quiet: a.quiet,
             interface,
             link,
+            sources,
+            source_ports,
             gateway_mac6,
             record,
             definition: a.definition.clone(),
@@ -268,8 +290,9 @@ fn block_source(a: &ScanArgs) -> anyhow::Result<BlockSource> {
     })
 }
 
-/// `-6` and `-S` against the families of the targets.
-fn check_families(a: &ScanArgs, space: &TargetSpace) -> anyhow::Result<()> {
+/// `-6` and `-S` against the families of the targets: every source must be of a family some
+/// target has (an IPv6 scan needs IPv6 sources).
+fn check_families(a: &ScanArgs, space: &TargetSpace, given: &Sources) -> anyhow::Result<()> {
     let set = space.address_set();
     let n4 = set.len_v4();
     let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
@@ -279,14 +302,44 @@ fn check_families(a: &ScanArgs, space: &TargetSpace) -> anyhow::Result<()> {
             set.nth(0)
         );
     }
-    match a.source_ip {
-        Some(ip @ IpAddr::V6(_)) if !has_v6 => {
-            bail!("-S {ip}: the source is IPv6 but every target is IPv4; give an IPv4 source address, or drop -S")
+    match (given.v4.first(), given.v6.first()) {
+        (_, Some(ip)) if !has_v6 => {
+            bail!("-S {ip}: the source is IPv6 but every target is IPv4; give IPv4 source addresses, or drop -S")
         }
-        Some(ip @ IpAddr::V4(_)) if !has_v4 => {
-            bail!("-S {ip}: the source is IPv4 but every target is IPv6; give an IPv6 source address, or drop -S")
+        (Some(ip), _) if !has_v4 => {
+            bail!("-S {ip}: the source is IPv4 but every target is IPv6; give IPv6 source addresses, or drop -S")
         }
         _ => Ok(()),
+    }
+}
+
+/// Every source of the scan: per family with targets (the link has a key source of it), the
+/// `-S` addresses of that family if any were given, else the link's one. The link's addresses
+/// become each family's first source, the key source.
+fn sources_of(link: &mut Link, given: &Sources) -> Sources {
+    let mut s = Sources::one(link.src_v4, link.src_v6);
+    if link.src_v4.is_some() && !given.v4.is_empty() {
+        s.v4 = given.v4.clone();
+        link.src_v4 = Some(s.v4[0]);
+    }
+    if link.src_v6.is_some() && !given.v6.is_empty() {
+        s.v6 = given.v6.clone();
+        link.src_v6 = Some(s.v6[0]);
+    }
+    s
+}
+
+/// `--source-port`: one line on standard error when the range overlaps the kernel's local
+/// port range in this network namespace (README, "Source ports": our kernel answers a SYN-ACK
+/// with the RST that frees the server's half-open connection only when no local socket has the
+/// port).
+fn warn_local_ports(ports: SourcePorts) {
+    if let Some((k_lo, k_hi)) = crate::sources::kernel_local_ports() {
+        if let Some((lo, hi)) = ports.overlap((k_lo, k_hi)) {
+            eprintln!(
+                "mpscan: warning: --source-port {ports} overlaps the kernel's local port range {k_lo}-{k_hi} (ports {lo}-{hi}): a local connection on one of them can take an answer meant for a probe; see the README's \"Source ports\""
+            );
+        }
     }
 }
 
@@ -296,6 +349,7 @@ fn check_families(a: &ScanArgs, space: &TargetSpace) -> anyhow::Result<()> {
 fn resolve_link(
     a: &ScanArgs,
     space: &TargetSpace,
+    given: &Sources,
     gw_mac: Option<[u8; 6]>,
 ) -> anyhow::Result<(Link, String, Option<[u8; 6]>)> {
     let set = space.address_set();
@@ -303,7 +357,7 @@ fn resolve_link(
     let (has_v4, has_v6) = (n4 > 0, set.len() > n4);
     let route_for = |want_v4: bool| -> anyhow::Result<Option<Route>> {
         let dst = set.nth(if want_v4 { 0 } else { n4 });
-        let src = a.source_ip.filter(|s| s.is_ipv4() == want_v4);
+        let src = given.key_for(want_v4);
         // A dry run must send nothing, not even the datagram that provokes neighbour resolution.
         let gw = if a.dry_run { gw_mac.or(Some([0; 6])) } else { gw_mac };
         match route::resolve(dst, a.interface.as_deref(), src, gw) {
@@ -321,10 +375,7 @@ fn resolve_link(
     let r4 = if has_v4 { route_for(true)? } else { None };
     let r6 = if has_v6 { route_for(false)? } else { None };
     let main = r4.as_ref().or(r6.as_ref());
-    let placeholder_v4 = || match a.source_ip {
-        Some(IpAddr::V4(s)) => s,
-        _ => DRY_RUN_SOURCE,
-    };
+    let placeholder_v4 = || given.v4.first().copied().unwrap_or(DRY_RUN_SOURCE);
     let link = Link {
         src_mac: main.map_or([0; 6], |r| r.src_mac),
         dst_mac: main.map_or(gw_mac.unwrap_or([0; 6]), |r| r.gateway_mac),
@@ -332,9 +383,9 @@ fn resolve_link(
             Some(Route { src_ip: IpAddr::V4(s), .. }) => *s,
             _ => placeholder_v4(),
         }),
-        src_v6: has_v6.then(|| match (&r6, a.source_ip) {
+        src_v6: has_v6.then(|| match (&r6, given.v6.first()) {
             (Some(Route { src_ip: IpAddr::V6(s), .. }), _) => *s,
-            (_, Some(IpAddr::V6(s))) => s,
+            (_, Some(s)) => *s,
             _ => "2001:db8::1".parse().unwrap(),
         }),
     };
@@ -365,6 +416,7 @@ fn record_of(
     seed: u64,
     blocklist: &BlockSource,
     (link, interface, gateway_mac6): (&Link, &str, Option<[u8; 6]>),
+    (sources, source_ports): (&Sources, SourcePorts),
 ) -> ConfigRecord {
     ConfigRecord {
         targets: a.targets.clone(),
@@ -380,7 +432,8 @@ fn record_of(
         shard: Some(a.shard),
         sender_threads: a.sender_threads,
         interface: interface.to_string(),
-        source_ip: link.src_v4.map(|s| s.to_string()).into_iter().chain(link.src_v6.map(|s| s.to_string())).collect(),
+        source_ip: sources.strings(),
+        source_ports: Some(source_ports.pair()),
         gateway_mac: route::format_mac(&link.dst_mac),
         gateway_mac6: gateway_mac6.map(|m| route::format_mac(&m)),
         blocklist: match blocklist {

@@ -14,7 +14,7 @@
 
 use super::counters::Counters;
 use super::flap::{ride_out, Cause, Checkpoint, Checkpoints, Outcome, Retry};
-use crate::keyed_hash::Validator;
+use crate::keyed_hash::{source_index, Validator};
 use crate::net::{Transmit, TxStats};
 use crate::probe::{ProbeBuilder, ProbeVersion};
 use crate::targets::{Cursor, TargetSpace};
@@ -33,8 +33,14 @@ pub struct ProbeStream<'a> {
     validator: &'a Validator,
     versions: &'a [ProbeVersion],
     probes: u32,
+    /// The key source of each family (the first; the hash is computed over it).
     src_v4: Option<IpAddr>,
     src_v6: Option<IpAddr>,
+    /// Probes leave from several sources or ports outside the default range: the send loop takes
+    /// the spreading path ([`ProbeStream::fill`] with `SPREAD`), otherwise the single-source one.
+    spread: bool,
+    /// Number of IPv4 sources (the `n` of [`source_index`]).
+    n_v4: usize,
     current: Option<(IpAddr, u16)>,
     /// Cursor position before the target in progress: where a resume must start again.
     before_current: u64,
@@ -68,6 +74,8 @@ impl<'a> ProbeStream<'a> {
             probes,
             src_v4: link.src_v4.map(IpAddr::V4),
             src_v6: link.src_v6.map(IpAddr::V6),
+            spread: builder.source_count(true) > 1 || builder.source_count(false) > 1 || !validator.default_ports(),
+            n_v4: builder.source_count(true),
             before_current: 0,
             current: None,
             next_version: 0,
@@ -104,26 +112,63 @@ impl<'a> ProbeStream<'a> {
     /// loop: a loop here (to skip targets of a family the scan has no source for) let the
     /// compiler hoist loads of every field of the stream to the top of each call, which cost up
     /// to 42 instructions per probe in some builds. Skipping lives in a cold function instead.
+    ///
+    /// With several sources or a `--source-port` range the probe takes the spreading path
+    /// (`SPREAD`: the source picked from the hash, the port reduced into the range); the send
+    /// loop chooses the path once per batch, so a scan from one source with the default ports
+    /// runs exactly the code it ran before several sources existed.
     #[inline]
     pub fn next_probe(&mut self, buf: &mut [u8]) -> Option<(usize, IpAddr, u16, ProbeVersion)> {
+        if self.spread {
+            self.next::<true>(buf)
+        } else {
+            self.next::<false>(buf)
+        }
+    }
+
+    /// Whether the stream takes the spreading path (several sources, or a `--source-port`
+    /// range).
+    pub fn spreads(&self) -> bool {
+        self.spread
+    }
+
+    /// [`ProbeStream::next_probe`] on the path `SPREAD` (which must be [`ProbeStream::spreads`]).
+    #[inline]
+    fn next<const SPREAD: bool>(&mut self, buf: &mut [u8]) -> Option<(usize, IpAddr, u16, ProbeVersion)> {
         let (dst, port, version) = self.step()?;
-        let n = self.write(buf, dst, port, version);
+        let n = self.write::<SPREAD>(buf, dst, port, version);
         if n > 0 {
             return Some((n, dst, port, version));
         }
-        self.next_probe_after_skip(buf)
+        self.next_probe_after_skip::<SPREAD>(buf)
     }
 
     /// [`ProbeStream::next_probe`] after a probe that could not be written (no source address of
     /// its target's family): goes on to the next probe that can.
     #[cold]
     #[inline(never)]
-    fn next_probe_after_skip(&mut self, buf: &mut [u8]) -> Option<(usize, IpAddr, u16, ProbeVersion)> {
+    fn next_probe_after_skip<const SPREAD: bool>(
+        &mut self,
+        buf: &mut [u8],
+    ) -> Option<(usize, IpAddr, u16, ProbeVersion)> {
         loop {
             let (dst, port, version) = self.step()?;
-            let n = self.write(buf, dst, port, version);
+            let n = self.write::<SPREAD>(buf, dst, port, version);
             if n > 0 {
                 return Some((n, dst, port, version));
+            }
+        }
+    }
+
+    /// Fills one frame slot of the send loop on the path `SPREAD`: the probe's length, or 0 at
+    /// the end of the stream (and `done` set).
+    #[inline(always)]
+    fn fill<const SPREAD: bool>(&mut self, slot: &mut [u8], done: &mut bool) -> usize {
+        match self.next::<SPREAD>(slot) {
+            Some((n, ..)) => n,
+            None => {
+                *done = true;
+                0
             }
         }
     }
@@ -164,16 +209,27 @@ impl<'a> ProbeStream<'a> {
     /// Writes the probe (`dst`, `port`, `version`) into `buf` (a trace probe when tracing) and
     /// returns its length, or 0 if the scan has no source address of `dst`'s family.
     #[inline(always)]
-    fn write(&self, buf: &mut [u8], dst: IpAddr, port: u16, version: ProbeVersion) -> usize {
+    fn write<const SPREAD: bool>(&self, buf: &mut [u8], dst: IpAddr, port: u16, version: ProbeVersion) -> usize {
         match (dst, self.src_v4) {
             // The common case, without the generic hash and template search.
             (IpAddr::V4(d), Some(IpAddr::V4(s))) => {
-                let tag = self.validator.tag_v4(s.octets(), d.octets(), port, version);
-                let n = self.builder.write_v4(buf, d, port, version, &tag);
-                if self.trace.is_some() && n > 0 {
-                    self.trace_patch(&mut buf[..n], &tag);
+                if SPREAD {
+                    // The hash over the key source; the source the probe leaves from is picked
+                    // from it (the receiver does the same).
+                    let tag = self.validator.tag_v4(s.octets(), d.octets(), port, version);
+                    let n = self.builder.write_v4_from(buf, source_index(&tag, self.n_v4), d, port, version, &tag);
+                    if self.trace.is_some() && n > 0 {
+                        self.trace_patch(&mut buf[..n], &tag);
+                    }
+                    n
+                } else {
+                    let tag = self.validator.tag_v4_default_ports(s.octets(), d.octets(), port, version);
+                    let n = self.builder.write_v4(buf, d, port, version, &tag);
+                    if self.trace.is_some() && n > 0 {
+                        self.trace_patch(&mut buf[..n], &tag);
+                    }
+                    n
                 }
-                n
             }
             _ => self.write_any(buf, dst, port, version),
         }
@@ -186,7 +242,10 @@ impl<'a> ProbeStream<'a> {
         let src = if dst.is_ipv4() { self.src_v4 } else { self.src_v6 };
         let Some(src) = src else { return 0 };
         let tag = self.validator.tag(src, dst, port, version);
-        let n = self.builder.write(buf, dst, port, version, &tag);
+        let n = match self.builder.source_count(dst.is_ipv4()) {
+            1 => self.builder.write(buf, dst, port, version, &tag),
+            k => self.builder.write_from(buf, source_index(&tag, k), dst, port, version, &tag),
+        };
         if self.trace.is_some() && n > 0 {
             self.trace_patch(&mut buf[..n], &tag);
         }
@@ -315,13 +374,13 @@ pub fn send_loop_with(
             },
         };
         let before = stream.targets_done;
-        let sent = match tx.send_batch(batch, &mut |slot: &mut [u8]| match stream.next_probe(slot) {
-            Some((n, ..)) => n,
-            None => {
-                done = true;
-                0
-            }
-        }) {
+        // The path is chosen once per batch: each closure is compiled for its own path.
+        let filled = if stream.spread {
+            tx.send_batch(batch, &mut |slot: &mut [u8]| stream.fill::<true>(slot, &mut done))
+        } else {
+            tx.send_batch(batch, &mut |slot: &mut [u8]| stream.fill::<false>(slot, &mut done))
+        };
+        let sent = match filled {
             Ok(sent) => sent as u64,
             Err(e) => {
                 let stall = Stall { history: &history, accepted, stats_at_start, rate, counters, me };

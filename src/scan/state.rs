@@ -45,6 +45,15 @@ pub struct Identity {
     /// `mpscan trace`'s `--max-ttl` (absent for a scan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ttl: Option<u8>,
+    /// Every source address (`-S`, or the route's), in index order: the keyed hash picks each
+    /// probe's source by its index, so a resume from other sources would send the rest of the
+    /// scan from other addresses than its metadata says. Absent in states of earlier versions
+    /// (not checked then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
+    /// The source-port range `[low, high]` (absent in states of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ports: Option<[u16; 2]>,
 }
 
 /// One saved state.
@@ -183,6 +192,12 @@ fn ttls(max_ttl: Option<u8>) -> String {
 
 /// Checks that a saved scan is the one the arguments describe; the error names what differs.
 pub fn check_identity(saved: &Identity, now: &Identity, path: &Path) -> anyhow::Result<()> {
+    // A state of an earlier version does not record the sources: whatever they are now agrees.
+    let opt_list = |l: &Option<Vec<String>>| l.as_ref().map_or("-".to_string(), |l| l.join(","));
+    let saved_or =
+        |saved: &Option<Vec<String>>, now: &Option<Vec<String>>| opt_list(if saved.is_some() { saved } else { now });
+    let ports = |p: Option<[u16; 2]>| p.map_or("-".to_string(), |[lo, hi]| format!("{lo}-{hi}"));
+    let saved_ports = |saved: Option<[u16; 2]>, now: Option<[u16; 2]>| ports(saved.or(now));
     let diffs: Vec<String> = [
         ("--seed", saved.seed.to_string(), now.seed.to_string()),
         ("--shards", saved.shards.to_string(), now.shards.to_string()),
@@ -194,6 +209,8 @@ pub fn check_identity(saved: &Identity, now: &Identity, path: &Path) -> anyhow::
         ("--port", format!("{:?}", saved.ports), format!("{:?}", now.ports)),
         ("--max-targets", format!("{:?}", saved.max_targets), format!("{:?}", now.max_targets)),
         ("--max-ttl", ttls(saved.max_ttl), ttls(now.max_ttl)),
+        ("-S (sources)", saved_or(&saved.sources, &now.sources), opt_list(&now.sources)),
+        ("--source-port", saved_ports(saved.source_ports, now.source_ports), ports(now.source_ports)),
     ]
     .into_iter()
     .filter(|(_, a, b)| a != b)
@@ -228,6 +245,8 @@ mod tests {
                 ports: vec![443],
                 max_targets: None,
                 max_ttl: None,
+                sources: Some(vec!["192.0.2.2".into()]),
+                source_ports: Some([32768, 65535]),
             },
             positions: vec![10],
             targets_done: vec![9],
@@ -303,5 +322,17 @@ mod tests {
         let e = check_identity(&trace, &Identity { max_ttl: Some(9), ..a.clone() }, Path::new("s")).unwrap_err();
         assert!(e.to_string().contains("--max-ttl was 8, now 9"), "{e}");
         assert!(!serde_json::to_string(&a).unwrap().contains("max_ttl"));
+        // Other sources or source ports: another scan. A state of an earlier version (neither
+        // recorded) agrees with any.
+        let more = Identity { sources: Some(vec!["192.0.2.2".into(), "192.0.2.3".into()]), ..a.clone() };
+        let e = check_identity(&a, &more, Path::new("s")).unwrap_err().to_string();
+        assert!(e.contains("-S (sources) was 192.0.2.2, now 192.0.2.2,192.0.2.3"), "{e}");
+        let ports = Identity { source_ports: Some([40000, 40999]), ..a.clone() };
+        let e = check_identity(&a, &ports, Path::new("s")).unwrap_err().to_string();
+        assert!(e.contains("--source-port was 32768-65535, now 40000-40999"), "{e}");
+        let old = Identity { sources: None, source_ports: None, ..a.clone() };
+        assert!(check_identity(&old, &more, Path::new("s")).is_ok());
+        let old_json = serde_json::to_string(&old).unwrap();
+        assert!(!old_json.contains("sources") && serde_json::from_str::<Identity>(&old_json).unwrap() == old);
     }
 }

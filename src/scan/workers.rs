@@ -53,14 +53,15 @@ pub struct Probing {
 }
 
 impl ScanConfig {
-    /// The keyed hash of this scan (from its seed).
+    /// The keyed hash of this scan (from its seed), over its source-port range.
     pub fn validator(&self) -> Validator {
-        Validator::from_seed(self.seed)
+        Validator::from_seed(self.seed).with_ports(self.source_ports)
     }
 
-    /// The probe templates, with the IPv6 router's MAC when it differs from the IPv4 one.
+    /// The probe templates (every source), with the IPv6 router's MAC when it differs from the
+    /// IPv4 one.
     pub fn probe_builder(&self) -> ProbeBuilder {
-        let mut builder = ProbeBuilder::new(&self.link, &self.versions);
+        let mut builder = ProbeBuilder::with_sources(&self.link, &self.sources, &self.versions);
         if let Some(mac) = self.gateway_mac6 {
             builder.set_v6_next_hop(mac);
         }
@@ -80,14 +81,10 @@ impl ScanConfig {
         }
     }
 
-    /// What the receiver needs to accept answers to this scan's probes.
+    /// What the receiver needs to accept answers to this scan's probes (every source counts).
+    /// The metadata records all of it: `Context::from_record(&self.record)` rebuilds the same.
     pub fn receive_context(&self, validator: &Validator) -> Context {
-        Context {
-            validator: validator.clone(),
-            src_v4: self.link.src_v4,
-            src_v6: self.link.src_v6,
-            versions: self.versions.clone(),
-        }
+        Context::new(validator.clone(), self.sources.clone(), self.versions.clone())
     }
 
     /// What identifies this scan in its resume state.
@@ -103,6 +100,8 @@ impl ScanConfig {
             ports: self.space.ports().to_vec(),
             max_targets: self.max_targets,
             max_ttl: self.trace_ttls,
+            sources: Some(self.sources.strings()),
+            source_ports: Some(self.source_ports.pair()),
         }
     }
 
@@ -170,7 +169,7 @@ impl ScanConfig {
     /// Opens the AF_PACKET receive ring (filtered to this scan's answers, sized for them) and one
     /// transmit ring per sender thread.
     pub fn transport(&self) -> anyhow::Result<Transport> {
-        let filter = net::bpf::filter_for(crate::keyed_hash::SPORT_LO..=crate::keyed_hash::SPORT_HI);
+        let filter = net::bpf::filter_for(self.source_ports.lo..=self.source_ports.hi);
         let answers = self.expected_targets().saturating_mul(u64::from(self.probes) * self.versions.len() as u64);
         let rx = net::AfPacketRx::open(&self.interface, Some(&filter), net::RxConfig::for_answers(answers))
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.interface))?;

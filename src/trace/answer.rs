@@ -151,12 +151,12 @@ mod tests {
 
     fn tctx() -> TraceContext {
         TraceContext {
-            ctx: Context {
-                validator: Validator::from_seed(11),
-                src_v4: Some(US4),
-                src_v6: Some(US6),
-                versions: vec![ProbeVersion::V1, ProbeVersion::V0],
-            },
+            ctx: Context::one_source(
+                Validator::from_seed(11),
+                Some(US4),
+                Some(US6),
+                vec![ProbeVersion::V1, ProbeVersion::V0],
+            ),
             max_ttl: 32,
         }
     }

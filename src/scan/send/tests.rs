@@ -335,3 +335,114 @@ fn after_a_stall_the_schedule_moves_instead_of_bursting() {
     assert_eq!(p.grant(back + Duration::from_millis(1)), 100);
     assert_eq!(p.grant(back + Duration::from_millis(1)), 0);
 }
+
+/// A scan from several sources of both families with a `--source-port` range, through the send
+/// loop: every frame leaves from the source the hash picks (the receiver's pick for the same
+/// target), every source is used, every port lies in the range, every checksum holds, and the
+/// receive context accepts a SYN-ACK to each probe at its own source only.
+#[test]
+fn several_sources_and_a_port_range_through_the_send_loop() {
+    use crate::accept::{Context, Reject};
+    use crate::sources::{SourcePorts, SourceRange, Sources};
+    use crate::wire::{EthernetFrame, FrameRepr, Ipv4Packet, Ipv6Packet, TcpFlags, TcpPacket, TcpRepr};
+    let items: Vec<SourceRange> = ["192.0.2.10-192.0.2.13", "192.0.2.20", "2001:db8::10/126"]
+        .iter()
+        .map(|s| SourceRange::parse(s).unwrap())
+        .collect();
+    let sources = Sources::expand(&items).unwrap();
+    let ports = SourcePorts { lo: 40000, hi: 40099 };
+    let targets: Vec<String> = ["198.18.0.0/24", "2001:db8:1::/120"].iter().map(|s| s.to_string()).collect();
+    let spec = TargetSpec {
+        targets: &targets,
+        ports: "443",
+        blocklist: BlockSource::None,
+        allowlist: None,
+        allow_unblocked_full_space: false,
+    };
+    let space = TargetSpace::build(&spec).unwrap();
+    let link = Link { src_mac: [2; 6], dst_mac: [1; 6], src_v4: Some(sources.v4[0]), src_v6: Some(sources.v6[0]) };
+    let versions = [ProbeVersion::V1, ProbeVersion::V0];
+    let builder = ProbeBuilder::with_sources(&link, &sources, &versions);
+    let validator = Validator::from_seed(21).with_ports(ports);
+    let cursor = space.permutation(21).cursor(0, 1, 0, 1, 0).unwrap();
+    let mut stream = ProbeStream::new(&space, cursor, &builder, &validator, &versions, 1, &link);
+    assert!(stream.spreads());
+    let mut tx = MemoryTx::default();
+    send_loop(&mut tx, &mut stream, 0, &Counters::new(1), &NEVER, 0).unwrap();
+    assert_eq!(tx.frames.len() as u64, space.len() * 2);
+    let ctx = Context::new(validator.clone(), sources.clone(), versions.to_vec());
+    let mut used = BTreeSet::new();
+    for f in &tx.frames {
+        let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+        let (src, dst, seg) = if f[12..14] == [0x08, 0x00] {
+            let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+            assert!(ip.verify_checksum());
+            let t = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(t.verify_checksum_v4(ip.src_addr(), ip.dst_addr()));
+            (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), ip.payload().to_vec())
+        } else {
+            let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+            let t = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(t.verify_checksum_v6(ip.src_addr(), ip.dst_addr()));
+            (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.payload().to_vec())
+        };
+        let t = TcpPacket::new_checked(&seg[..]).unwrap();
+        assert!(ports.contains(t.src_port()), "port {} outside {ports}", t.src_port());
+        let version = if t.options().len() == 32 { ProbeVersion::V0 } else { ProbeVersion::V1 };
+        let key = sources.key_for(dst.is_ipv4()).unwrap();
+        let tag = validator.tag(key, dst, 443, version);
+        assert_eq!((t.src_port(), t.seq()), (tag.sport, tag.seq));
+        let n = sources.count(dst.is_ipv4());
+        assert_eq!(src, sources.nth(dst.is_ipv4(), crate::keyed_hash::source_index(&tag, n)), "the hash's source");
+        used.insert(src);
+        // The target's SYN-ACK to the probe's source validates; the same to another of ours is
+        // a source-mismatch; to an address not ours, not-to-us.
+        let answer = |to: IpAddr| {
+            let tcp = TcpRepr {
+                src_port: 443,
+                dst_port: tag.sport,
+                seq: 7,
+                ack: tag.seq.wrapping_add(1),
+                flags: TcpFlags(0x12),
+                window: 1000,
+                options: &[],
+                payload: &[],
+            };
+            FrameRepr::tcp(dst, to, 60, tcp).to_vec()
+        };
+        let good = answer(src);
+        let r = ctx.parse(&good).unwrap();
+        assert_eq!((r.target, r.port, r.version), (dst, 443, version));
+        let other = (0..n).map(|i| sources.nth(dst.is_ipv4(), i)).find(|a| *a != src).unwrap();
+        assert_eq!(ctx.parse(&answer(other)).unwrap_err(), Reject("source-mismatch"));
+        let stranger: IpAddr =
+            if dst.is_ipv4() { "192.0.2.99".parse().unwrap() } else { "2001:db8::99".parse().unwrap() };
+        assert_eq!(ctx.parse(&answer(stranger)).unwrap_err(), Reject("not-to-us"));
+    }
+    let all: BTreeSet<IpAddr> =
+        sources.v4.iter().map(|&a| IpAddr::from(a)).chain(sources.v6.iter().map(|&a| IpAddr::from(a))).collect();
+    assert_eq!(used, all, "every source sends");
+    // Deterministic: the same seed sends the same frames again.
+    let cursor = space.permutation(21).cursor(0, 1, 0, 1, 0).unwrap();
+    let mut again = MemoryTx::default();
+    let mut s2 = ProbeStream::new(&space, cursor, &builder, &validator, &versions, 1, &link);
+    send_loop(&mut again, &mut s2, 0, &Counters::new(1), &NEVER, 0).unwrap();
+    assert_eq!(again.frames, tx.frames);
+}
+
+/// One source with the default ports takes the single-source path; the spreading path with
+/// one source and the default ports writes the very same frames (so the fast path is only a
+/// faster way to the same probes).
+#[test]
+fn the_fast_path_and_the_spreading_path_agree_on_one_source() {
+    let s = setup();
+    let fast = s.reference();
+    assert!(!s.stream(0).spreads());
+    let mut stream = s.stream(0);
+    let mut buf = [0u8; crate::probe::MAX_FRAME_LEN];
+    let mut slow = Vec::new();
+    while let Some((n, ..)) = stream.next::<true>(&mut buf) {
+        slow.push(buf[..n].to_vec());
+    }
+    assert_eq!(slow, fast);
+}
