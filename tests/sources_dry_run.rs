@@ -35,7 +35,7 @@ fn source_of(line: &str) -> IpAddr {
 
 #[test]
 fn every_probe_has_a_port_of_the_range_and_one_of_the_sources() {
-    let (lines, _) = dry_run(&[
+    let args = &[
         "-p",
         "443,80",
         "--mptcp-version",
@@ -49,7 +49,8 @@ fn every_probe_has_a_port_of_the_range_and_one_of_the_sources() {
         "-q",
         "198.18.0.0/24",
         "2001:db8:1::/124",
-    ]);
+    ];
+    let (lines, _) = dry_run(args);
     assert_eq!(lines.len(), (256 + 16) * 2 * 2, "every (target, port, version)");
     let want: BTreeSet<IpAddr> =
         ["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.20", "2001:db8::10", "2001:db8::11"]
@@ -70,21 +71,7 @@ fn every_probe_has_a_port_of_the_range_and_one_of_the_sources() {
     assert_eq!(used, want, "every source sends");
     assert_eq!(ports.len(), 16, "1,088 probes use all 16 ports");
     // The same command gives the same probes (the source is the hash's, not a random pick).
-    let (again, _) = dry_run(&[
-        "-p",
-        "443,80",
-        "--mptcp-version",
-        "both",
-        "-S",
-        "192.0.2.10-192.0.2.12,2001:db8::10/127",
-        "-S",
-        "192.0.2.20",
-        "--source-port",
-        "40000-40015",
-        "-q",
-        "198.18.0.0/24",
-        "2001:db8:1::/124",
-    ]);
+    let (again, _) = dry_run(args);
     assert_eq!(again, lines);
 }
 

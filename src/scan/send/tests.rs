@@ -75,19 +75,19 @@ struct Setup {
     versions: [ProbeVersion; 1],
 }
 
+/// The target space of `targets` on `ports`, nothing blocked.
+fn space_of(targets: &[String], ports: &str) -> TargetSpace {
+    let spec =
+        TargetSpec { targets, ports, blocklist: BlockSource::None, allowlist: None, allow_unblocked_full_space: false };
+    TargetSpace::build(&spec).unwrap()
+}
+
 fn setup() -> Setup {
     let targets = ["198.18.0.0/22".to_string()];
-    let spec = TargetSpec {
-        targets: &targets,
-        ports: "443",
-        blocklist: BlockSource::None,
-        allowlist: None,
-        allow_unblocked_full_space: false,
-    };
     let link = Link { src_mac: [2; 6], dst_mac: [1; 6], src_v4: Some([192, 0, 2, 2].into()), src_v6: None };
     let versions = [ProbeVersion::V1];
     Setup {
-        space: TargetSpace::build(&spec).unwrap(),
+        space: space_of(&targets, "443"),
         builder: ProbeBuilder::new(&link, &versions),
         validator: Validator::from_seed(9),
         link,
@@ -238,14 +238,7 @@ fn a_ring_that_never_drains_at_the_end_gives_up_after_the_grace() {
 /// Every probe of a stream over `targets` with `link`'s sources: (frame, target, port, version).
 fn probes_of(targets: &[&str], link: &Link, versions: &[ProbeVersion], trace: Option<u8>) -> Vec<Probe> {
     let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
-    let spec = TargetSpec {
-        targets: &targets,
-        ports: "443,80",
-        blocklist: BlockSource::None,
-        allowlist: None,
-        allow_unblocked_full_space: false,
-    };
-    let space = TargetSpace::build(&spec).unwrap();
+    let space = space_of(&targets, "443,80");
     let builder = ProbeBuilder::new(link, versions);
     let validator = Validator::from_seed(9);
     // A trace permutes (target, port, TTL) triples, as `super::workers` sets it up.
@@ -352,14 +345,7 @@ fn several_sources_and_a_port_range_through_the_send_loop() {
     let sources = Sources::expand(&items).unwrap();
     let ports = SourcePorts { lo: 40000, hi: 40099 };
     let targets: Vec<String> = ["198.18.0.0/24", "2001:db8:1::/120"].iter().map(|s| s.to_string()).collect();
-    let spec = TargetSpec {
-        targets: &targets,
-        ports: "443",
-        blocklist: BlockSource::None,
-        allowlist: None,
-        allow_unblocked_full_space: false,
-    };
-    let space = TargetSpace::build(&spec).unwrap();
+    let space = space_of(&targets, "443");
     let link = Link { src_mac: [2; 6], dst_mac: [1; 6], src_v4: Some(sources.v4[0]), src_v6: Some(sources.v6[0]) };
     let versions = [ProbeVersion::V1, ProbeVersion::V0];
     let builder = ProbeBuilder::with_sources(&link, &sources, &versions);
