@@ -100,7 +100,7 @@ fn unsharded(lab: &Lab, definition: &Path, dir: &Path) -> (PathBuf, serde_json::
         .output()
         .unwrap();
     assert!(out.status.success(), "unsharded scan: {}", text(&out));
-    (csv, serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap())
+    (csv, common::read_json(&json))
 }
 
 /// The merged result equals the unsharded scan: same (address, port, probe, class) rows, each
@@ -108,8 +108,7 @@ fn unsharded(lab: &Lab, definition: &Path, dir: &Path) -> (PathBuf, serde_json::
 /// shard aside); three vantage points.
 fn check_merged(lab: &Lab, results: &Path, unsharded: &(PathBuf, serde_json::Value), resumed: bool) {
     let merged_csv = results.join("merged.csv");
-    let merged: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(results.join("merged.json")).unwrap()).unwrap();
+    let merged = common::read_json(&results.join("merged.json"));
     let (keys, want) = (row_keys(&merged_csv), row_keys(&unsharded.0));
     let set: BTreeSet<_> = keys.iter().cloned().collect();
     assert_eq!(set.len(), keys.len(), "a row twice in the merge");
@@ -196,8 +195,7 @@ fn the_playbook_scans_every_shard_merges_them_and_resumes_after_kill_and_stop() 
     for h in [0, 2] {
         let rc = std::fs::read_to_string(slow.join(format!("h{h}/scan.rc"))).unwrap();
         assert_eq!(rc.trim(), "3", "h{h} stopped by SIGINT");
-        let meta = std::fs::read_to_string(slow.join(format!("h{h}/shard-{h}-of-{SHARDS}.json"))).unwrap();
-        let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+        let meta = common::read_json(&slow.join(format!("h{h}/shard-{h}-of-{SHARDS}.json")));
         assert_eq!((meta["interrupted"].as_bool(), meta["end_reason"].as_str()), (Some(true), Some("signal")));
     }
     assert_eq!(std::fs::read_to_string(slow.join("h1/scan.rc")).unwrap().trim(), "137", "h1 SIGKILLed");
@@ -214,8 +212,7 @@ fn the_playbook_scans_every_shard_merges_them_and_resumes_after_kill_and_stop() 
     let out = playbook(&inv, "site.yml").output().unwrap();
     assert!(out.status.success(), "site.yml, resuming: {}", text(&out));
     for h in 0..SHARDS {
-        let meta = std::fs::read_to_string(slow.join(format!("h{h}/shard-{h}-of-{SHARDS}.json"))).unwrap();
-        let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+        let meta = common::read_json(&slow.join(format!("h{h}/shard-{h}-of-{SHARDS}.json")));
         assert_eq!(meta["resumed"].as_bool(), Some(true), "h{h} resumed: {meta:#}");
     }
     check_merged(&labs[0], &slow.join("results"), &unsharded, true);

@@ -21,10 +21,6 @@ use std::process::Command;
 
 const EXE: &str = env!("CARGO_BIN_EXE_mpscan");
 
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 /// `mpscan reclassify` (no root, no namespace: it sends nothing).
 fn reclassify(pcap: &Path, metadata: &Path, out: &Path, counts: &Path) -> std::process::Output {
     Command::new(EXE)
@@ -53,7 +49,7 @@ fn pcap_reclassifies_to_the_scans_rows_and_the_status_file_follows_the_scan() {
         .output()
         .unwrap();
     assert!(out.status.success(), "mpscan scan failed: {}", String::from_utf8_lossy(&out.stderr));
-    let md = json(&meta);
+    let md = common::read_json(&meta);
     assert!(md["config"]["seed_note"].as_str().unwrap().contains("forge answers"), "{md}");
 
     // Re-classified: the same rows, byte for byte, and the same receive counters.
@@ -65,7 +61,7 @@ fn pcap_reclassifies_to_the_scans_rows_and_the_status_file_follows_the_scan() {
     assert_eq!(h1, h2);
     assert!(rows1.len() > 10, "the lab answers: {} rows", rows1.len());
     assert_eq!(rows1, rows2);
-    let c = json(&counts);
+    let c = common::read_json(&counts);
     assert!(md["duplicates"].as_u64().unwrap() > 0, "three probes per target give duplicates: {md}");
     assert!(md["responses_invalid"].as_u64().unwrap() + md["responses_validated"].as_u64().unwrap() > 0);
     for k in ["responses_received", "responses_validated", "responses_invalid", "invalid_reasons", "duplicates"] {

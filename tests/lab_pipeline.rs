@@ -109,10 +109,6 @@ fn lab_scan(lab: &mpscan::lab::Lab, dir: &Path, name: &str, extra: &[&str]) -> s
         .unwrap()
 }
 
-fn metadata(p: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
 #[test]
 fn max_results_and_max_runtime_end_a_lab_scan_cleanly() {
     if !lab_possible("max_results_and_max_runtime_end_a_lab_scan_cleanly") {
@@ -122,7 +118,7 @@ fn max_results_and_max_runtime_end_a_lab_scan_cleanly() {
     let dir = common::scratch_dir(&lab, "pipeline", "limits");
     let out = lab_scan(&lab, &dir, "ten", &["-r", "20000", "--max-results", "10"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let md = metadata(&dir.join("ten.json"));
+    let md = common::read_json(&dir.join("ten.json"));
     assert_eq!(read_rows(&dir.join("ten.csv")).len(), 10);
     assert_eq!((md["rows"].as_u64(), md["end_reason"].as_str()), (Some(10), Some("max-results")));
 
@@ -131,7 +127,7 @@ fn max_results_and_max_runtime_end_a_lab_scan_cleanly() {
     let args = ["-r", "200", "--max-runtime", "1", "--resume", state.to_str().unwrap()];
     let out = lab_scan(&lab, &dir, "slow", &args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let md = metadata(&dir.join("slow.json"));
+    let md = common::read_json(&dir.join("slow.json"));
     assert_eq!((md["end_reason"].as_str(), md["interrupted"].as_bool()), (Some("max-runtime"), Some(true)));
     let (probed, total) = (md["targets_probed"].as_u64().unwrap(), md["targets_total"].as_u64().unwrap());
     assert!(probed > 0 && probed < total, "{probed} of {total} probed in 1 s at 200 pps");
@@ -143,7 +139,7 @@ fn max_results_and_max_runtime_end_a_lab_scan_cleanly() {
         let out = lab_scan(&lab, &dir, "slow", &args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         runs += 1;
-        if metadata(&dir.join("slow.json"))["end_reason"] == "completed" {
+        if common::read_json(&dir.join("slow.json"))["end_reason"] == "completed" {
             break;
         }
         assert!(runs < 60, "never completed");

@@ -63,8 +63,7 @@ fn check_scan(lab: &Lab, dir: &Path, name: &str, out: &Output) {
     let rows = read_rows(&dir.join(format!("{name}.csv")));
     let n = check_rows(&truth, &rows, &[ProbeVersion::V1], &[80, 443]);
     assert!(rows.iter().any(|r| r["class"] == "mptcp") && rows.iter().any(|r| r["ip"].contains(':')));
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+    let meta = common::read_json(&dir.join(format!("{name}.json")));
     assert_eq!(meta["rows"].as_u64(), Some(n as u64), "{name}: metadata rows");
 }
 

@@ -48,21 +48,14 @@ pub fn require_cap_net_raw() -> Result<(), NeedsRoot> {
     }
 }
 
-/// What [`keep_only_net_raw`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shed {
-    /// The process had no permitted capability but (at most) CAP_NET_RAW: nothing to drop.
-    Nothing,
-    /// Every other capability is gone from the effective, permitted, inheritable, ambient and
-    /// bounding sets (so not even an `exec` as root could regain one), and `no_new_privs` is set.
-    Dropped,
-}
-
 /// Keeps CAP_NET_RAW and drops every other capability, for good. Called once the scan's sockets
 /// and files are open, while the process has one thread: Linux keeps capabilities per thread,
 /// and threads started afterwards inherit the reduced sets. The user id is unchanged (files a
 /// resumed scan reopens stay the user's); what root loses is its power over everything else.
-pub fn keep_only_net_raw() -> io::Result<Shed> {
+/// Afterwards every other capability is gone from the effective, permitted, inheritable, ambient
+/// and bounding sets (so not even an `exec` as root could regain one), and `no_new_privs` is
+/// set. A process with no permitted capability but CAP_NET_RAW is left as it is.
+pub fn keep_only_net_raw() -> io::Result<()> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let permitted = cap_mask(&status, "CapPrm:").ok_or_else(|| io::Error::other("no CapPrm in /proc/self/status"))?;
     let bounding = cap_mask(&status, "CapBnd:").unwrap_or(0);
@@ -70,7 +63,7 @@ pub fn keep_only_net_raw() -> io::Result<Shed> {
     // An ordinary user with the capability on the binary has nothing else to drop (and may not
     // shrink its bounding set, which needs CAP_SETPCAP).
     if permitted & !keep == 0 {
-        return Ok(Shed::Nothing);
+        return Ok(());
     }
     let threads = std::fs::read_dir("/proc/self/task")?.count();
     if threads != 1 {
@@ -96,7 +89,7 @@ pub fn keep_only_net_raw() -> io::Result<Shed> {
     if prctl(libc::PR_SET_NO_NEW_PRIVS, 1) != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(Shed::Dropped)
+    Ok(())
 }
 
 /// capset(2), version 3 (64 capability bits in two words): effective = permitted = `set`,

@@ -72,6 +72,12 @@ pub fn sorted_lines(path: &Path) -> (String, Vec<String>) {
     (header, rows)
 }
 
+/// A JSON file (metadata, ground truth), parsed; panics naming the file.
+pub fn read_json(p: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
 /// One CSV row, as a map from column to value.
 pub type Row = BTreeMap<String, String>;
 
