@@ -11,6 +11,7 @@
 
 pub mod class;
 pub mod columns;
+pub mod exact_line;
 pub mod line_file;
 pub mod metadata;
 #[cfg(feature = "parquet")]

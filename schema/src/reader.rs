@@ -1,12 +1,14 @@
 //! Streaming, parallel reader over the result CSVs of one scan (all its shards).
 //!
 //! Each file is cut into byte ranges at line boundaries; worker threads take ranges from a shared
-//! counter, parse them with their own `csv::Reader` and one reused `ByteRecord`, and feed every row to
+//! counter, parse them line by line (the schema's own layout in one pass, see [`crate::exact_line`];
+//! anything else split at commas, or through the csv crate when quoted) and feed every row to
 //! their own aggregate. Memory is the aggregates plus one buffer per thread: it does not grow with
 //! the number of rows. Result rows never contain quoted newlines (no field of the schema can hold
 //! one), so a newline is always a record boundary.
 
 use crate::columns::{Col, Columns};
+use crate::exact_line::{separators, ExactLayout};
 use crate::row_ref::{Fields, RowError, RowRef};
 use anyhow::{bail, Context, Result};
 use std::fs::File;
@@ -181,7 +183,7 @@ impl Fields for Split<'_> {
     }
 }
 
-/// Offsets of the bytes `,`, `\n` and `"` in a buffer, in order, found eight bytes at a time with
+/// Offsets of the bytes `,` and `"` in a line, in order, found eight bytes at a time with
 /// SWAR arithmetic on `u64` words (no SIMD intrinsics, no unsafe). Result rows have a separator
 /// every eight bytes or so, too dense for a `memchr` call per hit to pay off.
 struct Specials<'a> {
@@ -195,15 +197,6 @@ impl<'a> Specials<'a> {
     fn new(buf: &'a [u8]) -> Self {
         Specials { buf, base: 0, next: 0, mask: 0 }
     }
-}
-
-/// High bit set in each byte of `x` that is `,`, `\n` or `"` (exact: no false positives).
-#[inline]
-fn special_mask(x: u64) -> u64 {
-    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let zero = |y: u64| !(((y & LO7).wrapping_add(LO7)) | y | LO7);
-    zero(x ^ (ONES * b',' as u64)) | zero(x ^ (ONES * b'\n' as u64)) | zero(x ^ (ONES * b'"' as u64))
 }
 
 impl Iterator for Specials<'_> {
@@ -228,7 +221,7 @@ impl Iterator for Specials<'_> {
                 w[..n - start].copy_from_slice(&self.buf[start..]);
                 u64::from_le_bytes(w)
             };
-            self.mask = special_mask(word);
+            self.mask = separators(word);
             self.base = start;
             self.next = start + 8;
         }
@@ -238,9 +231,9 @@ impl Iterator for Specials<'_> {
 /// Most fields a line may have before it is rejected (the schema has 14).
 const MAX_FIELDS: usize = 256;
 
-/// Parse one byte range. Lines without a quote character (all that `mpscan scan` writes) are split
-/// at commas by hand in one pass over the buffer (see `Specials`);
-/// a line with a quote goes through the csv crate so quoting rules still hold.
+/// Parse one byte range, line by line: a file whose header is the schema's columns in order (all
+/// that `mpscan scan` writes) takes the one-pass fast path (`exact_line`), and every line it
+/// declines, or every line of another layout, goes through `general_line`.
 fn run_chunk<W, F>(inp: &Input, c: Chunk, rec: &mut csv::ByteRecord, state: &mut W, f: &F) -> Result<()>
 where
     F: Fn(&mut W, &RowRef) -> Result<(), RowError>,
@@ -254,6 +247,7 @@ where
     let mut consumed = 0u64; // chunk offset of buf[0]
     let mut eof = false;
     let mut bounds: Vec<(u32, u32)> = Vec::with_capacity(32);
+    let exact = ExactLayout::of(&inp.cols);
     while !eof || filled > 0 {
         if !eof && filled < buf.len() {
             let n = src.read(&mut buf[filled..])?;
@@ -271,53 +265,25 @@ where
             filled += n;
         }
         let mut line_start = 0usize;
-        let mut field_start = 0usize;
-        let mut quoted = false;
-        bounds.clear();
-        for pos in Specials::new(&buf[..filled]) {
-            match buf[pos] {
-                b',' => {
-                    if bounds.len() < MAX_FIELDS {
-                        bounds.push(((field_start - line_start) as u32, (pos - line_start) as u32));
-                    }
-                    field_start = pos + 1;
-                }
-                b'"' => quoted = true,
-                _ => {
-                    let mut end = pos;
-                    if end > line_start && buf[end - 1] == b'\r' {
-                        end -= 1;
-                    }
-                    let line = &buf[line_start..end];
-                    let off = consumed + line_start as u64;
-                    if quoted {
-                        let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(line);
-                        match r.read_byte_record(rec) {
-                            Ok(true) => {
-                                let row =
-                                    RowRef::parse(rec, &inp.cols).map_err(|e| anyhow::anyhow!("{}: {e}", at(off)))?;
-                                f(state, &row).map_err(|e| anyhow::anyhow!("{}: {e}", at(off)))?;
-                            }
-                            Ok(false) => {}
-                            Err(e) => bail!("{}: unreadable CSV record: {e}", at(off)),
-                        }
-                    } else if !line.is_empty() {
-                        bounds.push(((field_start - line_start) as u32, (end.max(field_start) - line_start) as u32));
-                        let split = Split { line, bounds: &bounds };
-                        let row = match RowRef::parse(&split, &inp.cols) {
-                            Ok(r) => r,
-                            Err(e) => bail!("{}: {e}", at(off)),
-                        };
-                        if let Err(e) = f(state, &row) {
-                            bail!("{}: {e}", at(off));
-                        }
-                    }
-                    line_start = pos + 1;
-                    field_start = line_start;
-                    quoted = false;
-                    bounds.clear();
+        while let Some(nl) = memchr::memchr(b'\n', &buf[line_start..filled]) {
+            let pos = line_start + nl;
+            let mut end = pos;
+            if end > line_start && buf[end - 1] == b'\r' {
+                end -= 1;
+            }
+            let line = &buf[line_start..end];
+            let off = consumed + line_start as u64;
+            if !line.is_empty() {
+                let r = match exact.and_then(|l| l.parse(line)) {
+                    Some(row) => f(state, &row),
+                    None => general_line(line, &inp.cols, rec, &mut bounds, state, f)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", at(off)))?,
+                };
+                if let Err(e) = r {
+                    bail!("{}: {e}", at(off));
                 }
             }
+            line_start = pos + 1;
         }
         if line_start == 0 && filled == buf.len() {
             // One line longer than the buffer: grow it.
@@ -333,6 +299,47 @@ where
         }
     }
     Ok(())
+}
+
+/// One line the fast path declined (or a file whose header is not the schema's in order): a line
+/// without a quote character is split at every comma in one pass (see `Specials`), a line with one
+/// goes through the csv crate so quoting rules hold. The outer error is an unreadable record or a
+/// bad field; the inner one is `f`'s.
+fn general_line<W, F>(
+    line: &[u8],
+    cols: &Columns,
+    rec: &mut csv::ByteRecord,
+    bounds: &mut Vec<(u32, u32)>,
+    state: &mut W,
+    f: &F,
+) -> Result<Result<(), RowError>>
+where
+    F: Fn(&mut W, &RowRef) -> Result<(), RowError>,
+{
+    bounds.clear();
+    let mut field_start = 0usize;
+    for pos in Specials::new(line) {
+        match line[pos] {
+            b',' => {
+                if bounds.len() < MAX_FIELDS {
+                    bounds.push((field_start as u32, pos as u32));
+                }
+                field_start = pos + 1;
+            }
+            b'"' => {
+                let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(line);
+                return match r.read_byte_record(rec) {
+                    Ok(true) => Ok(f(state, &RowRef::parse(rec, cols)?)),
+                    Ok(false) => Ok(Ok(())),
+                    Err(e) => bail!("unreadable CSV record: {e}"),
+                };
+            }
+            _ => {} // no newline inside a line
+        }
+    }
+    bounds.push((field_start as u32, line.len() as u32));
+    let split = Split { line, bounds };
+    Ok(f(state, &RowRef::parse(&split, cols)?))
 }
 
 #[cfg(test)]
@@ -426,8 +433,7 @@ mod tests {
                     b",\n\"+-!#\t\x0b\xac\x2c\xff\x80a0"[(x >> 16) as usize % 15]
                 })
                 .collect();
-            let want: Vec<usize> =
-                buf.iter().enumerate().filter(|(_, b)| b",\n\"".contains(b)).map(|(i, _)| i).collect();
+            let want: Vec<usize> = buf.iter().enumerate().filter(|(_, b)| b",\"".contains(b)).map(|(i, _)| i).collect();
             assert_eq!(Specials::new(&buf).collect::<Vec<_>>(), want, "{buf:?}");
         }
     }

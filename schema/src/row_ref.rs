@@ -91,6 +91,8 @@ pub struct RowRef<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError(pub String);
 
+impl std::error::Error for RowError {}
+
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -148,15 +150,24 @@ impl<'a> RowRef<'a> {
 #[inline]
 fn parse_bool(v: Option<&[u8]>, col: Col) -> Result<bool, RowError> {
     match v {
-        None | Some(b"false") | Some(b"") => Ok(false),
-        Some(b"true") => Ok(true),
-        Some(t) => Err(bad(col, t)),
+        None => Ok(false),
+        Some(t) => parse_bool_text(t).ok_or_else(|| bad(col, t)),
+    }
+}
+
+/// `true`, or `false` (also spelled as an empty field).
+#[inline]
+pub(crate) fn parse_bool_text(t: &[u8]) -> Option<bool> {
+    match t {
+        b"false" | b"" => Some(false),
+        b"true" => Some(true),
+        _ => None,
     }
 }
 
 /// Decimal without sign, at most `max`.
 #[inline]
-fn parse_uint(t: &[u8], max: u32) -> Option<u32> {
+pub(crate) fn parse_uint(t: &[u8], max: u32) -> Option<u32> {
     if t.is_empty() || t.len() > 10 {
         return None;
     }
@@ -173,7 +184,7 @@ fn parse_uint(t: &[u8], max: u32) -> Option<u32> {
 
 /// `0x01`-style byte (also accepts it without the prefix).
 #[inline]
-fn parse_hex_byte(t: &[u8]) -> Option<u8> {
+pub(crate) fn parse_hex_byte(t: &[u8]) -> Option<u8> {
     let t = t.strip_prefix(b"0x").or_else(|| t.strip_prefix(b"0X")).unwrap_or(t);
     if t.is_empty() || t.len() > 2 {
         return None;

@@ -21,6 +21,9 @@ const MP: usize = Class::Mptcp as usize;
 const ECHO: usize = Class::Echo as usize;
 const MALF: usize = Class::Malformed as usize;
 
+/// /16 increments buffered before they are applied (see `Aggregate::pending16`).
+const PENDING16: usize = 256;
+
 /// Per-class counters.
 pub type Counts = [u64; NCLASS];
 
@@ -120,7 +123,13 @@ pub struct Aggregate {
     /// IPv4 counters per /16, 32-bit so the 65,536 of them (1.5 MB) stay in a core's L2 cache:
     /// this is the one random access every row makes. A /16 holds 65,536 addresses, so it
     /// cannot reach 2^32 rows with fewer than 32,768 ports x 2 probes; counts saturate beyond.
-    pub v4_16: Vec<[u32; NCLASS]>,
+    /// Read it through [`networks`] (which adds the increments still in `pending16`).
+    v4_16: Vec<[u32; NCLASS]>,
+    /// /16 increments not yet applied to `v4_16`, packed `/16 << 3 | class`. Applied in batches
+    /// of [`PENDING16`]: a row's parse is too long for the CPU to overlap one row's cache miss
+    /// with the next row's, while a tight loop over a batch keeps many misses in flight
+    /// (`perf annotate` put 86% of the aggregation's time on that one load before batching).
+    pending16: Vec<u32>,
     /// IPv4 counters per /24, only rows with an MPTCP option (mptcp, echo, malformed).
     pub v4_24: HashMap<u32, Counts>,
     /// IPv6 counters per /32.
@@ -144,6 +153,7 @@ impl Aggregate {
             icmp: HashMap::new(),
             v4_8: vec![[0; NCLASS]; 256],
             v4_16: vec![[0u32; NCLASS]; 65536],
+            pending16: Vec::with_capacity(PENDING16),
             v4_24: HashMap::new(),
             v6_32: HashMap::new(),
             v6_48: HashMap::new(),
@@ -170,8 +180,10 @@ impl Aggregate {
         match r.ip {
             Ip::V4(a) => {
                 self.v4_8[(a >> 24) as usize][c] += 1;
-                let n = &mut self.v4_16[(a >> 16) as usize][c];
-                *n = n.saturating_add(1);
+                self.pending16.push((a >> 16) << 3 | c as u32);
+                if self.pending16.len() == PENDING16 {
+                    self.apply_pending16();
+                }
                 if r.class.has_mptcp_option() {
                     self.v4_24.entry(a >> 8).or_insert([0; NCLASS])[c] += 1;
                 }
@@ -203,8 +215,28 @@ impl Aggregate {
         Ok(())
     }
 
+    /// Apply the buffered /16 increments.
+    fn apply_pending16(&mut self) {
+        for p in self.pending16.drain(..) {
+            let n = &mut self.v4_16[(p >> 3) as usize][(p & 7) as usize];
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// Counters per /16 (index: the /16's first 16 bits), buffered increments included.
+    pub fn v4_16(&self) -> Vec<[u32; NCLASS]> {
+        let mut v = self.v4_16.clone();
+        for p in &self.pending16 {
+            let n = &mut v[(p >> 3) as usize][(p & 7) as usize];
+            *n = n.saturating_add(1);
+        }
+        v
+    }
+
     /// Fold another worker's aggregate into this one.
-    pub fn merge(&mut self, o: Aggregate) {
+    pub fn merge(&mut self, mut o: Aggregate) {
+        self.apply_pending16();
+        o.apply_pending16();
         self.rows += o.rows;
         for (p, v, c) in o.headline {
             match self.headline.iter_mut().find(|(p2, v2, _)| *p2 == p && *v2 == v) {
@@ -474,6 +506,25 @@ mod tests {
         assert_eq!(got, vec![("AS6185", 2), ("AS714", 2), ("AS64501", 1)]);
         let all = networks(&a, Level::As);
         assert!(all.contains(&("no route".to_string(), [0, 0, 0, 0, 0, 1])), "{all:?}");
+    }
+
+    /// The /16 counters include increments still buffered, whatever the batch boundary.
+    #[test]
+    fn buffered_16_counts_are_exact() {
+        for rows in [1, PENDING16 - 1, PENDING16, PENDING16 + 1, 3 * PENDING16 + 7] {
+            let body: Vec<String> = (0..rows)
+                .map(|i| {
+                    format!("10.{}.0.{},443,v1,{},,,,,,false,false,64,0,t", i % 3, i % 250, ["tcp", "closed"][i % 2])
+                })
+                .collect();
+            let a = agg_of(&body.join("\n"), &Options::default());
+            let v = a.v4_16();
+            for net in 0..3usize {
+                let want = |class: usize| (0..rows).filter(|i| i % 3 == net && i % 2 == class).count() as u32;
+                let got = v[(10 << 8) | net];
+                assert_eq!((got[Class::Tcp as usize], got[Class::Closed as usize]), (want(0), want(1)), "{rows} rows");
+            }
+        }
     }
 
     #[test]

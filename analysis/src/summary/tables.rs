@@ -247,7 +247,7 @@ pub fn networks(agg: &Aggregate, level: Level) -> Vec<(String, Counts)> {
             agg.v4_8.iter().enumerate().filter(|x| nz(x.1)).map(|(i, c)| (format!("{i}.0.0.0/8"), *c)).collect()
         }
         Level::V4p16 => agg
-            .v4_16
+            .v4_16()
             .iter()
             .enumerate()
             .filter(|x| x.1.iter().any(|n| *n > 0))
