@@ -13,7 +13,9 @@ use mpscan_schema::{Class, Ip, ProbeVersion, RowError, RowRef, NCLASS};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod hosts;
 mod tables;
+pub use hosts::Hosts;
 pub use tables::*;
 
 /// Indexes of the classes the tables single out in a per-class counter array.
@@ -138,6 +140,8 @@ pub struct Aggregate {
     pub v6_48: HashMap<u64, Counts>,
     /// Counters per origin-AS label id; the last entry is "no route".
     pub asn: Vec<Counts>,
+    /// Distinct addresses with an MPTCP option, by probe version and class.
+    pub hosts: Hosts,
 }
 
 impl Aggregate {
@@ -158,6 +162,7 @@ impl Aggregate {
             v6_32: HashMap::new(),
             v6_48: HashMap::new(),
             asn: vec![[0; NCLASS]; opts.pfx2as.as_ref().map_or(0, |t| t.labels.len() + 1)],
+            hosts: Hosts::default(),
         }
     }
 
@@ -186,11 +191,13 @@ impl Aggregate {
                 }
                 if r.class.has_mptcp_option() {
                     self.v4_24.entry(a >> 8).or_insert([0; NCLASS])[c] += 1;
+                    self.hosts.add(r.ip, r.probe, r.class);
                 }
             }
             Ip::V6(a) => {
                 self.v6_32.entry((a >> 96) as u32).or_insert([0; NCLASS])[c] += 1;
                 self.v6_48.entry((a >> 80) as u64).or_insert([0; NCLASS])[c] += 1;
+                self.hosts.add(r.ip, r.probe, r.class);
             }
         }
         if let Some(t) = &self.pfx {
@@ -269,6 +276,7 @@ impl Aggregate {
         for (a, b) in self.asn.iter_mut().zip(&o.asn) {
             add_counts(a, b);
         }
+        self.hosts.merge(o.hosts);
     }
 
     /// Counters per probe for one port (`None` = all ports).

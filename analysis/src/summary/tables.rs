@@ -328,6 +328,7 @@ pub fn tables(agg: &Aggregate, meta: Option<&ScanMeta>, opts: &Options) -> Vec<T
         }
     }
     out.push(headline(agg, meta, None));
+    out.push(agg.hosts.table(&agg.probes()));
     out.push(flags_table(agg));
     if !agg.icmp.is_empty() {
         out.push(icmp_table(agg));
