@@ -286,6 +286,14 @@ fn probe(lab: &Lab, version: ProbeVersion, targets: &[SocketAddrV4]) -> (BTreeMa
         assert!(tcp.verify_checksum_v4(ip.src_addr(), ip.dst_addr()), "bad checksum from {responder}");
         let key = SocketAddrV4::new(responder, tcp.src_port());
         let tag = validator.tag(IpAddr::V4(lab.info.source_ip), IpAddr::V4(responder), tcp.src_port(), version);
+        // A late answer to the previous round's probe (the other version, same source port: a
+        // retransmitted SYN-ACK) is not an answer to this round's.
+        let other = if version == ProbeVersion::V1 { ProbeVersion::V0 } else { ProbeVersion::V1 };
+        let other_tag = validator.tag(IpAddr::V4(lab.info.source_ip), IpAddr::V4(responder), tcp.src_port(), other);
+        if tcp.ack() == other_tag.seq.wrapping_add(1) && tcp.ack() != tag.seq.wrapping_add(1) {
+            frames.pop();
+            continue;
+        }
         assert_eq!(tcp.ack(), tag.seq.wrapping_add(1), "{key}: ack is not our seq + 1");
         let mpc = tcp.option_iter().find_map(|o| match o {
             Ok(TcpOption::MpCapable(m)) => Some(m),
