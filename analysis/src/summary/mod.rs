@@ -77,6 +77,10 @@ pub struct Options {
     pub probe: Option<ProbeVersion>,
     /// Prefix-to-AS table for the AS breakdown.
     pub pfx2as: Option<Arc<Pfx2As>>,
+    /// Known aliased prefixes (`--aliased`): rows inside them are counted apart (crate::aliased).
+    pub aliased: Option<Arc<crate::aliased::AliasedList>>,
+    /// Answered IPv6 rows that must agree to flag a prefix as likely aliased (0 = off).
+    pub alias_min: u32,
 }
 
 impl Default for Options {
@@ -86,6 +90,8 @@ impl Default for Options {
             levels: vec![Level::V4p8, Level::V4p16, Level::V4p24, Level::V6p32, Level::V6p48, Level::As],
             probe: None,
             pfx2as: None,
+            aliased: None,
+            alias_min: 3,
         }
     }
 }
@@ -129,6 +135,10 @@ pub struct Aggregate {
     pub v6_48: HashMap<u64, Counts>,
     /// Counters per origin-AS label id; the last entry is "no route".
     pub asn: Vec<Counts>,
+    /// Stack fingerprints of every SYN-ACK class and the alias detector (crate::stacks).
+    pub stacks: crate::stacks::Stacks,
+    /// Rows set apart by `--aliased` (crate::aliased).
+    pub set_apart: Option<crate::aliased::SetApart>,
 }
 
 impl Aggregate {
@@ -148,6 +158,8 @@ impl Aggregate {
             v6_32: HashMap::new(),
             v6_48: HashMap::new(),
             asn: vec![[0; NCLASS]; opts.pfx2as.as_ref().map_or(0, |t| t.labels.len() + 1)],
+            stacks: crate::stacks::Stacks::new(opts.alias_min),
+            set_apart: opts.aliased.clone().map(crate::aliased::SetApart::new),
         }
     }
 
@@ -155,6 +167,9 @@ impl Aggregate {
     #[inline]
     pub fn add(&mut self, r: &RowRef) -> Result<(), RowError> {
         if self.probe_filter.is_some_and(|p| p != r.probe) {
+            return Ok(());
+        }
+        if self.set_apart.as_mut().is_some_and(|s| s.take(r)) {
             return Ok(());
         }
         self.rows += 1;
@@ -200,6 +215,7 @@ impl Aggregate {
             }
             _ => {}
         }
+        self.stacks.add(r);
         Ok(())
     }
 
@@ -237,6 +253,8 @@ impl Aggregate {
         for (a, b) in self.asn.iter_mut().zip(&o.asn) {
             add_counts(a, b);
         }
+        self.stacks.merge(o.stacks);
+        crate::aliased::SetApart::merge(&mut self.set_apart, o.set_apart);
     }
 
     /// Counters per probe for one port (`None` = all ports).
@@ -277,13 +295,13 @@ fn merge_map<K: std::hash::Hash + Eq>(a: &mut HashMap<K, Counts>, b: HashMap<K, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metadata::ScanMeta;
     use crate::table::Cell;
     use mpscan_schema::{Col, Columns};
 
-    const HEADER: &str =
+    pub(crate) const HEADER: &str =
         "ip,port,probe,class,responder,mptcp_version,mpc_flags,mpc_key,options,mirrored,ts_echoed,ttl,window,timestamp";
 
     /// A hand-made scan whose every count is known. Two ports, both probes, IPv4 and IPv6.
@@ -310,7 +328,7 @@ mod tests {
     }
 
     /// Summarises a whole CSV text, header included.
-    fn agg_of_csv(text: &str, opts: &Options) -> Aggregate {
+    pub(crate) fn agg_of_csv(text: &str, opts: &Options) -> Aggregate {
         let mut rdr = csv::ReaderBuilder::new().from_reader(std::io::Cursor::new(text.as_bytes().to_vec()));
         let cols = Columns::resolve(rdr.byte_headers().unwrap(), Col::SUMMARY).unwrap();
         let mut a = Aggregate::new(opts);
