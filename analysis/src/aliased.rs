@@ -248,7 +248,8 @@ pub struct Detector {
     /// Rows that must agree before a prefix is flagged (at least 2).
     pub min_rows: u32,
     sigs: Vec<Sig>,
-    ids: FxMap<Sig, u32>,
+    /// Signature ids by (compact fingerprint | class, MP_CAPABLE version, flags, option length).
+    ids: FxMap<(u128, u32), u32>,
     /// Per /64, port and probe: key = /64 bits | port << 8 | probe.
     p64: FxMap<u128, PState>,
     /// Per /96, port and probe: key = /96 bits | port << 8 | probe.
@@ -301,7 +302,11 @@ impl Detector {
 
     fn intern(&mut self, s: Sig) -> u32 {
         let next = self.sigs.len() as u32;
-        match self.ids.entry(s) {
+        // mp_len in bits 0-7, flags with a presence bit in 8-16, version with one in 17-25.
+        let mpc = u32::from(s.version.map_or(0, |v| u16::from(v) | 0x100)) << 17
+            | u32::from(s.flags.map_or(0, |f| u16::from(f) | 0x100)) << 8
+            | u32::from(s.mp_len);
+        match self.ids.entry((s.key.compact() | (s.class as u128) << 120, mpc)) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(v) => {
                 v.insert(next);

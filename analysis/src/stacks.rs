@@ -16,7 +16,6 @@ use crate::aliased::Detector;
 use crate::fingerprint::ttl_bucket;
 use crate::summary::{Aggregate, FpStat, Options};
 use crate::table::{thousands, Cell, Table};
-use mpscan_schema::row_ref::hex_val;
 use mpscan_schema::{Class, Ip, ProbeVersion, RowRef};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -66,12 +65,32 @@ pub struct Parsed {
     pub mp_len: u8,
 }
 
+/// Value of each hex digit byte, `0xff` for a byte that is not one (a table: no branches).
+const HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Byte `i` of a hex string, `None` when it is missing or not hex.
-#[inline]
+#[inline(always)]
 fn hex_byte(h: &[u8], i: usize) -> Option<u8> {
-    let a = *h.get(2 * i)?;
-    let b = *h.get(2 * i + 1)?;
-    Some(hex_val(a)? << 4 | hex_val(b)?)
+    let (a, b) = (HEX[*h.get(2 * i)? as usize], HEX[*h.get(2 * i + 1)? as usize]);
+    if (a | b) & 0xf0 != 0 {
+        None
+    } else {
+        Some(a << 4 | b)
+    }
 }
 
 impl StackKey {
@@ -114,6 +133,58 @@ impl StackKey {
         } else {
             "other"
         }
+    }
+}
+
+/// 4-bit code of an option kind in [`StackKey::compact`]: kinds 0-8 as themselves, MPTCP (30),
+/// TCP Fast Open (34), MD5 (19), user timeout (28) and TCP-AO (29); 15 for any other kind.
+const CODE: [u8; 256] = {
+    let mut t = [15u8; 256];
+    let mut i = 0;
+    while i <= 8 {
+        t[i] = i as u8;
+        i += 1;
+    }
+    t[30] = 9;
+    t[34] = 10;
+    t[19] = 11;
+    t[28] = 12;
+    t[29] = 13;
+    t
+};
+
+impl StackKey {
+    /// The key in 128 bits, for the per-row maps: hashing and comparing one `u128` costs a
+    /// fraction of the 50-byte struct. Bits 0-63 hold the kinds as 4-bit codes, exact for up to
+    /// 16 kinds of the common ones; any other list (rare: more than 16 options or an unusual
+    /// kind) is keyed by a 64-bit digest of its kinds instead, flagged by bit 64, so two such
+    /// lists collide only with 64-bit-hash odds. Above: kind count, end, TTL bucket, window, MSS,
+    /// window scale, each with its presence bit. Bits 120-127 are free for the caller.
+    #[inline]
+    pub fn compact(&self) -> u128 {
+        let (mut packed, mut exact, mut digest) = (0u64, self.nkinds <= 16, FxHasher::default());
+        for (i, k) in self.kinds().iter().enumerate() {
+            let c = CODE[*k as usize];
+            exact &= c != 15;
+            packed |= u64::from(c) << ((4 * i) & 63);
+            digest.add(u64::from(*k));
+        }
+        let ttl = match self.ttl_bucket {
+            32 => 0u128,
+            64 => 1,
+            128 => 2,
+            _ => 3,
+        };
+        u128::from(if exact { packed } else { digest.0 })
+            | u128::from(!exact) << 64
+            | u128::from(self.nkinds) << 65
+            | (self.end as u128) << 71
+            | ttl << 73
+            | u128::from(self.window) << 75
+            | u128::from(self.mss.is_some()) << 91
+            | u128::from(self.mss.unwrap_or(0)) << 92
+            | u128::from(self.wscale.is_some()) << 108
+            | u128::from(self.wscale.unwrap_or(0)) << 109
     }
 }
 
@@ -252,13 +323,27 @@ pub fn is_syn_ack(c: Class) -> bool {
     matches!(c, Class::Mptcp | Class::Echo | Class::Malformed | Class::Tcp)
 }
 
+/// One counted fingerprint of one probe version and class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fp {
+    /// Probe version.
+    pub probe: ProbeVersion,
+    /// Class of the answers.
+    pub class: Class,
+    /// The fingerprint.
+    pub key: StackKey,
+    /// Answers and the lowest responder.
+    pub stat: FpStat,
+}
+
 /// What one pass accumulates: answers per (probe, class, fingerprint), and the IPv6 alias
 /// detector when it is on. Size grows with distinct fingerprints (and answered IPv6 prefixes),
 /// never with rows.
 #[derive(Debug, Clone, Default)]
 pub struct Stacks {
-    /// Answers and lowest responder per (probe version, class, fingerprint), SYN-ACK classes only.
-    pub by_key: FxMap<(ProbeVersion, Class, StackKey), FpStat>,
+    /// Answers and lowest responder per (probe version, class, fingerprint), SYN-ACK classes only,
+    /// keyed by the fingerprint's `compact()` with probe and class in bits 120-127.
+    pub by_key: FxMap<u128, Fp>,
     /// Likely-aliased prefix detection over IPv6 answers (`None` = off).
     pub detect: Option<Detector>,
 }
@@ -279,10 +364,16 @@ impl Stacks {
         }
         let p = parse(r.ttl, r.window, r.options);
         if syn_ack {
-            let e = self.by_key.entry((r.probe, r.class, p.key)).or_insert(FpStat { count: 0, example: r.ip });
-            e.count += 1;
-            if r.ip < e.example {
-                e.example = r.ip;
+            let k = p.key.compact() | (r.probe as u128) << 120 | (r.class as u128) << 121;
+            let e = self.by_key.entry(k).or_insert(Fp {
+                probe: r.probe,
+                class: r.class,
+                key: p.key,
+                stat: FpStat { count: 0, example: r.ip },
+            });
+            e.stat.count += 1;
+            if r.ip < e.stat.example {
+                e.stat.example = r.ip;
             }
         }
         if v6 {
@@ -297,9 +388,9 @@ impl Stacks {
         for (k, s) in o.by_key {
             match self.by_key.entry(k) {
                 Entry::Occupied(mut e) => {
-                    let e = e.get_mut();
-                    e.count += s.count;
-                    e.example = e.example.min(s.example);
+                    let e = &mut e.get_mut().stat;
+                    e.count += s.stat.count;
+                    e.example = e.example.min(s.stat.example);
                 }
                 Entry::Vacant(v) => {
                     v.insert(s);
@@ -317,8 +408,9 @@ impl Stacks {
     /// key; with the class's total.
     pub fn sorted(&self, class: Class, probe: Option<ProbeVersion>) -> (Vec<(StackKey, FpStat)>, u64) {
         let mut m: FxMap<StackKey, FpStat> = FxMap::default();
-        for ((p, c, k), s) in &self.by_key {
-            if *c == class && probe.is_none_or(|q| q == *p) {
+        for f in self.by_key.values() {
+            if f.class == class && probe.is_none_or(|q| q == f.probe) {
+                let (k, s) = (&f.key, &f.stat);
                 let e = m.entry(*k).or_insert(FpStat { count: 0, example: s.example });
                 e.count += s.count;
                 e.example = e.example.min(s.example);
@@ -528,6 +620,52 @@ mod tests {
         assert_eq!(h(&a), h(&p(LINUX_V1).key));
     }
 
+    /// Different fingerprints never share a compact key: every field moves it, lists of common
+    /// kinds are packed exactly, and lists with rare kinds or more than 16 kinds are digested.
+    #[test]
+    fn compact_keys_are_distinct() {
+        let mut keys = vec![];
+        for hex in [
+            &b""[..],
+            b"00",
+            b"0000",
+            b"01",
+            b"0101",
+            b"020405b4",
+            b"020405b5",
+            b"020405b40303",
+            b"02040000",
+            b"0204000001030300",
+            b"0204000001030301",
+            b"1e0c0101aabbccddeeff0011",
+            LINUX_V1,
+            b"2203aabb",
+            b"2205aabb",
+            b"fe03aa",
+            b"fd03aa",
+            b"0g",
+            b"02",
+        ] {
+            for (ttl, win) in [(57, 65160), (120, 65160), (57, 65161)] {
+                keys.push(parse(ttl, win, hex).key);
+            }
+        }
+        // 17 and 18 NOPs, 16 NOPs then a rare kind: past the packed form.
+        for n in [16, 17, 18] {
+            keys.push(p("01".repeat(n).as_bytes()).key);
+        }
+        keys.push(p(format!("{}fe02", "01".repeat(15)).as_bytes()).key);
+        keys.sort();
+        keys.dedup();
+        let mut compact: Vec<u128> = keys.iter().map(|k| k.compact()).collect();
+        assert!(compact.iter().all(|c| c >> 120 == 0), "bits 120-127 stay free");
+        compact.sort();
+        compact.dedup();
+        assert_eq!(compact.len(), keys.len());
+        assert_eq!(p(LINUX_V1).key.compact() >> 64 & 1, 0, "exact");
+        assert_eq!(p("01".repeat(17).as_bytes()).key.compact() >> 64 & 1, 1, "digested");
+    }
+
     /// The hand-made scan of the summary tests: the MPTCP-servers table, exactly.
     #[test]
     fn mptcp_servers_by_fingerprint_on_a_known_scan() {
@@ -582,7 +720,7 @@ mod tests {
                 assert_eq!(total, st.classes.get(&(443, p, c)).copied().unwrap_or(0), "{c:?} {p:?}");
             }
         }
-        assert!(agg.stacks.by_key.keys().all(|k| is_syn_ack(k.1)));
+        assert!(agg.stacks.by_key.values().all(|f| is_syn_ack(f.class)));
         let (mp, total) = agg.stacks.sorted(Class::Mptcp, None);
         assert!(total > 0);
         for (k, _) in &mp {
