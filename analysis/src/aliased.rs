@@ -20,7 +20,7 @@
 //! at two levels, plus one entry per distinct answer signature; nothing for IPv4 rows or rows
 //! without an answer. It grows with distinct prefixes, not rows.
 
-use crate::stacks::{FxMap, Parsed, StackKey};
+use crate::stacks::{FxMap, StackKey};
 use crate::summary::{Aggregate, Counts};
 use crate::table::{thousands, Cell, Table};
 use anyhow::{bail, Context, Result};
@@ -300,26 +300,31 @@ impl Detector {
         }
     }
 
-    fn intern(&mut self, s: Sig) -> u32 {
+    /// Id of a signature given as (fingerprint's compact key, class, version, flags, option
+    /// length); `key` builds the full fingerprint the first time only.
+    fn intern(&mut self, compact: u128, s: (Class, Option<u8>, Option<u8>, u8), key: impl FnOnce() -> StackKey) -> u32 {
         let next = self.sigs.len() as u32;
+        let (class, version, flags, mp_len) = s;
         // mp_len in bits 0-7, flags with a presence bit in 8-16, version with one in 17-25.
-        let mpc = u32::from(s.version.map_or(0, |v| u16::from(v) | 0x100)) << 17
-            | u32::from(s.flags.map_or(0, |f| u16::from(f) | 0x100)) << 8
-            | u32::from(s.mp_len);
-        match self.ids.entry((s.key.compact() | (s.class as u128) << 120, mpc)) {
+        let mpc = u32::from(version.map_or(0, |v| u16::from(v) | 0x100)) << 17
+            | u32::from(flags.map_or(0, |f| u16::from(f) | 0x100)) << 8
+            | u32::from(mp_len);
+        match self.ids.entry((compact | (class as u128) << 120, mpc)) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(v) => {
                 v.insert(next);
-                self.sigs.push(s);
+                self.sigs.push(Sig { class, key: key(), version, flags, mp_len });
                 next
             }
         }
     }
 
-    /// Count one answered IPv6 row whose options were walked into `p`.
+    /// Count one answered IPv6 row whose fingerprint's compact key is `compact`.
     #[inline]
-    pub fn add(&mut self, a: u128, r: &RowRef, p: &Parsed) {
-        let id = self.intern(Sig { class: r.class, key: p.key, version: r.version, flags: r.flags, mp_len: p.mp_len });
+    pub fn add(&mut self, a: u128, r: &RowRef, compact: u128, mp_len: u8) {
+        let id = self.intern(compact, (r.class, r.version, r.flags, mp_len), || {
+            crate::stacks::parse(r.ttl, r.window, r.options).key
+        });
         let tail = (r.port as u128) << 8 | r.probe as u128;
         bump(&mut self.p64, (a >> 64) << 64 | tail, id, 1);
         bump(&mut self.p96, (a >> 32) << 32 | tail, id, 1);
@@ -327,7 +332,11 @@ impl Detector {
 
     /// Fold another worker's detector in (its signature ids are translated to ours).
     pub fn merge(&mut self, o: Detector) {
-        let map: Vec<u32> = o.sigs.iter().map(|s| self.intern(*s)).collect();
+        let map: Vec<u32> = o
+            .sigs
+            .iter()
+            .map(|s| self.intern(s.key.compact(), (s.class, s.version, s.flags, s.mp_len), || s.key))
+            .collect();
         let tr = |id: u32| if id == MIXED { MIXED } else { map[id as usize] };
         for (k, s) in o.p64 {
             bump(&mut self.p64, k, tr(s.id), s.rows);

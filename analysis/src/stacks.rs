@@ -82,15 +82,12 @@ const HEX: [u8; 256] = {
     t
 };
 
-/// Byte `i` of a hex string, `None` when it is missing or not hex.
+/// Byte `i` of a hex string, or a value above 255 when either digit is not hex. The walk asks
+/// only for `i` below half the text's length, so both digits exist.
 #[inline(always)]
-fn hex_byte(h: &[u8], i: usize) -> Option<u8> {
-    let (a, b) = (HEX[*h.get(2 * i)? as usize], HEX[*h.get(2 * i + 1)? as usize]);
-    if (a | b) & 0xf0 != 0 {
-        None
-    } else {
-        Some(a << 4 | b)
-    }
+fn hex_byte(h: &[u8], i: usize) -> u16 {
+    let (a, b) = (u16::from(HEX[h[2 * i] as usize]), u16::from(HEX[h[2 * i + 1] as usize]));
+    a << 4 | b | (b & 0xf0) << 4
 }
 
 impl StackKey {
@@ -153,6 +150,51 @@ const CODE: [u8; 256] = {
     t
 };
 
+/// Packs option kinds as they are walked (see [`StackKey::compact`]).
+#[derive(Clone, Copy)]
+struct Packer {
+    packed: u64,
+    exact: bool,
+    digest: FxHasher,
+    n: u32,
+}
+
+impl Packer {
+    fn new() -> Packer {
+        Packer { packed: 0, exact: true, digest: FxHasher::default(), n: 0 }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, kind: u8) {
+        let c = CODE[kind as usize];
+        self.exact &= c != 15 && self.n < 16;
+        self.packed |= u64::from(c) << ((4 * self.n) & 63);
+        self.digest.add(u64::from(kind));
+        self.n += 1;
+    }
+
+    /// The 128-bit key of a walked list with the other fields of the fingerprint.
+    #[inline(always)]
+    fn finish(&self, end: OptEnd, ttl_bucket: u8, window: u16, mss: Option<u16>, wscale: Option<u8>) -> u128 {
+        let ttl = match ttl_bucket {
+            32 => 0u128,
+            64 => 1,
+            128 => 2,
+            _ => 3,
+        };
+        u128::from(if self.exact { self.packed } else { self.digest.0 })
+            | u128::from(!self.exact) << 64
+            | u128::from(self.n) << 65
+            | (end as u128) << 71
+            | ttl << 73
+            | u128::from(window) << 75
+            | u128::from(mss.is_some()) << 91
+            | u128::from(mss.unwrap_or(0)) << 92
+            | u128::from(wscale.is_some()) << 108
+            | u128::from(wscale.unwrap_or(0)) << 109
+    }
+}
+
 impl StackKey {
     /// The key in 128 bits, for the per-row maps: hashing and comparing one `u128` costs a
     /// fraction of the 50-byte struct. Bits 0-63 hold the kinds as 4-bit codes, exact for up to
@@ -160,31 +202,13 @@ impl StackKey {
     /// kind) is keyed by a 64-bit digest of its kinds instead, flagged by bit 64, so two such
     /// lists collide only with 64-bit-hash odds. Above: kind count, end, TTL bucket, window, MSS,
     /// window scale, each with its presence bit. Bits 120-127 are free for the caller.
-    #[inline]
+    /// [`compact_of`] computes the same from the hex text without building the struct.
     pub fn compact(&self) -> u128 {
-        let (mut packed, mut exact, mut digest) = (0u64, self.nkinds <= 16, FxHasher::default());
-        for (i, k) in self.kinds().iter().enumerate() {
-            let c = CODE[*k as usize];
-            exact &= c != 15;
-            packed |= u64::from(c) << ((4 * i) & 63);
-            digest.add(u64::from(*k));
+        let mut p = Packer::new();
+        for k in self.kinds() {
+            p.push(*k);
         }
-        let ttl = match self.ttl_bucket {
-            32 => 0u128,
-            64 => 1,
-            128 => 2,
-            _ => 3,
-        };
-        u128::from(if exact { packed } else { digest.0 })
-            | u128::from(!exact) << 64
-            | u128::from(self.nkinds) << 65
-            | (self.end as u128) << 71
-            | ttl << 73
-            | u128::from(self.window) << 75
-            | u128::from(self.mss.is_some()) << 91
-            | u128::from(self.mss.unwrap_or(0)) << 92
-            | u128::from(self.wscale.is_some()) << 108
-            | u128::from(self.wscale.unwrap_or(0)) << 109
+        p.finish(self.end, self.ttl_bucket, self.window, self.mss, self.wscale)
     }
 }
 
@@ -194,70 +218,113 @@ impl fmt::Display for StackKey {
     }
 }
 
-/// Walk an answer's options hex once. Never fails and never panics: a list that runs past its end
-/// or is not hex is keyed as such (`OptEnd`).
-#[inline]
-pub fn parse(ttl: u8, window: u16, hex: &[u8]) -> Parsed {
-    let mut k = StackKey {
-        ttl_bucket: ttl_bucket(ttl),
-        window,
-        mss: None,
-        wscale: None,
-        nkinds: 0,
-        kinds: [0; MAX_KINDS],
-        end: OptEnd::Complete,
-    };
-    let mut mp_len = 0;
+/// What one walk over an option list found.
+struct Walk {
+    packer: Packer,
+    end: OptEnd,
+    mss: Option<u16>,
+    wscale: Option<u8>,
+    mp_len: u8,
+}
+
+/// The one walk over an options hex text, shared by [`parse`] (which also records the kinds) and
+/// [`compact_of`] (which only packs them); it decodes only the kind, length, MSS and window-scale
+/// bytes (decoding the whole text first measured slower). Never fails and never panics: a list
+/// that runs past its end or is not hex is marked as such (`OptEnd`).
+#[inline(always)]
+fn walk(hex: &[u8], mut kinds: Option<&mut [u8; MAX_KINDS]>) -> Walk {
+    let mut w = Walk { packer: Packer::new(), end: OptEnd::Complete, mss: None, wscale: None, mp_len: 0 };
     let n = hex.len() / 2;
     let mut i = 0;
     while i < n {
-        let Some(kind) = hex_byte(hex, i) else {
-            k.end = OptEnd::NotHex;
-            break;
-        };
-        if k.nkinds as usize == MAX_KINDS {
-            k.end = OptEnd::Truncated;
+        let kind = hex_byte(hex, i);
+        if kind > 255 {
+            w.end = OptEnd::NotHex;
             break;
         }
-        k.kinds[k.nkinds as usize] = kind;
-        k.nkinds += 1;
+        let kind = kind as u8;
+        let nk = w.packer.n as usize;
+        if nk == MAX_KINDS {
+            w.end = OptEnd::Truncated;
+            break;
+        }
+        if let Some(k) = kinds.as_deref_mut() {
+            k[nk] = kind;
+        }
+        w.packer.push(kind);
         if kind <= 1 {
             i += 1;
             continue;
         }
         if i + 1 >= n {
-            k.end = OptEnd::Truncated;
+            w.end = OptEnd::Truncated;
             break;
         }
-        let Some(len) = hex_byte(hex, i + 1) else {
-            k.end = OptEnd::NotHex;
+        let len = hex_byte(hex, i + 1);
+        if len > 255 {
+            w.end = OptEnd::NotHex;
             break;
-        };
+        }
         if len < 2 || i + len as usize > n {
-            k.end = OptEnd::Truncated;
+            w.end = OptEnd::Truncated;
             break;
         }
-        let value = match kind {
-            2 if len == 4 => {
-                hex_byte(hex, i + 2).zip(hex_byte(hex, i + 3)).map(|(h, l)| k.mss = Some(u16::from_be_bytes([h, l])))
+        // In bounds: i + len <= n, so bytes i + 2 and i + 3 of a 4-byte option exist.
+        let value = match (kind, len) {
+            (2, 4) => {
+                let (h, l) = (hex_byte(hex, i + 2), hex_byte(hex, i + 3));
+                if h | l <= 255 {
+                    w.mss = Some(h << 8 | l);
+                }
+                h | l
             }
-            3 if len == 3 => hex_byte(hex, i + 2).map(|w| k.wscale = Some(w)),
-            30 if mp_len == 0 => {
-                mp_len = len;
-                Some(())
+            (3, 3) => {
+                let v = hex_byte(hex, i + 2);
+                if v <= 255 {
+                    w.wscale = Some(v as u8);
+                }
+                v
             }
-            _ => Some(()),
+            (30, _) if w.mp_len == 0 => {
+                w.mp_len = len as u8;
+                0
+            }
+            _ => 0,
         };
-        if value.is_none() {
-            k.end = OptEnd::NotHex;
+        if value > 255 {
+            w.end = OptEnd::NotHex;
             break;
         }
         i += len as usize;
     }
     if hex.len() % 2 != 0 {
-        k.end = OptEnd::NotHex;
+        w.end = OptEnd::NotHex;
     }
-    Parsed { key: k, mp_len }
+    w
+}
+
+/// Fingerprint an answer from its TTL, window and options hex (the whole key, for tables).
+pub fn parse(ttl: u8, window: u16, hex: &[u8]) -> Parsed {
+    let mut kinds = [0; MAX_KINDS];
+    let w = walk(hex, Some(&mut kinds));
+    let key = StackKey {
+        ttl_bucket: ttl_bucket(ttl),
+        window,
+        mss: w.mss,
+        wscale: w.wscale,
+        nkinds: w.packer.n as u8,
+        kinds,
+        end: w.end,
+    };
+    Parsed { key, mp_len: w.mp_len }
+}
+
+/// The per-row path: the fingerprint's [`StackKey::compact`] and the MPTCP option length, from
+/// one walk that decodes only kind, length, MSS and window-scale bytes and builds no struct.
+#[inline]
+pub fn compact_of(ttl: u8, window: u16, hex: &[u8]) -> (u128, u8) {
+    let w = walk(hex, None);
+    (w.packer.finish(w.end, ttl_bucket(ttl), window, w.mss, w.wscale), w.mp_len)
 }
 
 /// A multiply-rotate hasher (the one rustc uses internally): keys here are small fixed structs
@@ -362,23 +429,26 @@ impl Stacks {
         if !syn_ack && !v6 {
             return;
         }
-        let p = parse(r.ttl, r.window, r.options);
+        let (c, mp_len) = compact_of(r.ttl, r.window, r.options);
         if syn_ack {
-            let k = p.key.compact() | (r.probe as u128) << 120 | (r.class as u128) << 121;
-            let e = self.by_key.entry(k).or_insert(Fp {
-                probe: r.probe,
-                class: r.class,
-                key: p.key,
-                stat: FpStat { count: 0, example: r.ip },
-            });
-            e.stat.count += 1;
-            if r.ip < e.stat.example {
-                e.stat.example = r.ip;
+            let k = c | (r.probe as u128) << 120 | (r.class as u128) << 121;
+            match self.by_key.entry(k) {
+                Entry::Occupied(mut e) => {
+                    let s = &mut e.get_mut().stat;
+                    s.count += 1;
+                    if r.ip < s.example {
+                        s.example = r.ip;
+                    }
+                }
+                Entry::Vacant(v) => {
+                    let key = parse(r.ttl, r.window, r.options).key;
+                    v.insert(Fp { probe: r.probe, class: r.class, key, stat: FpStat { count: 1, example: r.ip } });
+                }
             }
         }
         if v6 {
             if let (Some(d), Ip::V6(a)) = (&mut self.detect, r.ip) {
-                d.add(a, r, &p);
+                d.add(a, r, c, mp_len);
             }
         }
     }
@@ -663,6 +733,33 @@ mod tests {
         compact.dedup();
         assert_eq!(compact.len(), keys.len());
         assert_eq!(p(LINUX_V1).key.compact() >> 64 & 1, 0, "exact");
+        // The per-row path computes the same key and option length as the full parse, on
+        // pseudo-random hex (valid option bytes, junk, odd lengths) as on the lists above.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for round in 0..20_000u32 {
+            let mut hex = Vec::new();
+            for _ in 0..round % 45 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let b = [0u8, 1, 2, 3, 4, 8, 30, 10, 12, 3, 4, (x >> 40) as u8][(x % 12) as usize];
+                hex.extend_from_slice(format!("{b:02x}").as_bytes());
+            }
+            if round % 97 == 0 {
+                hex.push(b'z');
+            }
+            if round % 89 == 0 {
+                hex.push(b'0');
+            }
+            let (ttl, win) = ((x >> 8) as u8, (x >> 16) as u16);
+            let full = parse(ttl, win, &hex);
+            assert_eq!(
+                compact_of(ttl, win, &hex),
+                (full.key.compact(), full.mp_len),
+                "{}",
+                String::from_utf8_lossy(&hex)
+            );
+        }
         assert_eq!(p("01".repeat(17).as_bytes()).key.compact() >> 64 & 1, 1, "digested");
     }
 
