@@ -4,10 +4,12 @@
 //! Everything comes from existing result columns (options hex, window, ttl); docs/FINGERPRINTS.md
 //! lists what the lab's Linux servers and, as far as it is known, Apple's servers look like.
 //!
-//! Cost: this runs for every SYN-ACK row of a scan (most of them plain TCP), so the key is a small
-//! `Copy` struct filled by one walk over the hex text that decodes only the kind and length bytes
-//! and the MSS and window-scale values (no allocation, no full hex decode), counted in a map with
-//! a multiply-rotate hasher. Strings are built only when the tables are rendered.
+//! Cost: this runs for every SYN-ACK row of a scan (most of them plain TCP). The per-row path
+//! ([`compact_of`]) walks the hex text once, decoding only the kind and length bytes and the MSS
+//! and window-scale values, and packs the fingerprint into one `u128` counted in a map with a
+//! multiply-rotate hasher: no allocation, no struct per row. The full [`StackKey`] is built once
+//! per distinct fingerprint, strings only when the tables are rendered. BENCHMARKS.md ("Stack
+//! fingerprints and alias detection") has the measured instructions per row.
 //!
 //! The existing echo fingerprint (`crate::fingerprint`, p0f-style with mirrored / TS echoed) stays
 //! as it is; this key sits beside it and covers every class.
