@@ -507,8 +507,7 @@ not a prefix
         class: &str,
         mpc: (&str, &str),
         options: &str,
-        ttl: u8,
-        win: u16,
+        (ttl, win): (u8, u16),
     ) -> String {
         format!("{ip},{port},{probe},{class},{ip},{},{},,{options},false,false,{ttl},{win},t\n", mpc.0, mpc.1)
     }
@@ -521,11 +520,11 @@ not a prefix
     fn planted() -> String {
         let mut s = String::new();
         for i in 1..=6 {
-            s += &row(&format!("2001:db8:aa::{i:x}"), 443, "v1", "mptcp", ("1", "0x01"), LINUX, 50, 65160);
+            s += &row(&format!("2001:db8:aa::{i:x}"), 443, "v1", "mptcp", ("1", "0x01"), LINUX, (50, 65160));
         }
         // The same /64 on port 80: plain TCP everywhere, also identical.
         for i in 1..=3 {
-            s += &row(&format!("2001:db8:aa::{i:x}"), 80, "v1", "tcp", ("", ""), "020405b4", 50, 65160);
+            s += &row(&format!("2001:db8:aa::{i:x}"), 80, "v1", "tcp", ("", ""), "020405b4", (50, 65160));
         }
         for (i, (class, opts, win)) in
             [("tcp", "020405b4", 29200), ("tcp", "020405b4", 65535), ("closed", "", 0), ("mptcp", LINUX, 65160)]
@@ -533,21 +532,21 @@ not a prefix
                 .enumerate()
         {
             let mpc = if *class == "mptcp" { ("1", "0x01") } else { ("", "") };
-            s += &row(&format!("2001:db8:bb::{:x}", i + 1), 443, "v1", class, mpc, opts, 60, *win);
+            s += &row(&format!("2001:db8:bb::{:x}", i + 1), 443, "v1", class, mpc, opts, (60, *win));
         }
         for i in 1..=2 {
-            s += &row(&format!("2001:db8:dd::{i:x}"), 443, "v1", "tcp", ("", ""), "020405b4", 60, 8192);
+            s += &row(&format!("2001:db8:dd::{i:x}"), 443, "v1", "tcp", ("", ""), "020405b4", (60, 8192));
         }
         for i in 1..=3 {
-            s += &row(&format!("2001:db8:cc::1:0:{i:x}"), 443, "v1", "tcp", ("", ""), "", 250, 4128);
+            s += &row(&format!("2001:db8:cc::1:0:{i:x}"), 443, "v1", "tcp", ("", ""), "", (250, 4128));
         }
-        s += &row("2001:db8:cc::9", 443, "v1", "tcp", ("", ""), "020405b4", 60, 8192);
+        s += &row("2001:db8:cc::9", 443, "v1", "tcp", ("", ""), "020405b4", (60, 8192));
         for (i, f) in ["0x01", "0x01", "0x21"].iter().enumerate() {
-            s += &row(&format!("2001:db8:ee::{:x}", i + 1), 443, "v1", "mptcp", ("1", f), LINUX, 50, 65160);
+            s += &row(&format!("2001:db8:ee::{:x}", i + 1), 443, "v1", "mptcp", ("1", f), LINUX, (50, 65160));
         }
         // IPv4 rows never enter the detector.
         for i in 1..=5 {
-            s += &row(&format!("192.0.2.{i}"), 443, "v1", "tcp", ("", ""), "020405b4", 60, 8192);
+            s += &row(&format!("192.0.2.{i}"), 443, "v1", "tcp", ("", ""), "020405b4", (60, 8192));
         }
         s
     }

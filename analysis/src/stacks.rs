@@ -299,7 +299,7 @@ fn walk(hex: &[u8], mut kinds: Option<&mut [u8; MAX_KINDS]>) -> Walk {
         }
         i += len as usize;
     }
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         w.end = OptEnd::NotHex;
     }
     w
@@ -678,13 +678,9 @@ mod tests {
 
     #[test]
     fn fx_hasher_separates_keys() {
-        use std::hash::{BuildHasher, Hash};
+        use std::hash::BuildHasher;
         let b = BuildHasherDefault::<FxHasher>::default();
-        let h = |k: &StackKey| {
-            let mut s = b.build_hasher();
-            k.hash(&mut s);
-            s.finish()
-        };
+        let h = |k: &StackKey| b.hash_one(k.compact());
         let a = p(LINUX_V1).key;
         let mut c = a;
         c.window = 65161;
