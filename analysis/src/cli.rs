@@ -60,6 +60,22 @@ pub struct SummaryArgs {
     /// The trace's metadata JSON: its verdict counts are checked against the verdicts files.
     #[arg(long, num_args = 1.., value_name = "TRACE.json", requires = "trace")]
     pub trace_metadata: Vec<PathBuf>,
+    /// The IPv6 hitlist service's aliased-prefix list (one prefix per line, `#` comments, IPv6 or
+    /// IPv4): rows inside those prefixes are counted apart and left out of the server counts.
+    #[arg(long, value_name = "FILE")]
+    pub aliased: Option<PathBuf>,
+    /// Flag an IPv6 /64 or /96 as likely aliased when at least K answered addresses in it (same
+    /// port and probe) all answered identically (0 = off; 1 is refused: one answer is no evidence).
+    #[arg(long, value_name = "K", default_value_t = 3, value_parser = parse_alias_min)]
+    pub alias_min: u32,
+}
+
+fn parse_alias_min(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(1) => Err("a single answer is never evidence of aliasing: use 2 or more, or 0 to turn detection off".into()),
+        Ok(k) => Ok(k),
+        Err(_) => Err(format!("{s:?} is not a count of rows (2 or more, or 0 for off)")),
+    }
 }
 
 /// `mpscan diff`: change between two scans.
@@ -129,6 +145,16 @@ fn print(s: &str) -> Result<()> {
     }
 }
 
+/// One warning line for the lines of an input file that were skipped (none: no line), with the
+/// fix when there is one.
+fn warn_skipped(p: &std::path::Path, skipped: u64, examples: &[String], fix: &str) {
+    if skipped > 0 {
+        let fix = if fix.is_empty() { String::new() } else { format!("; {fix}") };
+        let s = if skipped == 1 { "" } else { "s" };
+        eprintln!("mpscan: {}: skipped {skipped} unreadable line{s} ({}){fix}", p.display(), examples.join("; "));
+    }
+}
+
 /// Resolve summary arguments into options (reads the pfx2as file).
 pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
     let mut levels = vec![];
@@ -141,15 +167,7 @@ pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
     let pfx2as = match &a.pfx2as {
         Some(p) => {
             let t = Pfx2As::read(p)?;
-            if t.skipped > 0 {
-                eprintln!(
-                    "mpscan: {}: skipped {} unreadable line{} ({})",
-                    p.display(),
-                    t.skipped,
-                    if t.skipped == 1 { "" } else { "s" },
-                    t.skip_examples.join("; ")
-                );
-            }
+            warn_skipped(p, t.skipped, &t.skip_examples, "");
             Some(Arc::new(t))
         }
         None if levels.contains(&Level::As) => bail!("--by as needs --pfx2as FILE"),
@@ -158,11 +176,21 @@ pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
     if pfx2as.is_some() && !levels.contains(&Level::As) {
         levels.push(Level::As);
     }
+    let aliased = match &a.aliased {
+        Some(p) => {
+            let t = crate::aliased::AliasedList::read(p)?;
+            warn_skipped(p, t.skipped, &t.skip_examples, crate::aliased::FIX);
+            Some(Arc::new(t))
+        }
+        None => None,
+    };
     Ok(Options {
         top: a.top,
         levels,
         probe: a.probe.as_deref().and_then(|p| ProbeVersion::parse(p.as_bytes())),
         pfx2as,
+        aliased,
+        alias_min: a.alias_min,
     })
 }
 
@@ -294,6 +322,8 @@ mod tests {
             trace: vec![],
             hops: vec![],
             trace_metadata: vec![],
+            aliased: None,
+            alias_min: 3,
         }
     }
 

@@ -6,6 +6,7 @@
 //! (`mpscan_schema::reader`), which splits the files into byte ranges parsed in parallel.
 #![forbid(unsafe_code)]
 
+pub mod aliased;
 pub mod cli;
 pub mod diff;
 pub mod fingerprint;
@@ -13,6 +14,7 @@ pub mod icmp;
 pub mod metadata;
 pub mod pfx2as;
 pub mod plots;
+pub mod stacks;
 pub mod summary;
 pub mod synth;
 pub mod table;

@@ -82,6 +82,10 @@ pub struct Options {
     pub probe: Option<ProbeVersion>,
     /// Prefix-to-AS table for the AS breakdown.
     pub pfx2as: Option<Arc<Pfx2As>>,
+    /// Known aliased prefixes (`--aliased`): rows inside them are counted apart (crate::aliased).
+    pub aliased: Option<Arc<crate::aliased::AliasedList>>,
+    /// Answered IPv6 rows that must agree to flag a prefix as likely aliased (0 = off).
+    pub alias_min: u32,
 }
 
 impl Default for Options {
@@ -91,6 +95,8 @@ impl Default for Options {
             levels: vec![Level::V4p8, Level::V4p16, Level::V4p24, Level::V6p32, Level::V6p48, Level::As],
             probe: None,
             pfx2as: None,
+            aliased: None,
+            alias_min: 3,
         }
     }
 }
@@ -142,6 +148,10 @@ pub struct Aggregate {
     pub asn: Vec<Counts>,
     /// Distinct addresses with an MPTCP option, by probe version and class.
     pub hosts: Hosts,
+    /// Stack fingerprints of every SYN-ACK class and the alias detector (crate::stacks).
+    pub stacks: crate::stacks::Stacks,
+    /// Rows set apart by `--aliased` (crate::aliased).
+    pub set_apart: Option<crate::aliased::SetApart>,
 }
 
 impl Aggregate {
@@ -163,6 +173,8 @@ impl Aggregate {
             v6_48: HashMap::new(),
             asn: vec![[0; NCLASS]; opts.pfx2as.as_ref().map_or(0, |t| t.labels.len() + 1)],
             hosts: Hosts::default(),
+            stacks: crate::stacks::Stacks::new(opts.alias_min),
+            set_apart: opts.aliased.clone().map(crate::aliased::SetApart::new),
         }
     }
 
@@ -170,6 +182,9 @@ impl Aggregate {
     #[inline]
     pub fn add(&mut self, r: &RowRef) -> Result<(), RowError> {
         if self.probe_filter.is_some_and(|p| p != r.probe) {
+            return Ok(());
+        }
+        if self.set_apart.as_mut().is_some_and(|s| s.take(r)) {
             return Ok(());
         }
         self.rows += 1;
@@ -219,6 +234,7 @@ impl Aggregate {
             }
             _ => {}
         }
+        self.stacks.add(r);
         Ok(())
     }
 
@@ -277,6 +293,8 @@ impl Aggregate {
             add_counts(a, b);
         }
         self.hosts.merge(o.hosts);
+        self.stacks.merge(o.stacks);
+        crate::aliased::SetApart::merge(&mut self.set_apart, o.set_apart);
     }
 
     /// Counters per probe for one port (`None` = all ports).
@@ -317,13 +335,13 @@ fn merge_map<K: std::hash::Hash + Eq>(a: &mut HashMap<K, Counts>, b: HashMap<K, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metadata::ScanMeta;
     use crate::table::Cell;
     use mpscan_schema::{Col, Columns};
 
-    const HEADER: &str =
+    pub(crate) const HEADER: &str =
         "ip,port,probe,class,responder,mptcp_version,mpc_flags,mpc_key,options,mirrored,ts_echoed,ttl,window,timestamp";
 
     /// A hand-made scan whose every count is known. Two ports, both probes, IPv4 and IPv6.
@@ -350,7 +368,7 @@ mod tests {
     }
 
     /// Summarises a whole CSV text, header included.
-    fn agg_of_csv(text: &str, opts: &Options) -> Aggregate {
+    pub(crate) fn agg_of_csv(text: &str, opts: &Options) -> Aggregate {
         let mut rdr = csv::ReaderBuilder::new().from_reader(std::io::Cursor::new(text.as_bytes().to_vec()));
         let cols = Columns::resolve(rdr.byte_headers().unwrap(), Col::SUMMARY).unwrap();
         let mut a = Aggregate::new(opts);

@@ -105,7 +105,8 @@ pub fn check_against_metadata(agg: &Aggregate, meta: &ScanMeta) -> Vec<String> {
         return out;
     }
     for p in ProbeVersion::ALL {
-        let have = agg.counts(None, p);
+        let mut have = agg.counts(None, p);
+        super::add_counts(&mut have, &crate::aliased::set_apart_counts(agg, p));
         for c in Class::ALL {
             let want = meta.classes.get(&(p.label().to_string(), c.label().to_string())).copied().unwrap_or(0);
             if want != have[c as usize] {
@@ -334,6 +335,7 @@ pub fn tables(agg: &Aggregate, meta: Option<&ScanMeta>, opts: &Options) -> Vec<T
         out.push(icmp_table(agg));
     }
     out.push(fingerprint_table(agg, opts.top));
+    crate::stacks::extend_tables(agg, opts, &mut out);
     let has_v4 = agg.v4_8.iter().any(|c| c.iter().any(|n| *n > 0));
     let has_v6 = !agg.v6_32.is_empty();
     for level in &opts.levels {
