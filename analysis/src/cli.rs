@@ -60,6 +60,14 @@ pub struct SummaryArgs {
     /// The trace's metadata JSON: its verdict counts are checked against the verdicts files.
     #[arg(long, num_args = 1.., value_name = "TRACE.json", requires = "trace")]
     pub trace_metadata: Vec<PathBuf>,
+    /// CAIDA AS-to-organization file (`YYYYMMDD.as-org2info.txt`): adds the top organizations
+    /// (by the origin AS, so it needs --pfx2as).
+    #[arg(long, value_name = "FILE")]
+    pub as_org: Option<PathBuf>,
+    /// Economy (country) of each address from a MaxMind-format database (GeoLite2-Country,
+    /// IPinfo country .mmdb) or a CSV of start,end,country ranges: adds the top economies.
+    #[arg(long, value_name = "FILE")]
+    pub geo: Option<PathBuf>,
 }
 
 /// `mpscan diff`: change between two scans.
@@ -141,15 +149,7 @@ pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
     let pfx2as = match &a.pfx2as {
         Some(p) => {
             let t = Pfx2As::read(p)?;
-            if t.skipped > 0 {
-                eprintln!(
-                    "mpscan: {}: skipped {} unreadable line{} ({})",
-                    p.display(),
-                    t.skipped,
-                    if t.skipped == 1 { "" } else { "s" },
-                    t.skip_examples.join("; ")
-                );
-            }
+            crate::enrich::warn_skips(p, t.skipped, &t.skip_examples);
             Some(Arc::new(t))
         }
         None if levels.contains(&Level::As) => bail!("--by as needs --pfx2as FILE"),
@@ -158,11 +158,14 @@ pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
     if pfx2as.is_some() && !levels.contains(&Level::As) {
         levels.push(Level::As);
     }
+    let enrich =
+        crate::enrich::Enrichment::load(a.pfx2as.as_deref(), pfx2as.as_deref(), a.as_org.as_deref(), a.geo.as_deref())?;
     Ok(Options {
         top: a.top,
         levels,
         probe: a.probe.as_deref().and_then(|p| ProbeVersion::parse(p.as_bytes())),
         pfx2as,
+        enrich,
     })
 }
 
@@ -294,6 +297,8 @@ mod tests {
             trace: vec![],
             hops: vec![],
             trace_metadata: vec![],
+            as_org: None,
+            geo: None,
         }
     }
 

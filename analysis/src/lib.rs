@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod diff;
+pub mod enrich;
 pub mod fingerprint;
 pub mod icmp;
 pub mod metadata;

@@ -77,6 +77,8 @@ pub struct Options {
     pub probe: Option<ProbeVersion>,
     /// Prefix-to-AS table for the AS breakdown.
     pub pfx2as: Option<Arc<Pfx2As>>,
+    /// Organization and economy tables (`--as-org`, `--geo`) and the files' names and dates.
+    pub enrich: crate::enrich::Enrichment,
 }
 
 impl Default for Options {
@@ -86,6 +88,7 @@ impl Default for Options {
             levels: vec![Level::V4p8, Level::V4p16, Level::V4p24, Level::V6p32, Level::V6p48, Level::As],
             probe: None,
             pfx2as: None,
+            enrich: Default::default(),
         }
     }
 }
@@ -129,6 +132,8 @@ pub struct Aggregate {
     pub v6_48: HashMap<u64, Counts>,
     /// Counters per origin-AS label id; the last entry is "no route".
     pub asn: Vec<Counts>,
+    /// Counters per organization and per economy (`--as-org`, `--geo`).
+    pub enrich: crate::enrich::Counters,
 }
 
 impl Aggregate {
@@ -148,6 +153,7 @@ impl Aggregate {
             v6_32: HashMap::new(),
             v6_48: HashMap::new(),
             asn: vec![[0; NCLASS]; opts.pfx2as.as_ref().map_or(0, |t| t.labels.len() + 1)],
+            enrich: crate::enrich::Counters::new(&opts.enrich),
         }
     }
 
@@ -185,6 +191,12 @@ impl Aggregate {
             let id = t.lookup(r.ip);
             let i = if id == NO_ROUTE { self.asn.len() - 1 } else { id as usize };
             self.asn[i][c] += 1;
+            if let Some(o) = &mut self.enrich.org {
+                o.add(i, c);
+            }
+        }
+        if let Some(g) = &mut self.enrich.geo {
+            g.add(r.ip, c);
         }
         match r.class {
             Class::Mptcp => *self.flags.entry((r.probe, r.version, r.flags)).or_insert(0) += 1,
@@ -237,6 +249,7 @@ impl Aggregate {
         for (a, b) in self.asn.iter_mut().zip(&o.asn) {
             add_counts(a, b);
         }
+        self.enrich.merge(o.enrich);
     }
 
     /// Counters per probe for one port (`None` = all ports).
