@@ -314,7 +314,7 @@ fn top_table(agg: &Aggregate, by: By, class: Class, n: usize, sources: &str) -> 
         By::Org => {
             "organization of the origin AS; a multi-origin prefix counts for the one organization its ASes share"
         }
-        By::Economy => "economy (country) of the address",
+        By::Economy => "the country of the address",
     };
     t.with_note(format!("{} {} in {distinct} {plural} ({how}); {sources}", thousands(total), what(class)))
 }
@@ -343,12 +343,12 @@ pub fn tables(agg: &Aggregate, opts: &Options, out: &mut Vec<Table>) {
     }
 }
 
-/// A chart label no wider than 36 characters.
+/// A chart label no wider than 40 characters (the label column stays under a third of the chart).
 fn short(s: &str) -> String {
-    if s.chars().count() <= 36 {
+    if s.chars().count() <= 40 {
         s.to_string()
     } else {
-        format!("{}...", s.chars().take(33).collect::<String>().trim_end())
+        format!("{}...", s.chars().take(37).collect::<String>().trim_end())
     }
 }
 
@@ -619,6 +619,10 @@ mod tests {
         assert_eq!(date_in_name(Path::new("routeviews-rv6-20231130-0600.pfx2as.gz")).as_deref(), Some("2023-11-30"));
         assert_eq!(date_in_name(Path::new("as-org-99999999.txt")), None);
         assert_eq!(date_in_name(Path::new("GeoLite2-Country.mmdb")), None);
-        assert_eq!(short("Hong Kong Broadband Network Limited Company"), "Hong Kong Broadband Network Limit...");
+        assert_eq!(
+            short("China Telecom (Group) Corporation Limited Beijing"),
+            "China Telecom (Group) Corporation Lim..."
+        );
+        assert_eq!(short(asorg::SPECIAL_LABELS[1]), asorg::SPECIAL_LABELS[1]);
     }
 }
