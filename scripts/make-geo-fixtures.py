@@ -8,6 +8,10 @@ GeoLite2-Country's record layout ({"country": {"iso_code": ...}}) and one in IPi
 What each address must give is FIXTURE_ANSWERS in analysis/src/enrich/geo.rs.
 
     python3 scripts/make-geo-fixtures.py analysis/tests/data
+
+With `--bench FILE` it writes instead the 12 MB database of BENCHMARKS.md's enrichment section:
+300,000 random IPv4 prefixes (/16 to /24) and 100,000 IPv6 prefixes (/32 to /48, in 2a00::/12)
+in 250 two-letter codes, seed 7 (a minute or two).
 """
 import sys
 from pathlib import Path
@@ -36,7 +40,31 @@ def write(path, database_type, record):
     w.to_db_file(str(path))
 
 
+def bench(path):
+    import random
+    from netaddr import IPNetwork
+    random.seed(7)
+    codes = [chr(65 + i // 26) + chr(65 + i % 26) for i in range(250)]
+    by = {c: [] for c in codes}
+    for _ in range(300_000):
+        ln = random.choice([16, 18, 20, 22, 22, 23, 24, 24, 24, 24])
+        a = random.randrange(0x01000000, 0xE0000000) & ((0xFFFFFFFF << (32 - ln)) & 0xFFFFFFFF)
+        by[random.choice(codes)].append(IPNetwork((a, ln), version=4))
+    for _ in range(100_000):
+        ln = random.choice([32, 36, 40, 44, 48])
+        a = ((0x2A0 << 116) | (random.getrandbits(128) >> 12)) & (((1 << 128) - 1) << (128 - ln)) & ((1 << 128) - 1)
+        by[random.choice(codes)].append(IPNetwork((a, ln), version=6))
+    w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Country",
+                   languages=["en"], description="bench")
+    for c, nets in by.items():
+        if nets:
+            w.insert_network(IPSet(nets), {"country": {"iso_code": c}})
+    w.to_db_file(str(path))
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--bench":
+        return bench(sys.argv[2])
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "analysis/tests/data")
     out.mkdir(parents=True, exist_ok=True)
     write(out / "geolite2-country-test.mmdb", "GeoLite2-Country",

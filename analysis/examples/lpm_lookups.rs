@@ -10,15 +10,22 @@
 //! ```
 //!
 //! Modes: `pfx2as` (950,000 IPv4 and 200,000 IPv6 prefixes, nested), `geo` (450,000 IPv4 and
-//! 250,000 IPv6 country ranges, the size of GeoLite2-Country), `flat FILE.mmdb` (a MaxMind DB
+//! 250,000 IPv6 country ranges, about the size of GeoLite2-Country; IPv6 in 2a00::/12), `flat FILE.mmdb` (a MaxMind DB
 //! flattened as `--geo` does), `walk FILE.mmdb` (the same DB's own tree walk per address,
-//! without decoding the record: what a per-row lookup would cost at least).
+//! without decoding the record: what a per-row lookup would cost at least), `write DIR` (the
+//! synthetic tables as files, for `mpscan summary`).
 
 use mpscan_analysis::enrich::geo::Geo;
 use mpscan_analysis::pfx2as::Pfx2As;
 use mpscan_schema::Ip;
 use rand::{Rng, SeedableRng};
 use std::fmt::Write;
+
+/// A random IPv6 address in 2a00::/12 (a RIR's block): tables and probes share one region, as
+/// routed IPv6 and hitlists do, so most lookups find a range rather than the empty rest.
+fn v6_addr(rng: &mut impl Rng) -> u128 {
+    0x2a0u128 << 116 | rng.gen::<u128>() >> 12
+}
 
 fn pfx2as_text(rng: &mut impl Rng) -> String {
     let mut s = String::new();
@@ -37,7 +44,7 @@ fn pfx2as_text(rng: &mut impl Rng) -> String {
     }
     for _ in 0..200_000 {
         let len = [32, 36, 40, 44, 48, 48, 48][rng.gen_range(0..7)];
-        let a: u128 = (0x2000u128 << 112 | rng.gen::<u128>() >> 3) & (u128::MAX << (128 - len));
+        let a: u128 = v6_addr(rng) & (u128::MAX << (128 - len));
         let _ = writeln!(s, "{}\t{len}\t{}", std::net::Ipv6Addr::from(a), rng.gen_range(1..80_000));
     }
     s
@@ -56,7 +63,7 @@ fn geo_csv(rng: &mut impl Rng) -> String {
         let c = code(rng);
         let _ = writeln!(s, "{},{},{c}", std::net::Ipv4Addr::from(w[0]), std::net::Ipv4Addr::from(w[1] - 1));
     }
-    let mut cuts: Vec<u128> = (0..250_000).map(|_| 0x2000u128 << 112 | rng.gen::<u128>() >> 3).collect();
+    let mut cuts: Vec<u128> = (0..250_000).map(|_| v6_addr(rng)).collect();
     cuts.sort_unstable();
     cuts.dedup();
     for w in cuts.windows(2) {
@@ -66,6 +73,24 @@ fn geo_csv(rng: &mut impl Rng) -> String {
     s
 }
 
+/// `write DIR`: the synthetic tables as files (`synthetic.pfx2as`, `synthetic-geo.csv`, and an
+/// `as-org2info` putting the pfx2as's 80,000 ASes in 20,000 organizations), to time
+/// `mpscan summary` with every enrichment on tables of real size.
+fn write_files(dir: &std::path::Path) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    std::fs::write(dir.join("synthetic.pfx2as"), pfx2as_text(&mut rng)).unwrap();
+    std::fs::write(dir.join("synthetic-geo.csv"), geo_csv(&mut rng)).unwrap();
+    let mut s = String::from("# format:aut|changed|aut_name|org_id|opaque_id|source\n");
+    for asn in 1..80_000 {
+        let _ = writeln!(s, "{asn}|20240101|AS{asn}|ORG-{}|x|ARIN", asn % 20_000);
+    }
+    s.push_str("# format:org_id|changed|org_name|country|source\n");
+    for org in 0..20_000 {
+        let _ = writeln!(s, "ORG-{org}|20240101|Organization number {org}|US|ARIN");
+    }
+    std::fs::write(dir.join("20240101.as-org2info.txt"), s).unwrap();
+}
+
 #[inline(never)]
 fn lookup_all(addrs: &[Ip], f: impl Fn(Ip) -> u32) -> u64 {
     addrs.iter().map(|a| f(*a) as u64).sum()
@@ -73,6 +98,9 @@ fn lookup_all(addrs: &[Ip], f: impl Fn(Ip) -> u32) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("write") {
+        return write_files(std::path::Path::new(args.get(2).expect("usage: lpm_lookups write DIR")));
+    }
     let usage = "usage: lpm_lookups pfx2as|geo v4|v6 N, or lpm_lookups flat|walk FILE.mmdb v4|v6 N";
     let (mode, file, rest) = match args.get(1).map(String::as_str) {
         Some(m @ ("flat" | "walk")) => (m, args.get(2).cloned(), &args[3.min(args.len())..]),
@@ -82,9 +110,7 @@ fn main() {
     let v6 = rest.first().map(String::as_str) == Some("v6");
     let n: usize = rest.get(1).and_then(|s| s.parse().ok()).expect(usage);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let addrs: Vec<Ip> = (0..n)
-        .map(|_| if v6 { Ip::V6(0x2000u128 << 112 | rng.gen::<u128>() >> 3) } else { Ip::V4(rng.gen()) })
-        .collect();
+    let addrs: Vec<Ip> = (0..n).map(|_| if v6 { Ip::V6(v6_addr(&mut rng)) } else { Ip::V4(rng.gen()) }).collect();
     let sum = match mode {
         "pfx2as" => {
             let t = Pfx2As::parse(pfx2as_text(&mut rng).as_bytes());
