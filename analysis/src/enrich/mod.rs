@@ -543,6 +543,7 @@ mod tests {
             crate::table::Format::Markdown,
             crate::table::Format::Latex,
             crate::table::Format::Json,
+            crate::table::Format::Csv,
         ] {
             let s = crate::table::render(&tables, f);
             assert!(s.contains("20240702.as-org2info.txt"), "{f:?}");
