@@ -616,6 +616,17 @@ mod tests {
     fn as_org_without_pfx2as_and_dates() {
         let e = Enrichment::load(None, None, Some(Path::new("x.as-org2info.txt")), None).unwrap_err().to_string();
         assert_eq!(e, "--as-org needs --pfx2as FILE: organizations are found through the origin AS");
+        // Without a date in its name, an as-org2info file is dated by its latest change, a
+        // pfx2as file by its modification date.
+        let dir = tempfile::tempdir().unwrap();
+        let (pfx, org) = (dir.path().join("table.pfx2as"), dir.path().join("orgs.txt"));
+        std::fs::write(&pfx, PFX2AS).unwrap();
+        std::fs::write(&org, asorg::tests::SAMPLE).unwrap();
+        let p = crate::pfx2as::Pfx2As::read(&pfx).unwrap();
+        let e = Enrichment::load(Some(&pfx), Some(&p), Some(&org), None).unwrap();
+        let names: Vec<String> = e.sources.iter().map(|s| s.to_string()).collect();
+        assert!(names[0].starts_with("origin AS: table.pfx2as (modified 20"), "{names:?}");
+        assert_eq!(names[1], "organizations: orgs.txt (latest change 2024-06-12)");
         assert_eq!(date_in_name(Path::new("/d/20240701.as-org2info.txt")).as_deref(), Some("2024-07-01"));
         assert_eq!(date_in_name(Path::new("routeviews-rv6-20231130-0600.pfx2as.gz")).as_deref(), Some("2023-11-30"));
         assert_eq!(date_in_name(Path::new("as-org-99999999.txt")), None);
