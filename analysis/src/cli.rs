@@ -68,6 +68,14 @@ pub struct SummaryArgs {
     /// port and probe) all answered identically (0 = off; 1 is refused: one answer is no evidence).
     #[arg(long, value_name = "K", default_value_t = 3, value_parser = parse_alias_min)]
     pub alias_min: u32,
+    /// CAIDA AS-to-organization file (`YYYYMMDD.as-org2info.txt`): adds the top organizations
+    /// (by the origin AS, so it needs --pfx2as).
+    #[arg(long, value_name = "FILE")]
+    pub as_org: Option<PathBuf>,
+    /// Economy (country) of each address from a MaxMind-format database (GeoLite2-Country,
+    /// IPinfo country .mmdb) or a CSV of start,end,country ranges: adds the top economies.
+    #[arg(long, value_name = "FILE")]
+    pub geo: Option<PathBuf>,
 }
 
 fn parse_alias_min(s: &str) -> Result<u32, String> {
@@ -145,16 +153,6 @@ fn print(s: &str) -> Result<()> {
     }
 }
 
-/// One warning line for the lines of an input file that were skipped (none: no line), with the
-/// fix when there is one.
-fn warn_skipped(p: &std::path::Path, skipped: u64, examples: &[String], fix: &str) {
-    if skipped > 0 {
-        let fix = if fix.is_empty() { String::new() } else { format!("; {fix}") };
-        let s = if skipped == 1 { "" } else { "s" };
-        eprintln!("mpscan: {}: skipped {skipped} unreadable line{s} ({}){fix}", p.display(), examples.join("; "));
-    }
-}
-
 /// Resolve summary arguments into options (reads the pfx2as file).
 pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
     let mut levels = vec![];
@@ -167,7 +165,7 @@ pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
     let pfx2as = match &a.pfx2as {
         Some(p) => {
             let t = Pfx2As::read(p)?;
-            warn_skipped(p, t.skipped, &t.skip_examples, "");
+            crate::enrich::warn_skips(p, t.skipped, &t.skip_examples, "");
             Some(Arc::new(t))
         }
         None if levels.contains(&Level::As) => bail!("--by as needs --pfx2as FILE"),
@@ -179,11 +177,13 @@ pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
     let aliased = match &a.aliased {
         Some(p) => {
             let t = crate::aliased::AliasedList::read(p)?;
-            warn_skipped(p, t.skipped, &t.skip_examples, crate::aliased::FIX);
+            crate::enrich::warn_skips(p, t.skipped, &t.skip_examples, crate::aliased::FIX);
             Some(Arc::new(t))
         }
         None => None,
     };
+    let enrich =
+        crate::enrich::Enrichment::load(a.pfx2as.as_deref(), pfx2as.as_deref(), a.as_org.as_deref(), a.geo.as_deref())?;
     Ok(Options {
         top: a.top,
         levels,
@@ -191,6 +191,7 @@ pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
         pfx2as,
         aliased,
         alias_min: a.alias_min,
+        enrich,
     })
 }
 
@@ -324,6 +325,8 @@ mod tests {
             trace_metadata: vec![],
             aliased: None,
             alias_min: 3,
+            as_org: None,
+            geo: None,
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod aliased;
 pub mod cli;
 pub mod diff;
+pub mod enrich;
 pub mod fingerprint;
 pub mod icmp;
 pub mod metadata;

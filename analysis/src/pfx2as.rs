@@ -3,43 +3,30 @@
 //! multi-origin `701_702` or an AS set `{1,2}`; IPv6 files have the same layout).
 //!
 //! Nested prefixes are flattened once into disjoint address ranges sorted by start, each labelled
-//! with its most specific origin; a lookup is then one binary search. For IPv4 a 65,536-entry index
-//! by /16 narrows that search to the few ranges inside the address's /16, so a full routing table
-//! (about a million prefixes) costs a handful of comparisons per row.
+//! with its most specific origin ([`crate::enrich::lpm`], shared with the economy lookup); a
+//! lookup is then one binary search within the address's /16.
 
+use crate::enrich::lpm::{Interval, RangeTable};
 use anyhow::{bail, Context, Result};
 use mpscan_schema::Ip;
 use std::collections::HashMap;
 use std::path::Path;
 
 /// Label id meaning "no covering prefix".
-pub const NO_ROUTE: u32 = u32::MAX;
+pub const NO_ROUTE: u32 = crate::enrich::lpm::NONE;
 
 /// Longest-prefix-match table from address to origin AS label.
 #[derive(Debug, Clone, Default)]
 pub struct Pfx2As {
     /// Origin labels (`AS13335`, `AS701_702`), indexed by label id.
     pub labels: Vec<String>,
-    v4_starts: Vec<u32>,
-    v4_vals: Vec<u32>,
-    /// `v4_index[k]` = range containing address `k << 16`.
-    v4_index: Vec<u32>,
-    v6_starts: Vec<u128>,
-    v6_vals: Vec<u32>,
+    table: RangeTable,
     /// Prefix lines used.
     pub prefixes: u64,
     /// Lines skipped as unparseable.
     pub skipped: u64,
     /// The first few skipped lines, as `line N: reason`.
     pub skip_examples: Vec<String>,
-}
-
-/// One parsed prefix: first and last address (as u128 for both families) and label.
-struct Pfx {
-    start: u128,
-    end: u128,
-    len: u8,
-    val: u32,
 }
 
 impl Pfx2As {
@@ -74,14 +61,8 @@ impl Pfx2As {
                         next
                     });
                     match ip {
-                        Ip::V4(a) => {
-                            let end = a as u128 | (u32::MAX as u128 >> len);
-                            v4.push(Pfx { start: a as u128, end, len, val })
-                        }
-                        Ip::V6(a) => {
-                            let end = if len == 0 { u128::MAX } else { a | (u128::MAX >> len) };
-                            v6.push(Pfx { start: a, end, len, val })
-                        }
+                        Ip::V4(a) => v4.push(Interval::v4_prefix(a, len, val, i as u64 + 1)),
+                        Ip::V6(a) => v6.push(Interval::v6_prefix(a, len, val, i as u64 + 1)),
                     }
                     t.prefixes += 1;
                 }
@@ -93,37 +74,15 @@ impl Pfx2As {
                 }
             }
         }
-        let (s4, v4v) = flatten(v4, u32::MAX as u128);
-        t.v4_starts = s4.into_iter().map(|s| s as u32).collect();
-        t.v4_vals = v4v;
-        t.v4_index =
-            (0..=u16::MAX as u32).map(|k| (t.v4_starts.partition_point(|s| *s <= k << 16) - 1) as u32).collect();
-        let (s6, v6v) = flatten(v6, u128::MAX);
-        t.v6_starts = s6;
-        t.v6_vals = v6v;
+        // Prefixes nest or coincide but never partly overlap: nothing is rejected.
+        t.table = RangeTable::build(v4, v6).0;
         t
     }
 
     /// Label id of the longest prefix covering `ip`, or `NO_ROUTE`.
     #[inline]
     pub fn lookup(&self, ip: Ip) -> u32 {
-        match ip {
-            Ip::V4(a) => {
-                let top = (a >> 16) as usize;
-                let lo = self.v4_index[top] as usize;
-                let hi = if top < 0xffff { self.v4_index[top + 1] as usize + 1 } else { self.v4_starts.len() };
-                let i = lo + self.v4_starts[lo..hi].partition_point(|s| *s <= a) - 1;
-                self.v4_vals[i]
-            }
-            Ip::V6(a) => {
-                let i = self.v6_starts.partition_point(|s| *s <= a);
-                if i == 0 {
-                    NO_ROUTE
-                } else {
-                    self.v6_vals[i - 1]
-                }
-            }
-        }
+        self.table.lookup(ip)
     }
 
     /// Label of an id (`-` for `NO_ROUTE`).
@@ -152,60 +111,6 @@ fn parse_line(line: &str) -> Result<(Ip, u8, &str), String> {
         return Err(format!("bad ASN {asn:?}"));
     }
     Ok((ip, len, asn))
-}
-
-/// Disjoint ranges under construction: range i covers [starts[i], starts[i+1]).
-struct Ranges {
-    starts: Vec<u128>,
-    vals: Vec<u32>,
-}
-
-impl Ranges {
-    /// From `pos` on, the label is `val` (merging with the previous range when equal).
-    fn emit(&mut self, pos: u128, val: u32) {
-        let n = self.starts.len();
-        if self.starts[n - 1] == pos {
-            self.vals[n - 1] = val;
-            if n >= 2 && self.vals[n - 2] == val {
-                self.starts.pop();
-                self.vals.pop();
-            }
-        } else if self.vals[n - 1] != val {
-            self.starts.push(pos);
-            self.vals.push(val);
-        }
-    }
-
-    /// Close every open prefix that ends before `limit` (all of them for `None`): after its end
-    /// the enclosing prefix's label (or no route) applies again.
-    fn close_until(&mut self, stack: &mut Vec<(u128, u32)>, limit: Option<u128>, max: u128) {
-        while let Some(&(end, _)) = stack.last() {
-            if limit.is_some_and(|l| end >= l) {
-                break;
-            }
-            stack.pop();
-            if let Some(after) = end.checked_add(1).filter(|a| *a <= max) {
-                self.emit(after, stack.last().map_or(NO_ROUTE, |t| t.1));
-            }
-        }
-    }
-}
-
-/// Turn possibly nested prefixes into disjoint ranges: (starts, labels), starts[0] == 0, the
-/// range i covering [starts[i], starts[i+1]), `max` the family's last address. The most specific
-/// prefix wins; among identical prefixes the first line wins.
-fn flatten(mut p: Vec<Pfx>, max: u128) -> (Vec<u128>, Vec<u32>) {
-    p.sort_by_key(|x| (x.start, x.len));
-    p.dedup_by_key(|x| (x.start, x.len));
-    let mut out = Ranges { starts: vec![0], vals: vec![NO_ROUTE] };
-    let mut stack: Vec<(u128, u32)> = vec![];
-    for x in &p {
-        out.close_until(&mut stack, Some(x.start), max);
-        out.emit(x.start, x.val);
-        stack.push((x.end, x.val));
-    }
-    out.close_until(&mut stack, None, max);
-    (out.starts, out.vals)
 }
 
 #[cfg(test)]
@@ -295,6 +200,16 @@ mod tests {
                 .map_or("-".to_string(), |(_, _, s)| if s == "AS999" { "AS200".into() } else { s.clone() });
             assert_eq!(t.label(t.lookup(Ip::V4(a))), best, "{}", std::net::Ipv4Addr::from(a));
         }
+    }
+
+    #[test]
+    fn a_host_route_covers_one_address() {
+        // A /128 once covered the whole rest of the space: `>> 128` wraps to `>> 0` in release.
+        let t = Pfx2As::parse(b"2001:db8::\t32\t600\n2001:db8::5\t128\t800\n10.0.0.5\t32\t900\n");
+        assert_eq!(label(&t, "2001:db8::5"), "AS800");
+        assert_eq!(label(&t, "2001:db8::6"), "AS600");
+        assert_eq!(label(&t, "2001:db9::"), "-");
+        assert_eq!((label(&t, "10.0.0.5"), label(&t, "10.0.0.6")), ("AS900".into(), "-".into()));
     }
 
     #[test]

@@ -220,6 +220,7 @@ pub fn summary_charts(agg: &Aggregate, opts: &Options, dir: &Path) -> Result<Vec
             },
         ));
     }
+    charts.extend(crate::enrich::charts(agg, opts));
     for (name, bars) in charts {
         let p = dir.join(name);
         draw(&bars, &p)?;

@@ -212,7 +212,7 @@ fn weighted<T>(rng: &mut ChaCha8Rng, items: &[T], w: impl Fn(&T) -> u32) -> usiz
 }
 
 /// Seconds since the epoch to `YYYY-MM-DDTHH:MM:SS` (UTC), civil-from-days.
-fn rfc3339(secs: u64) -> String {
+pub(crate) fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let tod = secs % 86_400;
     let z = days + 719_468;

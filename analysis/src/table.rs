@@ -258,6 +258,10 @@ fn render_csv(t: &Table) -> String {
     for r in &t.rows {
         let _ = w.write_record(r.iter().map(|c| c.plain().trim().to_string()));
     }
+    // The note (what was counted, which enrichment files) as a last one-field record, like the title.
+    if let Some(n) = &t.note {
+        let _ = w.write_record([format!("note: {n}")]);
+    }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
@@ -362,7 +366,7 @@ mod tests {
         assert!(md.contains("| class | count | share |\n|:---|---:|---:|\n| mptcp | 11,100 | 12.54% |"), "{md}");
         assert!(md.contains("&nbsp;&nbsp;echo \\| box"), "{md}");
         let c = render(&[sample()], Format::Csv);
-        assert_eq!(c, "Classes\nclass,count,share\nmptcp,11100,12.5446\necho | box,77384,\n");
+        assert_eq!(c, "Classes\nclass,count,share\nmptcp,11100,12.5446\necho | box,77384,\nnote: note\n");
         let j: Value = serde_json::from_str(&render(&[sample()], Format::Json)).unwrap();
         assert_eq!(j["tables"][0]["rows"][0]["count"], json!(11100));
         assert_eq!(j["tables"][0]["rows"][1]["share"], Value::Null);

@@ -86,6 +86,8 @@ pub struct Options {
     pub aliased: Option<Arc<crate::aliased::AliasedList>>,
     /// Answered IPv6 rows that must agree to flag a prefix as likely aliased (0 = off).
     pub alias_min: u32,
+    /// Organization and economy tables (`--as-org`, `--geo`) and the files' names and dates.
+    pub enrich: crate::enrich::Enrichment,
 }
 
 impl Default for Options {
@@ -97,6 +99,7 @@ impl Default for Options {
             pfx2as: None,
             aliased: None,
             alias_min: 3,
+            enrich: Default::default(),
         }
     }
 }
@@ -152,6 +155,8 @@ pub struct Aggregate {
     pub stacks: crate::stacks::Stacks,
     /// Rows set apart by `--aliased` (crate::aliased).
     pub set_apart: Option<crate::aliased::SetApart>,
+    /// Counters per organization and per economy (`--as-org`, `--geo`).
+    pub enrich: crate::enrich::Counters,
 }
 
 impl Aggregate {
@@ -175,6 +180,7 @@ impl Aggregate {
             hosts: Hosts::default(),
             stacks: crate::stacks::Stacks::new(opts.alias_min),
             set_apart: opts.aliased.clone().map(crate::aliased::SetApart::new),
+            enrich: crate::enrich::Counters::new(&opts.enrich),
         }
     }
 
@@ -219,6 +225,12 @@ impl Aggregate {
             let id = t.lookup(r.ip);
             let i = if id == NO_ROUTE { self.asn.len() - 1 } else { id as usize };
             self.asn[i][c] += 1;
+            if let Some(o) = &mut self.enrich.org {
+                o.add(i, c);
+            }
+        }
+        if let Some(g) = &mut self.enrich.geo {
+            g.add(r.ip, c);
         }
         match r.class {
             Class::Mptcp => *self.flags.entry((r.probe, r.version, r.flags)).or_insert(0) += 1,
@@ -295,6 +307,7 @@ impl Aggregate {
         self.hosts.merge(o.hosts);
         self.stacks.merge(o.stacks);
         crate::aliased::SetApart::merge(&mut self.set_apart, o.set_apart);
+        self.enrich.merge(o.enrich);
     }
 
     /// Counters per probe for one port (`None` = all ports).

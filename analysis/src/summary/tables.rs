@@ -349,5 +349,6 @@ pub fn tables(agg: &Aggregate, meta: Option<&ScanMeta>, opts: &Options) -> Vec<T
             out.push(top_table(agg, *level, Class::Echo, opts.top));
         }
     }
+    crate::enrich::tables(agg, opts, &mut out);
     out
 }
