@@ -28,11 +28,16 @@ pub struct Input {
     pub data_start: u64,
     /// File length in bytes.
     pub len: u64,
+    /// Row groups when the file is Parquet (`None`: a CSV); see [`crate::reader_parquet`].
+    pub row_groups: Option<usize>,
 }
 
 impl Input {
     /// Open `path`, read its header and find the `needed` columns; an empty file is an error.
     pub fn open(path: &Path, needed: &[Col]) -> Result<Input> {
+        if crate::reader_parquet::is_parquet(path) {
+            return crate::reader_parquet::open(path, needed);
+        }
         let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
         let len = file.metadata().with_context(|| format!("{}: cannot stat", path.display()))?.len();
         let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(file);
@@ -45,7 +50,7 @@ impl Input {
         }
         let cols = Columns::resolve(&header, needed).map_err(|e| anyhow::anyhow!("{}:1: {e}", path.display()))?;
         let data_start = rdr.position().byte();
-        Ok(Input { path: path.to_owned(), cols, data_start, len })
+        Ok(Input { path: path.to_owned(), cols, data_start, len, row_groups: None })
     }
 
     /// Open every file of a scan.
@@ -62,10 +67,15 @@ struct Chunk {
     end: u64,
 }
 
-/// Cut every input into ranges that start right after a newline.
+/// Cut every CSV input into ranges that start right after a newline (a Parquet one into row groups).
 fn plan(inputs: &[Input]) -> Result<Vec<Chunk>> {
     let mut chunks = Vec::new();
     for (i, inp) in inputs.iter().enumerate() {
+        if let Some(n) = inp.row_groups {
+            // Parquet: one unit of work per row group.
+            chunks.extend((0..n as u64).map(|g| Chunk { input: i, start: g, end: g + 1 }));
+            continue;
+        }
         let mut start = inp.data_start;
         if start >= inp.len {
             continue;
@@ -138,7 +148,10 @@ where
             }
             let c = chunks[ci];
             let inp = &inputs[c.input];
-            let res = run_chunk(inp, c, &mut rec, state, &f);
+            let res = match inp.row_groups {
+                None => run_chunk(inp, c, &mut rec, state, &f),
+                Some(_) => crate::reader_parquet::run_row_group(inp, c.start as usize, state, &f),
+            };
             if res.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
