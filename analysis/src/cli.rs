@@ -91,6 +91,26 @@ pub struct DiffArgs {
     pub threads: Option<usize>,
 }
 
+/// `mpscan trend`: a series of scans, ordered by start time (analysis/src/trend.rs).
+#[derive(Debug, Args)]
+pub struct TrendArgs {
+    /// Scans one after another: each its metadata JSON (a sharded scan: every shard's) followed
+    /// by its result files, CSV or Parquet (a JSON given alone stands for the .csv or .parquet
+    /// beside it), e.g. `2021.json 2021-*.csv 2022.json 2022.parquet`. Any order: scans are sorted
+    /// by the metadata's start_time.
+    #[arg(required = true, value_name = "SCAN.json [RESULTS]...")]
+    pub scans: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write the trend chart (SVG line chart) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
 /// `mpscan synth`: synthetic result CSVs.
 #[derive(Debug, Args)]
 pub struct SynthArgs {
@@ -256,6 +276,19 @@ pub fn diff(a: &DiffArgs) -> Result<()> {
     print(&render(&diff::tables(&d, a.limit), a.format))?;
     if let Some(dir) = &a.plots {
         let files = crate::plots::diff_charts(&d, dir)?;
+        eprintln!("mpscan: wrote {} chart to {}", files.len(), dir.display());
+    }
+    Ok(())
+}
+
+/// Run `mpscan trend`.
+pub fn trend(a: &TrendArgs) -> Result<()> {
+    use crate::trend;
+    let scans = trend::order(trend::group(&a.scans)?)?;
+    let t = trend::run(scans, threads(a.threads))?;
+    print(&render(&trend::tables(&t), a.format))?;
+    if let Some(dir) = &a.plots {
+        let files = trend::chart(&t, dir)?;
         eprintln!("mpscan: wrote {} chart to {}", files.len(), dir.display());
     }
     Ok(())

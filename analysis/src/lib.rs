@@ -9,7 +9,9 @@
 pub mod cli;
 pub mod diff;
 pub mod fingerprint;
+pub mod hilbert;
 pub mod icmp;
+pub mod lines;
 pub mod metadata;
 pub mod pfx2as;
 pub mod plots;
@@ -17,4 +19,5 @@ pub mod summary;
 pub mod synth;
 pub mod table;
 pub mod trace;
+pub mod trend;
 pub mod verified;
