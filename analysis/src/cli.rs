@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// `mpscan summary`: the headline table of one scan (its shards).
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
-    /// Result CSVs of one scan (pass every shard: they are one scan). Optional with --trace.
+    /// Result files of one scan, CSV or Parquet (pass every shard: they are one scan). Optional with --trace.
     #[arg(required_unless_present = "trace", value_name = "SCAN.csv")]
     pub csv: Vec<PathBuf>,
     /// The scan's metadata JSON (one per shard; repeat or list several) for "addresses probed".
@@ -30,7 +30,7 @@ pub struct SummaryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
-    /// Write SVG charts into this directory.
+    /// Write SVG charts and the IPv4 Hilbert maps (PNG, and an SVG overview) into this directory.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
     /// Rows per top-N table (0 = all).
@@ -65,7 +65,7 @@ pub struct SummaryArgs {
 /// `mpscan diff`: change between two scans.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The earlier scan's CSV (for a sharded scan, list its shards with --old).
+    /// The earlier scan's result file, CSV or Parquet (for a sharded scan, list its shards with --old).
     #[arg(value_name = "OLD.csv")]
     pub old: PathBuf,
     /// The later scan's CSV (more shards with --new).

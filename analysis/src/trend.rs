@@ -8,7 +8,7 @@
 //! `mpscan trend 2021/scan.json 2021/scan-*.csv 2022/scan-*.json 2022/scan-*.parquet`. A `.json`
 //! argument after a result file starts the next scan; a sharded scan gives all its shards'
 //! metadata files (their earliest `start_time` is the scan's start). A metadata file given alone
-//! stands for `NAME.csv` or `NAME.parquet` beside it. Rules (docs/ANALYSIS.md): every scan needs
+//! stands for `NAME.csv` or `NAME.parquet` beside it. Rules (README.md, docs/ERRORS.md): every scan needs
 //! metadata with a `start_time`; two scans may not start at the same time (the same scan given
 //! twice, most likely); each is a one-line error.
 
