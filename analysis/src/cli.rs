@@ -98,7 +98,7 @@ pub struct TrendArgs {
     /// by its result files, CSV or Parquet (a JSON given alone stands for the .csv or .parquet
     /// beside it), e.g. `2021.json 2021-*.csv 2022.json 2022.parquet`. Any order: scans are sorted
     /// by the metadata's start_time.
-    #[arg(required = true, value_name = "SCAN.json [RESULTS]...")]
+    #[arg(required = true, value_name = "FILE")]
     pub scans: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
