@@ -254,7 +254,7 @@ mod tests {
     /// A varied row: every class, both probes, v4 and v6, nulls and flags.
     fn row(i: u32) -> Row {
         let class = Class::ALL[i as usize % Class::ALL.len()];
-        let v6 = i % 7 == 0;
+        let v6 = i.is_multiple_of(7);
         let ip: std::net::IpAddr = if v6 {
             std::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | i as u128).into()
         } else {
@@ -262,16 +262,16 @@ mod tests {
         };
         Row {
             ip,
-            port: if i % 3 == 0 { 80 } else { 443 },
-            probe: if i % 2 == 0 { ProbeVersion::V1 } else { ProbeVersion::V0 },
+            port: if i.is_multiple_of(3) { 80 } else { 443 },
+            probe: if i.is_multiple_of(2) { ProbeVersion::V1 } else { ProbeVersion::V0 },
             class,
             responder: ip,
             mptcp_version: class.has_mptcp_option().then_some((i % 2) as u8),
             mpc_flags: class.has_mptcp_option().then(|| "0x81".to_string()),
             mpc_key: None,
             options: if class == Class::Echo { "020405b41e0c0081aabbccddeeff0011".into() } else { String::new() },
-            mirrored: i % 5 == 0,
-            ts_echoed: i % 11 == 0,
+            mirrored: i.is_multiple_of(5),
+            ts_echoed: i.is_multiple_of(11),
             ttl: (i % 200) as u8,
             window: (i % 60000) as u16,
             timestamp: "2026-11-21T18:00:00.123456Z".into(),
@@ -363,13 +363,13 @@ mod tests {
         }
         p.finish().unwrap();
         drop(c);
-        let inputs = Input::open_all(&[pq.clone()], Col::SUMMARY).unwrap();
+        let inputs = Input::open_all(std::slice::from_ref(&pq), Col::SUMMARY).unwrap();
         assert_eq!(inputs[0].row_groups, Some(2), "the test must span row groups");
         for needed in [Col::SUMMARY, Col::DIFF] {
-            let want = read(&[csv.clone()], needed, 1).unwrap();
+            let want = read(std::slice::from_ref(&csv), needed, 1).unwrap();
             assert_eq!(want.len(), n as usize);
             for threads in [1, 2] {
-                let got = read(&[pq.clone()], needed, threads).unwrap();
+                let got = read(std::slice::from_ref(&pq), needed, threads).unwrap();
                 assert_eq!(got.len(), want.len());
                 if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
                     panic!("row {i}: parquet {:?} csv {:?}", got[i], want[i]);
@@ -393,7 +393,7 @@ mod tests {
         let bytes = std::fs::read(&pq).unwrap();
         let cut = dir.path().join("cut.parquet");
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-        let e = read(&[cut.clone()], Col::SUMMARY, 1).unwrap_err().to_string();
+        let e = read(std::slice::from_ref(&cut), Col::SUMMARY, 1).unwrap_err().to_string();
         assert!(e.contains("cut.parquet: not a readable Parquet file") && !e.contains('\n'), "{e}");
         // A Parquet file without the result columns.
         let hops = dir.path().join("hops.parquet");
