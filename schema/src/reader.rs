@@ -5,6 +5,9 @@
 //! their own aggregate. Memory is the aggregates plus one buffer per thread: it does not grow with
 //! the number of rows. Result rows never contain quoted newlines (no field of the schema can hold
 //! one), so a newline is always a record boundary.
+//!
+//! A Parquet file (recognised by its `PAR1` magic) is read by [`crate::reader_parquet`] instead, one
+//! row group per unit of work, into the same `RowRef`s.
 
 use crate::columns::{Col, Columns};
 use crate::row_ref::{Fields, RowError, RowRef};
