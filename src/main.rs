@@ -30,6 +30,8 @@ enum Command {
     Summary(mpscan_analysis::cli::SummaryArgs),
     /// Compare two scans: servers that appeared, disappeared or changed.
     Diff(mpscan_analysis::cli::DiffArgs),
+    /// A series of scans in time order: answers per scan, and the changes between consecutive ones.
+    Trend(mpscan_analysis::cli::TrendArgs),
     /// Write a synthetic result CSV with the class mix of the 2018 study.
     Synth(mpscan_analysis::cli::SynthArgs),
     /// Rebuild a scan's rows from its --pcap recording with this mpscan's classifier (sends nothing).
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Lab(a) => mpscan::lab::run(a).map(|()| ExitCode::SUCCESS),
         Command::Summary(a) => mpscan_analysis::cli::summary(a).map(|()| ExitCode::SUCCESS),
         Command::Diff(a) => mpscan_analysis::cli::diff(a).map(|()| ExitCode::SUCCESS),
+        Command::Trend(a) => mpscan_analysis::cli::trend(a).map(|()| ExitCode::SUCCESS),
         Command::Synth(a) => mpscan_analysis::cli::synth(a).map(|()| ExitCode::SUCCESS),
         Command::Reclassify(a) => mpscan::reclassify::run(a).map(|()| ExitCode::SUCCESS),
         Command::Merge(a) => mpscan::output::merge::run(a).map(|()| ExitCode::SUCCESS),

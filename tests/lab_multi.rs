@@ -180,6 +180,22 @@ fn parquet_and_csv_scans_hold_the_same_rows() {
     check(&lab.ground_truth().unwrap(), &pq);
     let meta = read_json(&dir.join("lab-0-of-1.json"));
     assert_eq!(meta["rows"].as_u64(), Some(pq.len() as u64));
+    // summary and diff read the scanner's Parquet file as it is: the same headline as the CSV's,
+    // and no target changed class between the two.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = ok(Command::new(EXE).args(args).args(["--format", "json"]).current_dir(&dir).output().unwrap());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (s_csv, s_pq) = (json(&["summary", "lab-0-of-1.csv"]), json(&["summary", "lab-0-of-1.parquet"]));
+    assert!(s_csv["tables"][0]["title"].as_str().unwrap().starts_with("Headline"));
+    assert_eq!(s_csv["tables"][0], s_pq["tables"][0]);
+    let d = json(&["diff", "lab-0-of-1.csv", "lab-0-of-1.parquet"]);
+    for r in d["tables"][0]["rows"].as_array().unwrap() {
+        assert_eq!(r["old"], r["new"], "{r}");
+        for c in ["appeared", "disappeared", "switched in", "switched out"] {
+            assert_eq!(r[c].as_u64(), Some(0), "{r}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

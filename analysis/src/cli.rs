@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// `mpscan summary`: the headline table of one scan (its shards).
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
-    /// Result CSVs of one scan (pass every shard: they are one scan). Optional with --trace.
+    /// Result files of one scan, CSV or Parquet (pass every shard: they are one scan). Optional with --trace.
     #[arg(required_unless_present = "trace", value_name = "SCAN.csv")]
     pub csv: Vec<PathBuf>,
     /// The scan's metadata JSON (one per shard; repeat or list several) for "addresses probed".
@@ -30,7 +30,7 @@ pub struct SummaryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
-    /// Write SVG charts into this directory.
+    /// Write SVG charts and the IPv4 Hilbert maps (PNG, and an SVG overview) into this directory.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
     /// Rows per top-N table (0 = all).
@@ -89,7 +89,7 @@ fn parse_alias_min(s: &str) -> Result<u32, String> {
 /// `mpscan diff`: change between two scans.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The earlier scan's CSV (for a sharded scan, list its shards with --old).
+    /// The earlier scan's result file, CSV or Parquet (for a sharded scan, list its shards with --old).
     #[arg(value_name = "OLD.csv")]
     pub old: PathBuf,
     /// The later scan's CSV (more shards with --new).
@@ -111,6 +111,26 @@ pub struct DiffArgs {
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
     /// Worker threads for reading the old scan (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `mpscan trend`: a series of scans, ordered by start time (analysis/src/trend.rs).
+#[derive(Debug, Args)]
+pub struct TrendArgs {
+    /// Scans one after another: each its metadata JSON (a sharded scan: every shard's) followed
+    /// by its result files, CSV or Parquet (a JSON given alone stands for the .csv or .parquet
+    /// beside it), e.g. `2021.json 2021-*.csv 2022.json 2022.parquet`. Any order: scans are sorted
+    /// by the metadata's start_time.
+    #[arg(required = true, value_name = "FILE")]
+    pub scans: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write the trend chart (SVG line chart) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -285,6 +305,19 @@ pub fn diff(a: &DiffArgs) -> Result<()> {
     print(&render(&diff::tables(&d, a.limit), a.format))?;
     if let Some(dir) = &a.plots {
         let files = crate::plots::diff_charts(&d, dir)?;
+        eprintln!("mpscan: wrote {} chart to {}", files.len(), dir.display());
+    }
+    Ok(())
+}
+
+/// Run `mpscan trend`.
+pub fn trend(a: &TrendArgs) -> Result<()> {
+    use crate::trend;
+    let scans = trend::order(trend::group(&a.scans)?)?;
+    let t = trend::run(scans, threads(a.threads))?;
+    print(&render(&trend::tables(&t), a.format))?;
+    if let Some(dir) = &a.plots {
+        let files = trend::chart(&t, dir)?;
         eprintln!("mpscan: wrote {} chart to {}", files.len(), dir.display());
     }
     Ok(())

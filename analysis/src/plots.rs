@@ -27,7 +27,8 @@ pub struct Bars {
     pub log: bool,
 }
 
-const COLORS: [RGBColor; 6] = [
+/// The series colours of every chart (bars and lines).
+pub(crate) const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -36,7 +37,8 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-fn human(v: f64) -> String {
+/// A count for an axis label: `12345` as `12k`.
+pub(crate) fn human(v: f64) -> String {
     let v = v.round() as u64;
     match v {
         0..=9_999 => v.to_string(),
@@ -137,7 +139,7 @@ fn draw_inner(b: &Bars, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Charts of `mpscan summary`: class shares per probe, the MP_CAPABLE split, top networks per
-/// breakdown level, and middlebox fingerprints. Returns the files written.
+/// breakdown level, middlebox fingerprints, and the Hilbert maps of IPv4 /24s. Returns the files written.
 pub fn summary_charts(agg: &Aggregate, opts: &Options, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create plot directory", dir.display()))?;
     let mut out = vec![];
@@ -226,6 +228,7 @@ pub fn summary_charts(agg: &Aggregate, opts: &Options, dir: &Path) -> Result<Vec
         draw(&bars, &p)?;
         out.push(p);
     }
+    out.extend(crate::hilbert::maps(agg, dir)?);
     Ok(out)
 }
 
@@ -292,7 +295,12 @@ pub(crate) mod tests {
 
     pub(crate) fn check_all(paths: &[PathBuf]) {
         for p in paths {
-            valid_svg(p);
+            if p.extension().is_some_and(|e| e == "png") {
+                let b = std::fs::read(p).unwrap();
+                assert!(b.starts_with(b"\x89PNG\r\n\x1a\n"), "{}: not a PNG", p.display());
+            } else {
+                valid_svg(p);
+            }
         }
     }
 }

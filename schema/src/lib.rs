@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod parquet_file;
 pub mod probe;
 pub mod reader;
+pub mod reader_parquet;
 pub mod records;
 pub mod row;
 pub mod row_ref;

@@ -6,6 +6,9 @@
 //! their own aggregate. Memory is the aggregates plus one buffer per thread: it does not grow with
 //! the number of rows. Result rows never contain quoted newlines (no field of the schema can hold
 //! one), so a newline is always a record boundary.
+//!
+//! A Parquet file (recognised by its `PAR1` magic) is read by [`crate::reader_parquet`] instead, one
+//! row group per unit of work, into the same `RowRef`s.
 
 use crate::columns::{Col, Columns};
 use crate::exact_line::{separators, ExactLayout};
@@ -30,11 +33,16 @@ pub struct Input {
     pub data_start: u64,
     /// File length in bytes.
     pub len: u64,
+    /// Row groups when the file is Parquet (`None`: a CSV); see [`crate::reader_parquet`].
+    pub row_groups: Option<usize>,
 }
 
 impl Input {
     /// Open `path`, read its header and find the `needed` columns; an empty file is an error.
     pub fn open(path: &Path, needed: &[Col]) -> Result<Input> {
+        if crate::reader_parquet::is_parquet(path) {
+            return crate::reader_parquet::open(path, needed);
+        }
         let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
         let len = file.metadata().with_context(|| format!("{}: cannot stat", path.display()))?.len();
         let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(file);
@@ -47,7 +55,7 @@ impl Input {
         }
         let cols = Columns::resolve(&header, needed).map_err(|e| anyhow::anyhow!("{}:1: {e}", path.display()))?;
         let data_start = rdr.position().byte();
-        Ok(Input { path: path.to_owned(), cols, data_start, len })
+        Ok(Input { path: path.to_owned(), cols, data_start, len, row_groups: None })
     }
 
     /// Open every file of a scan.
@@ -64,10 +72,15 @@ struct Chunk {
     end: u64,
 }
 
-/// Cut every input into ranges that start right after a newline.
+/// Cut every CSV input into ranges that start right after a newline (a Parquet one into row groups).
 fn plan(inputs: &[Input]) -> Result<Vec<Chunk>> {
     let mut chunks = Vec::new();
     for (i, inp) in inputs.iter().enumerate() {
+        if let Some(n) = inp.row_groups {
+            // Parquet: one unit of work per row group.
+            chunks.extend((0..n as u64).map(|g| Chunk { input: i, start: g, end: g + 1 }));
+            continue;
+        }
         let mut start = inp.data_start;
         if start >= inp.len {
             continue;
@@ -140,7 +153,10 @@ where
             }
             let c = chunks[ci];
             let inp = &inputs[c.input];
-            let res = run_chunk(inp, c, &mut rec, state, &f);
+            let res = match inp.row_groups {
+                None => run_chunk(inp, c, &mut rec, state, &f),
+                Some(_) => crate::reader_parquet::run_row_group(inp, c.start as usize, state, &f),
+            };
             if res.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
