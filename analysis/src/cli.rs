@@ -182,14 +182,24 @@ pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
             levels.push(l);
         }
     }
-    let pfx2as = match &a.pfx2as {
-        Some(p) => {
-            let t = Pfx2As::read(p)?;
+    if a.as_org.is_some() && a.pfx2as.is_none() {
+        bail!("--as-org needs --pfx2as FILE: organizations are found through the origin AS");
+    }
+    // The enrichment files are read while the pfx2as file is: on a full routing table and a
+    // country database, reading them is most of summary's start-up.
+    let (pfx_read, files) = std::thread::scope(|s| {
+        let files = s.spawn(|| crate::enrich::Files::read(a.as_org.as_deref(), a.geo.as_deref()));
+        let pfx = a.pfx2as.as_deref().map(Pfx2As::read);
+        (pfx, files.join().unwrap_or_default())
+    });
+    let pfx2as = match (&a.pfx2as, pfx_read) {
+        (Some(p), Some(t)) => {
+            let t = t?;
             crate::enrich::warn_skips(p, t.skipped, &t.skip_examples, "");
             Some(Arc::new(t))
         }
-        None if levels.contains(&Level::As) => bail!("--by as needs --pfx2as FILE"),
-        None => None,
+        _ if levels.contains(&Level::As) => bail!("--by as needs --pfx2as FILE"),
+        _ => None,
     };
     if pfx2as.is_some() && !levels.contains(&Level::As) {
         levels.push(Level::As);
@@ -202,8 +212,13 @@ pub fn summary_options(a: &SummaryArgs) -> Result<Options> {
         }
         None => None,
     };
-    let enrich =
-        crate::enrich::Enrichment::load(a.pfx2as.as_deref(), pfx2as.as_deref(), a.as_org.as_deref(), a.geo.as_deref())?;
+    let enrich = crate::enrich::Enrichment::from_files(
+        a.pfx2as.as_deref(),
+        pfx2as.as_deref(),
+        a.as_org.as_deref(),
+        a.geo.as_deref(),
+        files,
+    )?;
     Ok(Options {
         top: a.top,
         levels,
@@ -224,6 +239,7 @@ pub fn aggregate(csv: &[PathBuf], opts: &Options, threads: usize) -> Result<Aggr
     for p in it {
         all.merge(p);
     }
+    all.finish();
     Ok(all)
 }
 

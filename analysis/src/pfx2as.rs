@@ -9,7 +9,6 @@
 use crate::enrich::lpm::{Interval, RangeTable};
 use anyhow::{bail, Context, Result};
 use mpscan_schema::Ip;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// Label id meaning "no covering prefix".
@@ -45,7 +44,8 @@ impl Pfx2As {
     /// Parse pfx2as text (see `read`).
     pub fn parse(text: &[u8]) -> Pfx2As {
         let mut t = Pfx2As::default();
-        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut ids: crate::stacks::FxMap<String, u32> = Default::default();
+        let mut numeric: crate::stacks::FxMap<u64, u32> = Default::default();
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
             let line = String::from_utf8_lossy(raw);
@@ -55,11 +55,26 @@ impl Pfx2As {
             }
             match parse_line(line) {
                 Ok((ip, len, asn)) => {
+                    // Most lines repeat an origin already seen: look it up before allocating, a
+                    // plain AS number by its value (no string hashing or compare).
                     let next = t.labels.len() as u32;
-                    let val = *ids.entry(asn.to_string()).or_insert_with(|| {
-                        t.labels.push(format!("AS{asn}"));
-                        next
-                    });
+                    // (`0123` is not `123`: leading zeros keep the string key.)
+                    let number = if asn.len() > 1 && asn.starts_with('0') { None } else { asn.parse::<u64>().ok() };
+                    let known = match number {
+                        Some(n) => numeric.get(&n).copied(),
+                        None => ids.get(asn).copied(),
+                    };
+                    let val = match known {
+                        Some(v) => v,
+                        None => {
+                            t.labels.push(format!("AS{asn}"));
+                            match number {
+                                Some(n) => numeric.insert(n, next),
+                                None => ids.insert(asn.to_string(), next),
+                            };
+                            next
+                        }
+                    };
                     match ip {
                         Ip::V4(a) => v4.push(Interval::v4_prefix(a, len, val, i as u64 + 1)),
                         Ip::V6(a) => v6.push(Interval::v6_prefix(a, len, val, i as u64 + 1)),

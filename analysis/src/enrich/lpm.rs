@@ -13,6 +13,14 @@ use mpscan_schema::Ip;
 /// Label id meaning "no covering range".
 pub const NONE: u32 = u32::MAX;
 
+/// Entry of the /24 table meaning "more than one range starts inside this /24": search instead.
+const MIXED: u32 = u32::MAX - 1;
+
+/// Range counts above which the IPv4 table also gets the direct /24 table: beyond this many
+/// ranges (256 KiB of starts) the binary search's steps miss the cache, and one load from the
+/// 64 MiB /24 table costs less (see BENCHMARKS.md, "Enrichment lookups").
+const DIRECT_24_ABOVE: usize = 65_536;
+
 /// One source range: first and last address (as u128 for both families), its label id, and the
 /// input line it came from (reported when it is rejected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +49,22 @@ impl Interval {
     }
 }
 
+/// The /24 table of disjoint sorted IPv4 ranges (the first starting at 0, as `flatten` makes
+/// them): one pass over the 2^24 blocks and the ranges together.
+fn direct_24(starts: &[u32], vals: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(1 << 24);
+    let mut i = 0;
+    for k in 0..1u32 << 24 {
+        let first = k << 8;
+        while i + 1 < starts.len() && starts[i + 1] <= first {
+            i += 1;
+        }
+        let uniform = i + 1 == starts.len() || starts[i + 1] > first | 0xff;
+        out.push(if uniform { vals[i] } else { MIXED });
+    }
+    out
+}
+
 /// Disjoint sorted ranges for both families: the lookup structure.
 #[derive(Debug, Clone, Default)]
 pub struct RangeTable {
@@ -48,6 +72,9 @@ pub struct RangeTable {
     v4_vals: Vec<u32>,
     /// `v4_index[k]` = range containing address `k << 16`.
     v4_index: Vec<u32>,
+    /// For large tables: `v4_24[k]` = the label of /24 `k` when one range covers all of it, else
+    /// `MIXED`; empty for small tables.
+    v4_24: Vec<u32>,
     v6_starts: Vec<u128>,
     v6_vals: Vec<u32>,
 }
@@ -64,7 +91,8 @@ impl RangeTable {
             (0..=u16::MAX as u32).map(|k| (v4_starts.partition_point(|s| *s <= k << 16) - 1) as u32).collect();
         let (v6_starts, v6_vals, r6) = flatten(v6, u128::MAX);
         rejected.extend(r6);
-        (RangeTable { v4_starts, v4_vals: v4v, v4_index, v6_starts, v6_vals }, rejected)
+        let v4_24 = if v4_starts.len() > DIRECT_24_ABOVE { direct_24(&v4_starts, &v4v) } else { vec![] };
+        (RangeTable { v4_starts, v4_vals: v4v, v4_index, v4_24, v6_starts, v6_vals }, rejected)
     }
 
     /// Label id of the most specific range covering `ip`, or `NONE`.
@@ -72,6 +100,11 @@ impl RangeTable {
     pub fn lookup(&self, ip: Ip) -> u32 {
         match ip {
             Ip::V4(a) => {
+                if let Some(&v) = self.v4_24.get((a >> 8) as usize) {
+                    if v != MIXED {
+                        return v;
+                    }
+                }
                 let top = (a >> 16) as usize;
                 let lo = self.v4_index[top] as usize;
                 let hi = if top < 0xffff { self.v4_index[top + 1] as usize + 1 } else { self.v4_starts.len() };
@@ -141,7 +174,7 @@ impl Ranges {
 /// range i covering [starts[i], starts[i+1]), `max` the family's last address.
 fn flatten(mut p: Vec<Interval>, max: u128) -> (Vec<u128>, Vec<u32>, Vec<Interval>) {
     // Outer ranges before the ranges they contain; among identical ones the first line first.
-    p.sort_by_key(|x| (x.start, std::cmp::Reverse(x.end), x.line));
+    p.sort_unstable_by_key(|x| (x.start, std::cmp::Reverse(x.end), x.line)); // lines are unique: a total order
     p.dedup_by_key(|x| (x.start, x.end));
     let mut out = Ranges { starts: vec![0], vals: vec![NONE] };
     let mut stack: Vec<(u128, u32)> = vec![];
@@ -227,6 +260,33 @@ mod tests {
     fn v4_matches_a_naive_scan_over_random_addresses() {
         check_family(32, 1);
         check_family(32, 2);
+    }
+
+    /// A table large enough for the direct /24 table answers as the binary search does (which
+    /// the tests above hold against a naive scan), at /24 edges, inside /24s split by longer
+    /// prefixes (`MIXED` entries) and at random.
+    #[test]
+    fn direct_24_table_agrees_with_the_search() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut p = vec![];
+        for line in 0..90_000u64 {
+            let len = [8, 16, 20, 22, 24, 24, 24, 26, 28, 32][rng.gen_range(0..10)];
+            let addr = if len == 32 { rng.gen() } else { rng.gen::<u32>() & (u32::MAX << (32 - len)) };
+            p.push(Interval::v4_prefix(addr, len as u8, rng.gen_range(0..5_000), line + 1));
+        }
+        let (t, _) = RangeTable::build(p.clone(), vec![]);
+        assert_eq!(t.v4_24.len(), 1 << 24, "{} ranges", t.v4_starts.len());
+        assert!(t.v4_24.contains(&MIXED));
+        let search = RangeTable { v4_24: vec![], ..t.clone() };
+        for i in 0..300_000u32 {
+            let a = match i % 4 {
+                0 => rng.gen(),
+                1 => p[rng.gen_range(0..p.len())].start as u32,
+                2 => p[rng.gen_range(0..p.len())].end as u32,
+                _ => (p[rng.gen_range(0..p.len())].end as u32).wrapping_add(1),
+            };
+            assert_eq!(t.lookup(Ip::V4(a)), search.lookup(Ip::V4(a)), "{a:#x}");
+        }
     }
 
     #[test]

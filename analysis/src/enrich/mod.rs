@@ -121,6 +121,27 @@ pub struct Enrichment {
     pub sources: Vec<Source>,
 }
 
+/// The enrichment files as read, before they are tied to the origin-AS table: reading them is
+/// most of summary's start-up, so [`Files::read`] reads them on threads of their own.
+#[derive(Debug, Default)]
+pub struct Files {
+    as_org: Option<Result<AsOrg>>,
+    geo: Option<Result<Geo>>,
+}
+
+impl Files {
+    /// Read `--as-org` and `--geo` concurrently (errors are kept for [`Enrichment::load`], which
+    /// reports them in the options' order).
+    pub fn read(as_org: Option<&Path>, geo: Option<&Path>) -> Files {
+        std::thread::scope(|s| {
+            let g = s.spawn(|| geo.map(Geo::read));
+            let as_org = as_org.map(AsOrg::read);
+            let geo = g.join().unwrap_or_else(|_| Some(Err(anyhow::anyhow!("reading the geo file failed"))));
+            Files { as_org, geo }
+        })
+    }
+}
+
 impl Enrichment {
     /// Load `--as-org` and `--geo` (`pfx` is the already loaded `--pfx2as` from `pfx_path`).
     pub fn load(
@@ -128,6 +149,17 @@ impl Enrichment {
         pfx: Option<&crate::pfx2as::Pfx2As>,
         as_org: Option<&Path>,
         geo: Option<&Path>,
+    ) -> Result<Enrichment> {
+        Enrichment::from_files(pfx_path, pfx, as_org, geo, Files::read(as_org, geo))
+    }
+
+    /// [`load`](Self::load) from files already read with [`Files::read`] of the same paths.
+    pub fn from_files(
+        pfx_path: Option<&Path>,
+        pfx: Option<&crate::pfx2as::Pfx2As>,
+        as_org: Option<&Path>,
+        geo: Option<&Path>,
+        mut files: Files,
     ) -> Result<Enrichment> {
         let mut e = Enrichment::default();
         if let Some(p) = pfx_path {
@@ -141,7 +173,7 @@ impl Enrichment {
             let Some(pfx) = pfx else {
                 bail!("--as-org needs --pfx2as FILE: organizations are found through the origin AS")
             };
-            let t = AsOrg::read(p)?;
+            let t = files.as_org.take().unwrap_or_else(|| AsOrg::read(p))?;
             warn_skips(p, t.skips.count, &t.skips.examples, "");
             let date = match (date_in_name(p), t.latest_changed.and_then(ymd)) {
                 (Some(d), _) => format!("{d} by its name"),
@@ -152,7 +184,7 @@ impl Enrichment {
             e.org = Some(Arc::new(OrgOfAs::new(pfx, &t)));
         }
         if let Some(p) = geo {
-            let g = Geo::read(p)?;
+            let g = files.geo.take().unwrap_or_else(|| Geo::read(p))?;
             warn_skips(p, g.skips.count, &g.skips.examples, "");
             let date = match &g.kind {
                 GeoKind::Mmdb { database_type, build_epoch } => {
@@ -196,6 +228,19 @@ impl GeoCounts {
     #[inline]
     pub fn add(&mut self, ip: Ip, class: usize) {
         let id = self.geo.lookup(ip);
+        self.count(id, class);
+    }
+
+    /// The economy label id of an address (`lpm::NONE` when no range covers it), for callers that
+    /// look up a batch of rows before counting them.
+    #[inline]
+    pub fn lookup(&self, ip: Ip) -> u32 {
+        self.geo.lookup(ip)
+    }
+
+    /// Count a row whose economy label id is `id`.
+    #[inline]
+    pub fn count(&mut self, id: u32, class: usize) {
         let i = if id == lpm::NONE { self.counts.len() - 1 } else { id as usize };
         self.counts[i][class] += 1;
     }

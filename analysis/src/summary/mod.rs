@@ -141,6 +141,12 @@ pub struct Aggregate {
     /// with the next row's, while a tight loop over a batch keeps many misses in flight
     /// (`perf annotate` put 86% of the aggregation's time on that one load before batching).
     pending16: Vec<u32>,
+    /// With `--pfx2as` or `--geo`: IPv4 rows whose lookups are still to do, packed
+    /// `address << 3 | class`. Done in batches of [`PENDING16`] like the /16 counters: first every
+    /// lookup, then every counter, so the cache misses of many rows are in flight at once.
+    pending_v4: Vec<u64>,
+    /// Whether IPv4 rows go through `pending_v4`.
+    batch_v4: bool,
     /// IPv4 counters per /24, only rows with an MPTCP option (mptcp, echo, malformed).
     pub v4_24: HashMap<u32, Counts>,
     /// IPv6 counters per /32.
@@ -173,6 +179,8 @@ impl Aggregate {
             v4_8: vec![[0; NCLASS]; 256],
             v4_16: vec![[0u32; NCLASS]; 65536],
             pending16: Vec::with_capacity(PENDING16),
+            pending_v4: Vec::with_capacity(PENDING16),
+            batch_v4: opts.pfx2as.is_some() || opts.enrich.geo.is_some(),
             v4_24: HashMap::new(),
             v6_32: HashMap::new(),
             v6_48: HashMap::new(),
@@ -221,16 +229,15 @@ impl Aggregate {
                 self.hosts.add(r.ip, r.probe, r.class);
             }
         }
-        if let Some(t) = &self.pfx {
-            let id = t.lookup(r.ip);
-            let i = if id == NO_ROUTE { self.asn.len() - 1 } else { id as usize };
-            self.asn[i][c] += 1;
-            if let Some(o) = &mut self.enrich.org {
-                o.add(i, c);
+        if self.batch_v4 {
+            if let Ip::V4(a) = r.ip {
+                self.pending_v4.push((a as u64) << 3 | c as u64);
+                if self.pending_v4.len() == PENDING16 {
+                    self.apply_pending_v4();
+                }
+            } else {
+                self.enrich_now(r.ip, c);
             }
-        }
-        if let Some(g) = &mut self.enrich.geo {
-            g.add(r.ip, c);
         }
         match r.class {
             Class::Mptcp => *self.flags.entry((r.probe, r.version, r.flags)).or_insert(0) += 1,
@@ -268,10 +275,62 @@ impl Aggregate {
         v
     }
 
+    /// The origin-AS, organization and economy counters of one row.
+    #[inline]
+    fn enrich_now(&mut self, ip: Ip, c: usize) {
+        if let Some(t) = &self.pfx {
+            let id = t.lookup(ip);
+            self.count_origin(id, c);
+        }
+        if let Some(g) = &mut self.enrich.geo {
+            g.add(ip, c);
+        }
+    }
+
+    #[inline]
+    fn count_origin(&mut self, id: u32, c: usize) {
+        let i = if id == NO_ROUTE { self.asn.len() - 1 } else { id as usize };
+        self.asn[i][c] += 1;
+        if let Some(o) = &mut self.enrich.org {
+            o.add(i, c);
+        }
+    }
+
+    /// Do the buffered IPv4 rows' lookups, then count them.
+    fn apply_pending_v4(&mut self) {
+        let batch = std::mem::take(&mut self.pending_v4);
+        let mut ids = [0u32; PENDING16];
+        if let Some(t) = self.pfx.clone() {
+            for (id, p) in ids.iter_mut().zip(&batch) {
+                *id = t.lookup(Ip::V4((p >> 3) as u32));
+            }
+            for (id, p) in ids.iter().zip(&batch) {
+                self.count_origin(*id, (p & 7) as usize);
+            }
+        }
+        if let Some(g) = &mut self.enrich.geo {
+            for (id, p) in ids.iter_mut().zip(&batch) {
+                *id = g.lookup(Ip::V4((p >> 3) as u32));
+            }
+            for (id, p) in ids.iter().zip(&batch) {
+                g.count(*id, (p & 7) as usize);
+            }
+        }
+        self.pending_v4 = batch;
+        self.pending_v4.clear();
+    }
+
+    /// Apply every buffered row: call once after the last [`add`](Self::add) before reading the
+    /// counters (`cli::aggregate` and [`merge`](Self::merge) do).
+    pub fn finish(&mut self) {
+        self.apply_pending16();
+        self.apply_pending_v4();
+    }
+
     /// Fold another worker's aggregate into this one.
     pub fn merge(&mut self, mut o: Aggregate) {
-        self.apply_pending16();
-        o.apply_pending16();
+        self.finish();
+        o.finish();
         self.rows += o.rows;
         for (p, v, c) in o.headline {
             match self.headline.iter_mut().find(|(p2, v2, _)| *p2 == p && *v2 == v) {
@@ -389,6 +448,7 @@ pub(crate) mod tests {
         while rdr.read_byte_record(&mut rec).unwrap() {
             a.add(&RowRef::parse(&rec, &cols).unwrap()).unwrap();
         }
+        a.finish();
         a
     }
 
