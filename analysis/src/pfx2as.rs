@@ -119,7 +119,7 @@ impl Pfx2As {
     }
 
     /// Label id of the longest prefix covering `ip`, or `NO_ROUTE`.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, ip: Ip) -> u32 {
         self.table.lookup(ip)
     }

@@ -239,7 +239,7 @@ impl Geo {
     }
 
     /// Economy label id of `ip`, or `lpm::NONE` when no range covers it.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, ip: Ip) -> u32 {
         self.table.lookup(ip)
     }

@@ -95,16 +95,26 @@ impl RangeTable {
         (RangeTable { v4_starts, v4_vals: v4v, v4_index, v4_24, v6_starts, v6_vals }, rejected)
     }
 
-    /// Label id of the most specific range covering `ip`, or `NONE`.
-    #[inline]
+    /// Label id of the most specific range covering `ip`, or `NONE`. The common case, one load
+    /// from the /24 table, is inlined into the caller's loop (so a batch of lookups keeps many
+    /// cache misses in flight); the searches are out of line.
+    #[inline(always)]
     pub fn lookup(&self, ip: Ip) -> u32 {
+        if let Ip::V4(a) = ip {
+            if let Some(&v) = self.v4_24.get((a >> 8) as usize) {
+                if v != MIXED {
+                    return v;
+                }
+            }
+        }
+        self.search(ip)
+    }
+
+    /// The binary search behind [`lookup`](Self::lookup).
+    #[inline(never)]
+    fn search(&self, ip: Ip) -> u32 {
         match ip {
             Ip::V4(a) => {
-                if let Some(&v) = self.v4_24.get((a >> 8) as usize) {
-                    if v != MIXED {
-                        return v;
-                    }
-                }
                 let top = (a >> 16) as usize;
                 let lo = self.v4_index[top] as usize;
                 let hi = if top < 0xffff { self.v4_index[top + 1] as usize + 1 } else { self.v4_starts.len() };

@@ -231,11 +231,9 @@ impl GeoCounts {
         self.count(id, class);
     }
 
-    /// The economy label id of an address (`lpm::NONE` when no range covers it), for callers that
-    /// look up a batch of rows before counting them.
-    #[inline]
-    pub fn lookup(&self, ip: Ip) -> u32 {
-        self.geo.lookup(ip)
+    /// The economy lookup, for callers that look up a batch of rows before counting them.
+    pub fn table(&self) -> Arc<Geo> {
+        self.geo.clone()
     }
 
     /// Count a row whose economy label id is `id`.

@@ -296,23 +296,29 @@ impl Aggregate {
         }
     }
 
-    /// Do the buffered IPv4 rows' lookups, then count them.
+    /// Do the buffered IPv4 rows' lookups (both tables' in one pass, so their cache misses
+    /// overlap), then count them.
     fn apply_pending_v4(&mut self) {
         let batch = std::mem::take(&mut self.pending_v4);
-        let mut ids = [0u32; PENDING16];
-        if let Some(t) = self.pfx.clone() {
-            for (id, p) in ids.iter_mut().zip(&batch) {
-                *id = t.lookup(Ip::V4((p >> 3) as u32));
+        let (mut as_ids, mut geo_ids) = ([0u32; PENDING16], [0u32; PENDING16]);
+        let pfx = self.pfx.clone();
+        let geo = self.enrich.geo.as_ref().map(|g| g.table());
+        for (k, p) in batch.iter().enumerate() {
+            let ip = Ip::V4((p >> 3) as u32);
+            if let Some(t) = &pfx {
+                as_ids[k] = t.lookup(ip);
             }
-            for (id, p) in ids.iter().zip(&batch) {
+            if let Some(g) = &geo {
+                geo_ids[k] = g.lookup(ip);
+            }
+        }
+        if pfx.is_some() {
+            for (id, p) in as_ids.iter().zip(&batch) {
                 self.count_origin(*id, (p & 7) as usize);
             }
         }
         if let Some(g) = &mut self.enrich.geo {
-            for (id, p) in ids.iter_mut().zip(&batch) {
-                *id = g.lookup(Ip::V4((p >> 3) as u32));
-            }
-            for (id, p) in ids.iter().zip(&batch) {
+            for (id, p) in geo_ids.iter().zip(&batch) {
                 g.count(*id, (p & 7) as usize);
             }
         }
