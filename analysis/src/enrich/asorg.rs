@@ -11,8 +11,8 @@
 
 use super::{first_problem, Skips};
 use crate::pfx2as::Pfx2As;
+use crate::stacks::FxMap;
 use anyhow::{bail, Context, Result};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// One organization.
@@ -32,7 +32,7 @@ pub struct AsOrg {
     /// Organizations, by index.
     pub orgs: Vec<Org>,
     /// AS number to organization index.
-    pub of_as: HashMap<u32, u32>,
+    pub of_as: FxMap<u32, u32>,
     /// The latest `changed` date in the file (`YYYYMMDD`), if any.
     pub latest_changed: Option<u32>,
     /// Lines counted and skipped.
@@ -72,7 +72,7 @@ impl AsOrg {
         let mut section = Section::None;
         // aut lines wait for the org section (which may come later): (asn, org_id).
         let mut auts: Vec<(u32, String)> = vec![];
-        let mut orgs: HashMap<String, (String, String)> = HashMap::new();
+        let mut orgs: FxMap<String, (String, String)> = FxMap::default();
         for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
             let line = String::from_utf8_lossy(raw);
             let line = line.trim_end_matches('\r');
@@ -117,7 +117,7 @@ impl AsOrg {
                 t.skips.add(i as u64 + 1, why);
             }
         }
-        let mut index: HashMap<String, u32> = HashMap::new();
+        let mut index: FxMap<String, u32> = FxMap::default();
         for (asn, org_id) in auts {
             let next = t.orgs.len() as u32;
             let id = *index.entry(org_id.clone()).or_insert_with(|| {
@@ -165,7 +165,7 @@ impl OrgOfAs {
     /// Resolve every origin label of `pfx` through `orgs`.
     pub fn new(pfx: &Pfx2As, orgs: &AsOrg) -> OrgOfAs {
         let mut labels: Vec<Org> = vec![];
-        let mut compact: HashMap<u32, u32> = HashMap::new();
+        let mut compact: FxMap<u32, u32> = FxMap::default();
         let mut of_org: Vec<Option<u32>> = vec![];
         for label in &pfx.labels {
             let mut members: Vec<u32> = label

@@ -11,10 +11,10 @@
 
 use super::lpm::{Interval, RangeTable, NONE};
 use super::{first_problem, Skips};
+use crate::stacks::FxMap;
 use anyhow::{bail, Context, Result};
 use mpscan_schema::Ip;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// The MaxMind DB metadata marker.
@@ -102,7 +102,7 @@ fn country_code(s: &str) -> Option<String> {
 #[derive(Default)]
 struct Labels {
     labels: Vec<String>,
-    ids: HashMap<String, u32>,
+    ids: FxMap<String, u32>,
 }
 
 impl Labels {
@@ -159,7 +159,7 @@ impl Geo {
         let mut labels = Labels::default();
         let mut skips = Skips::default();
         // Records are shared by many networks: decode each once.
-        let mut by_offset: HashMap<usize, Option<u32>> = HashMap::new();
+        let mut by_offset: FxMap<usize, Option<u32>> = FxMap::default();
         let (mut v4, mut v6) = (vec![], vec![]);
         let mut ranges = 0;
         for (n, item) in reader.networks(Default::default()).map_err(|e| e.to_string())?.enumerate() {
