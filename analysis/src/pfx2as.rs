@@ -44,24 +44,12 @@ impl Pfx2As {
     /// Parse pfx2as text (see `read`).
     pub fn parse(text: &[u8]) -> Pfx2As {
         let mut t = Pfx2As::default();
-        let mut ids: crate::stacks::FxMap<String, u32> = Default::default();
-        let mut numeric: crate::stacks::FxMap<u64, u32> = Default::default();
-        let mut small = vec![NO_ROUTE; 1 << 20];
+        let mut ids = LabelIds::default();
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
             // The common line, `a.b.c.d<TAB>len<TAB>asn`, without building a string.
             if let Some((a, len, n)) = fast_v4_line(raw) {
-                let next = t.labels.len() as u32;
-                // 16-bit and low 32-bit AS numbers index a vector (no hashing); others the map.
-                let slot = match small.get_mut(n as usize) {
-                    Some(v) => v,
-                    None => numeric.entry(n).or_insert(NO_ROUTE),
-                };
-                if *slot == NO_ROUTE {
-                    *slot = next;
-                    t.labels.push(format!("AS{n}"));
-                }
-                let val = *slot;
+                let val = ids.of_number(n, &mut t.labels);
                 v4.push(Interval::v4_prefix(a, len, val, i as u64 + 1));
                 t.prefixes += 1;
                 continue;
@@ -73,32 +61,7 @@ impl Pfx2As {
             }
             match parse_line(line) {
                 Ok((ip, len, asn)) => {
-                    // Most lines repeat an origin already seen: look it up before allocating, a
-                    // plain AS number by its value (no string hashing or compare).
-                    let next = t.labels.len() as u32;
-                    // (`0123` is not `123`: leading zeros keep the string key.)
-                    let number = if asn.len() > 1 && asn.starts_with('0') { None } else { asn.parse::<u64>().ok() };
-                    let known = match number {
-                        Some(n) if (n as usize) < small.len() => Some(small[n as usize]).filter(|v| *v != NO_ROUTE),
-                        Some(n) => numeric.get(&n).copied(),
-                        None => ids.get(asn).copied(),
-                    };
-                    let val = match known {
-                        Some(v) => v,
-                        None => {
-                            t.labels.push(format!("AS{asn}"));
-                            match number {
-                                Some(n) if (n as usize) < small.len() => small[n as usize] = next,
-                                Some(n) => {
-                                    numeric.insert(n, next);
-                                }
-                                None => {
-                                    ids.insert(asn.to_string(), next);
-                                }
-                            }
-                            next
-                        }
-                    };
+                    let val = ids.of_text(asn, &mut t.labels);
                     match ip {
                         Ip::V4(a) => v4.push(Interval::v4_prefix(a, len, val, i as u64 + 1)),
                         Ip::V6(a) => v6.push(Interval::v6_prefix(a, len, val, i as u64 + 1)),
@@ -127,6 +90,53 @@ impl Pfx2As {
     /// Label of an id (`-` for `NO_ROUTE`).
     pub fn label(&self, id: u32) -> &str {
         self.labels.get(id as usize).map_or("-", |s| s.as_str())
+    }
+}
+
+/// Label ids of origins in order of first appearance. Most lines repeat an origin already seen,
+/// so an id is looked up before anything is allocated: a plain AS number by its value (below
+/// 2^20 in a vector, no hashing), anything else (`701_702`, `{1,2}`, `0123`) by its text.
+struct LabelIds {
+    small: Vec<u32>,
+    numeric: crate::stacks::FxMap<u64, u32>,
+    text: crate::stacks::FxMap<String, u32>,
+}
+
+impl Default for LabelIds {
+    fn default() -> Self {
+        LabelIds { small: vec![NO_ROUTE; 1 << 20], numeric: Default::default(), text: Default::default() }
+    }
+}
+
+impl LabelIds {
+    /// The id of plain AS number `n` (labelled `AS<n>`), adding its label on first sight.
+    #[inline]
+    fn of_number(&mut self, n: u64, labels: &mut Vec<String>) -> u32 {
+        let slot = match self.small.get_mut(n as usize) {
+            Some(v) => v,
+            None => self.numeric.entry(n).or_insert(NO_ROUTE),
+        };
+        if *slot == NO_ROUTE {
+            *slot = labels.len() as u32;
+            labels.push(format!("AS{n}"));
+        }
+        *slot
+    }
+
+    /// The id of an origin as the file spells it (`0123` is not `123`: leading zeros keep the text).
+    fn of_text(&mut self, asn: &str, labels: &mut Vec<String>) -> u32 {
+        if asn.len() == 1 || !asn.starts_with('0') {
+            if let Ok(n) = asn.parse::<u64>() {
+                return self.of_number(n, labels);
+            }
+        }
+        if let Some(v) = self.text.get(asn) {
+            return *v;
+        }
+        let next = labels.len() as u32;
+        labels.push(format!("AS{asn}"));
+        self.text.insert(asn.to_string(), next);
+        next
     }
 }
 

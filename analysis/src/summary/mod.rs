@@ -134,7 +134,7 @@ pub struct Aggregate {
     /// IPv4 counters per /16, 32-bit so the 65,536 of them (1.5 MB) stay in a core's L2 cache:
     /// this is the one random access every row makes. A /16 holds 65,536 addresses, so it
     /// cannot reach 2^32 rows with fewer than 32,768 ports x 2 probes; counts saturate beyond.
-    /// Read it through [`networks`] (which adds the increments still in `pending16`).
+    /// Complete once [`Aggregate::finish`] has applied `pending16`.
     v4_16: Vec<[u32; NCLASS]>,
     /// /16 increments not yet applied to `v4_16`, packed `/16 << 3 | class`. Applied in batches
     /// of [`PENDING16`]: a row's parse is too long for the CPU to overlap one row's cache miss
@@ -265,14 +265,9 @@ impl Aggregate {
         }
     }
 
-    /// Counters per /16 (index: the /16's first 16 bits), buffered increments included.
-    pub fn v4_16(&self) -> Vec<[u32; NCLASS]> {
-        let mut v = self.v4_16.clone();
-        for p in &self.pending16 {
-            let n = &mut v[(p >> 3) as usize][(p & 7) as usize];
-            *n = n.saturating_add(1);
-        }
-        v
+    /// Counters per /16 (index: the /16's first 16 bits), complete after [`finish`](Self::finish).
+    pub fn v4_16(&self) -> &[[u32; NCLASS]] {
+        &self.v4_16
     }
 
     /// The origin-AS, organization and economy counters of one row.
